@@ -1,0 +1,53 @@
+# The two quick-start commands (see README): `make demo` and `make test`.
+# Both create .venv on first use and install the project with its extras from pyproject.toml.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= out/demo
+
+.PHONY: demo test check lint typecheck architecture dockerlint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,embeddings]'
+	touch $@
+
+## Train the default local model on the shipped starter data, evaluate it, classify samples.
+demo: $(BIN)/.installed
+	@mkdir -p $(DEMO_DIR)
+	$(BIN)/triage learners
+	$(BIN)/triage train --data data/starter/train.jsonl --out $(DEMO_DIR)/model.triage
+	$(BIN)/triage evaluate --model $(DEMO_DIR)/model.triage --test data/starter/test.jsonl \
+		--png $(DEMO_DIR)/confusion.png
+	$(BIN)/triage classify --model $(DEMO_DIR)/model.triage \
+		"I was charged twice for my subscription this month" \
+		"The app crashes every time I open the reports tab" \
+		"How do I export my dashboard to PDF?" \
+		"Please change the email address on my account"
+
+## Run the test suite.
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+architecture: $(BIN)/.installed
+	$(BIN)/lint-imports
+
+dockerlint: $(BIN)/.installed
+	$(BIN)/hadolint Dockerfile
+
+check: lint typecheck architecture dockerlint
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/quality.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,8 @@
+"""The ``triage`` command line. Importing this package registers every admin command."""
+
+from __future__ import annotations
+
+from admin.cli import config as _config  # noqa: F401  (registers commands)
+from admin.cli.app import app, main
+
+__all__ = ["app", "main"]

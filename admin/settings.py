@@ -1,0 +1,125 @@
+"""The one settings tree, built once at start-up (never at import time).
+
+Slack and OpenAI settings use their conventional environment names (``SLACK_BOT_TOKEN``,
+``OPENAI_API_KEY``, ...); everything else is ``TRIAGE_*``; ``PORT`` is the HTTP port. A bad
+value stops start-up with a message naming the setting (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from data import DEFAULT_TAXONOMY
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _env(name: str) -> Any:
+    """Read this field from exactly the environment variable ``name``."""
+    return Field(validation_alias=AliasChoices(name))
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message names the setting and what is wrong."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot, the admin jobs and the command line."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIAGE_",
+        env_file=None,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    # Slack (conventional names).
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN")
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL")
+    )
+    port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT"))
+
+    # OpenAI or any OpenAI-compatible endpoint (conventional names).
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL")
+    )
+    openai_model: str = "gpt-4o-mini"
+    openai_finetune_base_model: str = "gpt-4o-mini-2024-07-18"
+    openai_timeout_seconds: float = Field(default=30.0, gt=0)
+    openai_max_retries: int = Field(default=3, ge=0, le=10)
+
+    # Routing.
+    taxonomy: Path = DEFAULT_TAXONOMY
+    support_channels: CommaList = ()
+    triage_channel: str | None = None
+    confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    shadow_mode: bool = False
+    redact_pii: bool = True
+
+    # Storage and models.
+    database_url: str = "sqlite+aiosqlite:///triage.db"
+    learner: str = "auto"
+    seed: int = 0
+
+    # Admin.
+    admin_users: CommaList = ()
+    admin_usergroup: str | None = None
+    admin_channel: str | None = None
+    promote_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_recall_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+
+    log_level: str = "INFO"
+
+    @field_validator("support_channels", "admin_users", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    field_name = str(loc[0]) if loc else "?"
+    info = Settings.model_fields.get(field_name)
+    alias = getattr(info, "validation_alias", None) if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"TRIAGE_{field_name.upper()}" if field_name in Settings.model_fields else field_name
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment (and ``overrides``), or raise SettingsError.
+
+    The error names the environment variable and what is wrong with it, never its value (it
+    may be a secret).
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SettingsError(f"{_setting_name(first['loc'])}: {first['msg']}.") from None

@@ -1,0 +1,109 @@
+"""What every learner and every trained model looks like from the outside.
+
+``Classifier`` is what the bot and the evaluation use; ``TrainedModel`` is a classifier that
+can also be stored (as bytes in the model registry); ``Learner`` builds one from examples.
+Local learners, the prompted LLM and OpenAI fine-tunes all meet these protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from classifier.examples import Example
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A model's answer for one ticket.
+
+    ``ranking`` holds every label the model scored, best first, with its probability; the
+    first entry is (``label``, ``confidence``).
+    """
+
+    label: str
+    confidence: float
+    ranking: tuple[tuple[str, float], ...] = ()
+    model_id: str = ""
+    latency_ms: float = 0.0
+    usage: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def runner_ups(self) -> tuple[tuple[str, float], ...]:
+        """The labels after the winner, best first."""
+        return tuple(item for item in self.ranking if item[0] != self.label)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of long work, for a progress bar or a Slack message.
+
+    ``fraction`` is 0..1 when known; ``message`` is short and safe to show to a person.
+    """
+
+    stage: str
+    message: str = ""
+    fraction: float | None = None
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def no_progress(_event: ProgressEvent) -> None:
+    """A progress callback that ignores every event."""
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """Anything that assigns departments to ticket texts."""
+
+    @property
+    def model_id(self) -> str:
+        """A stable identifier: learner name plus a content hash, or the remote model name."""
+        ...
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels this classifier can return (it never returns another)."""
+        ...
+
+    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One prediction per text, in order. CPU-bound models run off the event loop."""
+        ...
+
+
+@runtime_checkable
+class TrainedModel(Classifier, Protocol):
+    """A classifier that can be stored and loaded again (see ``classifier.artifacts``)."""
+
+    @property
+    def learner(self) -> str:
+        """The name of the learner that built it."""
+        ...
+
+    def to_bytes(self) -> bytes:
+        """A self-describing artefact in a safe format (no pickle)."""
+        ...
+
+
+class Learner(Protocol):
+    """Builds a TrainedModel from labelled examples."""
+
+    name: str
+    description: str
+
+    def available(self) -> bool:
+        """Whether its optional dependencies are installed (no import side effects)."""
+        ...
+
+    async def train(
+        self,
+        examples: Sequence[Example],
+        labels: Sequence[str],
+        *,
+        seed: int = 0,
+        progress: ProgressCallback = no_progress,
+    ) -> TrainedModel:
+        """Train on ``examples`` over the label set ``labels``."""
+        ...

@@ -1,0 +1,69 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from classifier.taxonomy import Taxonomy, load_taxonomy
+from data import DEFAULT_TAXONOMY
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TRIAGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+def taxonomy() -> Taxonomy:
+    """The shipped default departments."""
+    return load_taxonomy(DEFAULT_TAXONOMY)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file in the test's temporary folder."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'triage.db'}"
+
+
+async def _postgres_admin(statement: str) -> None:
+    import asyncpg  # the postgres extra; imported here so SQLite-only runs need nothing more
+
+    url = POSTGRES_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for this test, dropped afterwards.
+
+    Skipped when no server answers, except in CI (``CI=true``), where it must be there.
+    """
+    name = f"triage_test_{uuid.uuid4().hex[:12]}"
+    try:
+        await _postgres_admin(f'CREATE DATABASE "{name}"')
+    except (OSError, ImportError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[object]:
+    """A migrated SQLite engine."""
+    from data.db.engine import create_engine, migrate
+
+    engine = create_engine(sqlite_url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
