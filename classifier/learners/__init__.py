@@ -1,0 +1,73 @@
+"""Learners by name, the context they are built with, and the default choice.
+
+Each entry is imported lazily, so ``triage learners`` can say which are installed without
+importing torch or contacting anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from classifier.errors import ClassifierError, LearnerUnavailableError
+from classifier.model import Learner
+from classifier.taxonomy import Taxonomy
+
+#: name -> "module:class". The class is built with a LearnerContext.
+LEARNERS: dict[str, str] = {
+    "tfidf": "classifier.learners.tfidf:TfidfLearner",
+    "embedding": "classifier.learners.embedding:EmbeddingLearner",
+    "openai": "classifier.llm.prompted:PromptedLearner",
+    "openai-finetune": "classifier.llm.finetune:FineTuneLearner",
+}
+
+#: Local learners, best first: "auto" picks the first one installed.
+LOCAL_PREFERENCE: tuple[str, ...] = ("embedding", "tfidf")
+
+
+@dataclass(frozen=True)
+class LearnerContext:
+    """What a learner may need besides examples.
+
+    ``taxonomy`` gives LLM prompts their department descriptions; ``openai`` is the shared
+    LLM client holder (``classifier.llm.client.OpenAIClient``) or None when no key is set.
+    """
+
+    taxonomy: Taxonomy | None = None
+    openai: Any = None
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def learner_class(name: str) -> type[Any]:
+    """The learner class registered as ``name``."""
+    target = LEARNERS.get(name)
+    if target is None:
+        raise ClassifierError(
+            f"Unknown learner {name!r}; choose one of: auto, {', '.join(LEARNERS)}."
+        )
+    module_name, class_name = target.split(":")
+    cls: type[Any] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def get_learner(name: str, context: LearnerContext | None = None) -> Learner:
+    """Build the learner called ``name`` ("auto" = the best local one installed)."""
+    context = context or LearnerContext()
+    if name == "auto":
+        name = default_learner_name()
+    learner: Learner = learner_class(name)(context)
+    if not learner.available():
+        raise LearnerUnavailableError(
+            f"The {name!r} learner is not available: {learner.description}"
+        )
+    return learner
+
+
+def default_learner_name() -> str:
+    """The best local learner that is installed."""
+    for name in LOCAL_PREFERENCE:
+        if learner_class(name)(LearnerContext()).available():
+            return name
+    return LOCAL_PREFERENCE[-1]
