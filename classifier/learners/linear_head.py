@@ -11,16 +11,17 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize_scalar
-from scipy.sparse import csr_matrix
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
-Features = csr_matrix | npt.NDArray[np.float32]
+#: A feature matrix: sparse (TF-IDF, stacked features) or dense. scipy ships no types, so Any.
+Features = Any
 FloatArray = npt.NDArray[np.float64]
 
 #: Folds used to collect out-of-fold scores for the temperature (fewer for tiny label counts).
