@@ -184,13 +184,28 @@ async def find_ticket_by_message(conn: AsyncConnection, channel: str, ts: str) -
 
 
 async def set_status(
-    conn: AsyncConnection, ticket_id: int, status: str, *, count_attempt: bool = False
-) -> None:
-    """Move a ticket to ``status`` (and count one more routing attempt when asked)."""
-    values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+    conn: AsyncConnection,
+    ticket_id: int,
+    status: str,
+    *,
+    count_attempt: bool = False,
+    unless_changed_since: datetime | None = None,
+) -> datetime | None:
+    """Move a ticket to ``status`` (and count one more routing attempt when asked).
+
+    With ``unless_changed_since`` (an ``updated_at`` read earlier) nothing happens if the ticket
+    changed meanwhile, e.g. a correction arrived while it was being routed. Returns the new
+    ``updated_at``, or None when nothing was changed.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "updated_at": now}
     if count_attempt:
         values["attempts"] = tickets.c.attempts + 1
-    await conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(values))
+    condition = tickets.c.id == ticket_id
+    if unless_changed_since is not None:
+        condition = condition & (tickets.c.updated_at == unless_changed_since)
+    result = await conn.execute(update(tickets).where(condition).values(values))
+    return now if result.rowcount else None
 
 
 async def reset_attempts(conn: AsyncConnection, ticket_id: int) -> None:
