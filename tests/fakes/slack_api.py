@@ -157,6 +157,10 @@ class FakeSlack:
         """Reactions currently on a message: emoji -> users."""
         return {k: set(v) for k, v in self._reactions.get((channel, ts), {}).items() if v}
 
+    def live_messages(self, channel: str) -> list[Params]:
+        """Messages the bot posted in ``channel`` and has not deleted, oldest first."""
+        return [m for (c, _ts), m in self._messages.items() if c == channel]
+
     def message(self, channel: str, ts: str) -> Params | None:
         """A message the bot posted and has not deleted, as last updated."""
         return self._messages.get((channel, ts))
