@@ -84,7 +84,8 @@ class TicketRouter:
             await self._transient_failure(ticket, exc)
             return
         except PermanentSlackError as exc:
-            log.error("Ticket %s not routed: %s", ticket.id, exc)
+            # The fix was logged once by the gateway; this line only counts the ticket.
+            log.warning("Ticket %s not routed: Slack %s said %s", ticket.id, exc.method, exc.error)
             await self._finish(ticket, tickets_repo.FAILED, None)
             return
         await self._finish(ticket, tickets_repo.ROUTED, seen)
