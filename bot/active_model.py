@@ -55,6 +55,11 @@ class ActiveModel:
         self._registry_id = registry_id
         log.info("Active model is now %s", classifier.model_id)
 
+    def swap(self, registry_id: int, classifier: Classifier) -> None:
+        """``use`` with the argument order of ``admin.active_model.ActiveModelPoller``'s
+        ``on_change`` callback, so the poller can drive this holder directly."""
+        self.use(classifier, registry_id)
+
     async def reload(self) -> Classifier | None:
         """Load the registry's active model if it changed; returns the classifier in use."""
         async with self._lock:

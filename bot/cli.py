@@ -6,11 +6,12 @@ comes from ``admin.cli``.
 
 from __future__ import annotations
 
-import logging
+import sys
 
 from admin.cli import app
 from admin.cli import main as admin_main
 from admin.cli.app import fail, run, settings
+from admin.log_format import configure_logging
 
 
 @app.command("serve")
@@ -20,7 +21,7 @@ def serve() -> None:
     from bot.server import run_bot
 
     config = settings()
-    logging.getLogger().setLevel(config.log_level)
+    configure_logging(config.log_level, json_lines=not sys.stderr.isatty())
     try:
         run(run_bot(config))
     except SlackConfigError as exc:

@@ -64,9 +64,10 @@ class TicketRouter:
         async with self._db.transaction() as conn:
             ticket = await tickets_repo.get_ticket(conn, ticket_id)
             prediction = await tickets_repo.latest_prediction(conn, ticket_id)
-            human = await corrections_repo.current_correction(conn, ticket_id)
             history = await corrections_repo.corrections_for(conn, ticket_id)
             records = await routings_repo.routings_for(conn, ticket_id)
+        standing = [c for c in history if c.undone_at is None]
+        human = standing[-1] if standing else None  # the latest standing human label wins
         seen: datetime | None = ticket.updated_at
         stale = prediction is None or (
             ticket.edited_at is not None and prediction.created_at < ticket.edited_at
@@ -125,10 +126,8 @@ class TicketRouter:
         latency = raw.latency_ms or (time.perf_counter() - started) * 1000
         prediction = self._known_label(raw, classifier.model_id, latency)
         async with self._db.transaction() as conn:
-            await tickets_repo.save_prediction(conn, ticket.id, prediction)
+            stored = await tickets_repo.save_prediction(conn, ticket.id, prediction)
             seen = await tickets_repo.set_status(conn, ticket.id, tickets_repo.CLASSIFIED)
-            stored = await tickets_repo.latest_prediction(conn, ticket.id)
-        assert stored is not None
         log.info(
             "Ticket %s classified %s (%.2f) by %s in %.1f ms",
             ticket.id,

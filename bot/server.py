@@ -72,6 +72,7 @@ async def started(settings: Settings) -> AsyncIterator[tuple[AsyncApp, Services]
     services = build_services(settings, config, taxonomy)
     try:
         await services.db.start()
+        await services.slack.connect()  # a bad token stops start-up before any training
         trained = await ensure_active_model(services.db, settings.learner, taxonomy, settings.seed)
         if trained is not None:
             log.info("Trained the first model (registry id %s) on the starter data", trained)

@@ -52,7 +52,7 @@ class Services:
         """Migrate, check the token (auth.test), start workers, resume unfinished tickets."""
         if migrate:
             await self.db.start()
-        identity = await self.slack.connect()
+        identity = self.slack.identity or await self.slack.connect()
         log.info("Connected to Slack as %s (team %s)", identity.user_id, identity.team_id)
         self.queue.start()
         resumed = await self.resume()

@@ -146,9 +146,24 @@ async def store_ticket(conn: AsyncConnection, new: NewTicket) -> tuple[Ticket, b
         ).returning(tickets.c.id)
     )
     created_id = result.scalar_one_or_none()
-    ticket = await find_ticket(conn, new.workspace, new.channel, new.ts)
-    assert ticket is not None  # inserted now or by the earlier delivery
-    return ticket, created_id is not None
+    if created_id is not None:
+        ticket = Ticket(
+            id=int(created_id),
+            workspace=new.workspace,
+            channel=new.channel,
+            ts=new.ts,
+            user=new.user,
+            text=new.text,
+            status=RECEIVED,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+            edited_at=None,
+        )
+        return ticket, True
+    existing = await find_ticket(conn, new.workspace, new.channel, new.ts)
+    assert existing is not None  # stored by the earlier delivery
+    return existing, False
 
 
 async def get_ticket(conn: AsyncConnection, ticket_id: int) -> Ticket:
@@ -240,22 +255,35 @@ async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-async def save_prediction(conn: AsyncConnection, ticket_id: int, prediction: Prediction) -> int:
-    """Store a model's prediction for a ticket; returns its id."""
+async def save_prediction(
+    conn: AsyncConnection, ticket_id: int, prediction: Prediction
+) -> StoredPrediction:
+    """Store a model's prediction for a ticket; returns it as stored."""
+    now = utcnow()
+    ranking = tuple((label, float(score)) for label, score in prediction.ranking)
     result = await conn.execute(
         predictions.insert()
         .values(
             ticket_id=ticket_id,
             label=prediction.label,
             confidence=float(prediction.confidence),
-            ranking=[[label, float(score)] for label, score in prediction.ranking],
+            ranking=[list(item) for item in ranking],
             model_id=prediction.model_id,
             latency_ms=float(prediction.latency_ms),
-            created_at=utcnow(),
+            created_at=now,
         )
         .returning(predictions.c.id)
     )
-    return int(result.scalar_one())
+    return StoredPrediction(
+        id=int(result.scalar_one()),
+        ticket_id=ticket_id,
+        label=prediction.label,
+        confidence=float(prediction.confidence),
+        ranking=ranking,
+        model_id=prediction.model_id,
+        latency_ms=float(prediction.latency_ms),
+        created_at=now,
+    )
 
 
 async def latest_prediction(conn: AsyncConnection, ticket_id: int) -> StoredPrediction | None:
