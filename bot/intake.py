@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from bot.payloads import EditedMessage, MessagePayload, NewMessage, SkippedMessage
 from bot.policy import RoutingPolicy
+from bot.routing import TicketRouter
 from bot.work_queue import TicketQueue
 from classifier.examples import MAX_TEXT_CHARS
 from data.db import corrections as corrections_repo
@@ -39,9 +40,12 @@ class IntakeOutcome(StrEnum):
 class Intake:
     """Turns message events into stored, queued tickets."""
 
-    def __init__(self, db: Database, queue: TicketQueue, policy: RoutingPolicy) -> None:
+    def __init__(
+        self, db: Database, queue: TicketQueue, router: TicketRouter, policy: RoutingPolicy
+    ) -> None:
         self._db = db
         self._queue = queue
+        self._router = router
         self._policy = policy
 
     async def receive(self, message: MessagePayload) -> IntakeOutcome:
@@ -82,6 +86,7 @@ class Intake:
         if not created:
             log.info("Ticket %s delivered again (Slack retry); nothing to do", ticket.id)
             return IntakeOutcome.DUPLICATE
+        self._router.expect(ticket)
         self._queue.submit(ticket.id)
         return IntakeOutcome.QUEUED
 

@@ -120,6 +120,6 @@ def build_services(
         model=model,
         queue=queue,
         router=router,
-        intake=Intake(db, queue, policy),
+        intake=Intake(db, queue, router, policy),
         corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
     )
