@@ -17,6 +17,7 @@ from admin.settings import Settings
 from bot.active_model import ActiveModel, ModelLoader
 from bot.config import SlackConfig
 from bot.corrections import CorrectionDesk
+from bot.errors import SlackCallError
 from bot.intake import Intake
 from bot.policy import RoutingPolicy
 from bot.routing import TicketRouter
@@ -54,10 +55,36 @@ class Services:
             await self.db.start()
         identity = self.slack.identity or await self.slack.connect()
         log.info("Connected to Slack as %s (team %s)", identity.user_id, identity.team_id)
+        await self.check_channels()
         self.queue.start()
         resumed = await self.resume()
         if resumed:
             log.info("Resuming %d ticket(s) stored but not routed", resumed)
+
+    async def check_channels(self) -> list[str]:
+        """Log, with the fix, every configured channel the bot is not in; returns their ids.
+
+        Not fatal: tickets for a department whose channel is fixed later are retried by hand.
+        """
+        channels = [*self.policy.support_channels, *(d.channel for d in self.taxonomy)]
+        if self.policy.triage_channel:
+            channels.append(self.policy.triage_channel)
+        missing: list[str] = []
+        for channel in dict.fromkeys(channels):
+            try:
+                name, member = await self.slack.channel_membership(channel)
+            except SlackCallError:
+                missing.append(channel)  # the gateway logged what is wrong and how to fix it
+                continue
+            if not member:
+                missing.append(channel)
+                log.error(
+                    "The bot is not in #%s (%s): invite it with /invite @bot in that channel, "
+                    "or it cannot read tickets or post cards there.",
+                    name,
+                    channel,
+                )
+        return missing
 
     async def resume(self) -> int:
         """Queue every ticket stored but not yet routed; returns how many."""
