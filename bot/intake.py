@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
+from bot.group_commit import GroupCommit
 from bot.payloads import EditedMessage, MessagePayload, NewMessage, SkippedMessage
 from bot.policy import RoutingPolicy
 from bot.routing import TicketRouter
@@ -41,9 +42,15 @@ class Intake:
     """Turns message events into stored, queued tickets."""
 
     def __init__(
-        self, db: Database, queue: TicketQueue, router: TicketRouter, policy: RoutingPolicy
+        self,
+        db: Database,
+        commits: GroupCommit,
+        queue: TicketQueue,
+        router: TicketRouter,
+        policy: RoutingPolicy,
     ) -> None:
         self._db = db
+        self._commits = commits
         self._queue = queue
         self._router = router
         self._policy = policy
@@ -81,8 +88,7 @@ class Intake:
             user=message.user,
             text=text,
         )
-        async with self._db.transaction() as conn:
-            ticket, created = await tickets_repo.store_ticket(conn, new)
+        ticket, created = await self._commits.run(lambda conn: tickets_repo.store_ticket(conn, new))
         if not created:
             log.info("Ticket %s delivered again (Slack retry); nothing to do", ticket.id)
             return IntakeOutcome.DUPLICATE

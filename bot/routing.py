@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.active_model import ActiveModel
 from bot.errors import PermanentSlackError, TransientSlackError
+from bot.group_commit import GroupCommit
 from bot.policy import RoutingPolicy
 from bot.redaction import redact_pii
 from bot.slack_gateway import SlackGateway
@@ -37,7 +38,6 @@ from data.db import corrections as corrections_repo
 from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from data.db.corrections import Correction
-from data.db.database import Database
 from data.db.routings import Routing
 from data.db.tickets import StoredPrediction, Ticket
 
@@ -52,7 +52,7 @@ class TicketRouter:
 
     def __init__(
         self,
-        db: Database,
+        db: GroupCommit,
         slack: SlackGateway,
         model: ActiveModel,
         taxonomy: Taxonomy,
@@ -77,13 +77,22 @@ class TicketRouter:
         """Classify the ticket if needed and reconcile its Slack state; see the module doc."""
         fresh = self._fresh.pop(ticket_id, None)
         if fresh is not None:
-            ticket, prediction, history, records = fresh, None, [], []
+            history: list[Correction] = []
+            records: list[Routing] = []
+            ticket, prediction = fresh, None
         else:
-            async with self._db.transaction() as conn:
-                ticket = await tickets_repo.get_ticket(conn, ticket_id)
-                prediction = await tickets_repo.latest_prediction(conn, ticket_id)
-                history = await corrections_repo.corrections_for(conn, ticket_id)
-                records = await routings_repo.routings_for(conn, ticket_id)
+
+            async def read(
+                conn: AsyncConnection,
+            ) -> tuple[Ticket, StoredPrediction | None, list[Correction], list[Routing]]:
+                return (
+                    await tickets_repo.get_ticket(conn, ticket_id),
+                    await tickets_repo.latest_prediction(conn, ticket_id),
+                    await corrections_repo.corrections_for(conn, ticket_id),
+                    await routings_repo.routings_for(conn, ticket_id),
+                )
+
+            ticket, prediction, history, records = await self._db.run(read)
         standing = [c for c in history if c.undone_at is None]
         human = standing[-1] if standing else None  # the latest standing human label wins
         seen: datetime | None = ticket.updated_at
@@ -114,8 +123,10 @@ class TicketRouter:
             await self._finish(ticket, tickets_repo.ROUTED, seen)
 
     async def _finish(self, ticket: Ticket, status: str, seen: datetime | None) -> None:
-        async with self._db.transaction() as conn:
+        async def mark(conn: AsyncConnection) -> None:
             await self._mark(conn, ticket, status, seen)
+
+        await self._db.run(mark)
 
     @staticmethod
     async def _mark(
@@ -128,13 +139,16 @@ class TicketRouter:
             log.debug("Ticket %s changed while routed; it runs again", ticket.id)
 
     async def _transient_failure(self, ticket: Ticket, exc: TransientSlackError) -> None:
-        async with self._db.transaction() as conn:
+        async def count(conn: AsyncConnection) -> int:
             await tickets_repo.set_status(
                 conn, ticket.id, tickets_repo.CLASSIFIED, count_attempt=True
             )
             attempts = (await tickets_repo.get_ticket(conn, ticket.id)).attempts
             if attempts >= self._policy.max_attempts:
                 await tickets_repo.set_status(conn, ticket.id, tickets_repo.FAILED)
+            return attempts
+
+        attempts = await self._db.run(count)
         if attempts >= self._policy.max_attempts:
             log.error("Ticket %s not routed after %d attempts: %s", ticket.id, attempts, exc)
             return
@@ -155,11 +169,15 @@ class TicketRouter:
         (raw,) = await classifier.predict([text])
         latency = raw.latency_ms or (time.perf_counter() - started) * 1000
         prediction = self._known_label(raw, classifier.model_id, latency)
-        async with self._db.transaction() as conn:
+
+        async def save(conn: AsyncConnection) -> tuple[StoredPrediction, datetime | None]:
             stored = await tickets_repo.save_prediction(conn, ticket.id, prediction)
             seen = await tickets_repo.set_status(
                 conn, ticket.id, tickets_repo.CLASSIFIED, unless_changed_since=previous
             )
+            return stored, seen
+
+        stored, seen = await self._db.run(save)
         log.info(
             "Ticket %s classified %s (%.2f) by %s in %.1f ms",
             ticket.id,
@@ -237,16 +255,20 @@ class TicketRouter:
         *,
         finish: tuple[str, datetime | None] | None = None,
     ) -> None:
-        async with self._db.transaction() as conn:
+        async def record(conn: AsyncConnection) -> None:
             await routings_repo.record_routing(
                 conn, ticket.id, kind=kind, label=label, channel=channel, ts=ts
             )
             if finish is not None:  # the last step: one transaction instead of two
                 await self._mark(conn, ticket, *finish)
 
+        await self._db.run(record)
+
     async def _removed(self, routing: Routing) -> None:
-        async with self._db.transaction() as conn:
+        async def removed(conn: AsyncConnection) -> None:
             await routings_repo.mark_removed(conn, routing.id)
+
+        await self._db.run(removed)
 
     async def _reconcile_card(
         self, ticket: Ticket, card: CardContent, destination: str, key: str, records: list[Routing]

@@ -18,6 +18,7 @@ from bot.active_model import ActiveModel, ModelLoader
 from bot.config import SlackConfig
 from bot.corrections import CorrectionDesk
 from bot.errors import SlackCallError
+from bot.group_commit import GroupCommit
 from bot.intake import Intake
 from bot.policy import RoutingPolicy
 from bot.routing import TicketRouter
@@ -47,6 +48,7 @@ class Services:
     router: TicketRouter
     intake: Intake
     corrections: CorrectionDesk
+    commits: GroupCommit
     extras: dict[str, object] = field(default_factory=dict)  # room for admin surfaces
 
     async def start(self, *, migrate: bool = True) -> None:
@@ -56,6 +58,7 @@ class Services:
         identity = self.slack.identity or await self.slack.connect()
         log.info("Connected to Slack as %s (team %s)", identity.user_id, identity.team_id)
         await self.check_channels()
+        self.commits.start()
         self.queue.start()
         resumed = await self.resume()
         if resumed:
@@ -104,6 +107,7 @@ class Services:
     async def stop(self) -> None:
         """Stop the workers and close the HTTP session and the database."""
         await self.queue.stop()
+        await self.commits.stop()
         await self.http.close()
         await self.db.close()
 
@@ -126,7 +130,7 @@ def build_services(
     *,
     db: Database | None = None,
     loader: ModelLoader = load_model,
-    workers: int = 8,
+    workers: int = 16,
 ) -> Services:
     """Wire the bot's services (nothing is contacted until ``Services.start``)."""
     db = db or Database(settings.database_url)
@@ -134,7 +138,8 @@ def build_services(
     slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
     model = ActiveModel(db, loader)
     policy = routing_policy(settings)
-    router = TicketRouter(db, slack, model, taxonomy, policy)
+    commits = GroupCommit(db)
+    router = TicketRouter(commits, slack, model, taxonomy, policy)
     queue = TicketQueue(router.process, workers=workers)
     return Services(
         settings=settings,
@@ -147,6 +152,7 @@ def build_services(
         model=model,
         queue=queue,
         router=router,
-        intake=Intake(db, queue, router, policy),
+        intake=Intake(db, commits, queue, router, policy),
+        commits=commits,
         corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
     )
