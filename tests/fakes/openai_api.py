@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.parser
+import email.policy
 import hashlib
 import json
 import math
@@ -460,10 +462,19 @@ class FakeOpenAI:
     # ----------------------------------------------------------------- files
 
     async def _create_file(self, request: web.Request) -> web.Response:
-        reader = await request.post()
-        purpose = reader.get("purpose")
-        upload = reader.get("file")
-        if not isinstance(upload, web.FileField):
+        # The middleware consumed the stream to record it, so parse the recorded bytes.
+        body = await request.read()
+        head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
+        parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        if parsed.is_multipart():
+            for part in parsed.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                payload = part.get_payload(decode=True)
+                if isinstance(name, str) and isinstance(payload, bytes):
+                    fields[name] = (part.get_filename(), payload)
+        purpose = fields.get("purpose", (None, b""))[1].decode()
+        if "file" not in fields:
             return _error(
                 400, "'file' is a required property", "invalid_request_error", None, "file"
             )
@@ -475,7 +486,7 @@ class FakeOpenAI:
                 None,
                 "purpose",
             )
-        data = upload.file.read()
+        filename, data = fields["file"]
         if purpose == "fine-tune" and chat_jsonl_problems(data):
             return _error(
                 400,
@@ -490,7 +501,7 @@ class FakeOpenAI:
             "object": "file",
             "bytes": len(data),
             "created_at": int(time.time()),
-            "filename": upload.filename,
+            "filename": filename or "upload",
             "purpose": purpose,
             "status": "processed",
             "expires_at": None,
@@ -630,8 +641,9 @@ class FakeOpenAI:
         if self.seconds_per_state is not None:
             step = int((time.monotonic() - self._started[job_id]) / self.seconds_per_state)
         else:
-            self._polls[job_id] += 1
+            # The first poll still sees the state the job was created in, as on OpenAI.
             step = self._polls[job_id] // self.polls_per_state
+            self._polls[job_id] += 1
         target = min(step, len(STATES))
         while job["status"] not in TERMINAL and STATES.index(job["status"]) < target:
             self._enter(job_id, STATES.index(job["status"]) + 1)
