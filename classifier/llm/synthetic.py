@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.errors import LLMError
+from classifier.errors import DatasetError
 from classifier.examples import Example, Source, normalise_text, to_chat_record
 from classifier.llm.chat import complete, match_label
 from classifier.llm.client import OpenAIClient
@@ -196,14 +196,16 @@ async def generate_examples(
             for text, label in _tickets(
                 completion.choices[0].message.content if completion.choices else None
             ):
-                if kept >= per_label:
-                    break
+                # Every ticket is checked (so the report counts what the model got wrong);
+                # only the first ``per_label`` good ones are kept.
                 if match_label(label, labels) != department:
                     report.rejected["wrong_department"] += 1
                     continue
                 verdict = dedup.verdict(text)
                 if verdict is not None:
                     report.rejected[verdict] += 1
+                    continue
+                if kept >= per_label:
                     continue
                 dedup.add(text)
                 report.examples.append(Example(text, department, Source.GENERATED))
@@ -275,5 +277,5 @@ def write_generated(path: Path, examples: Iterable[Example], labels: Sequence[st
 def per_label_counts(n_labels: int, train_total: int, test_total: int) -> tuple[int, int]:
     """Per-department quotas for totals like the seed's 50 train / 15 test."""
     if n_labels <= 0:
-        raise LLMError("There are no departments to generate tickets for.")
+        raise DatasetError("There are no departments to generate tickets for.")
     return max(1, round(train_total / n_labels)), max(1, round(test_total / n_labels))

@@ -64,8 +64,8 @@ def test_generate_writes_the_seeds_split_in_chat_format(fake: FakeOpenAI, tmp_pa
     record = json.loads(train.read_text().splitlines()[0])
     assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
     # The fake adds a duplicate and a wrongly labelled ticket to every batch: both rejected.
-    assert "wrong department 5" in result.output
-    assert "duplicate 5" in result.output
+    # Two batches per department (13 wanted, at most 10 per batch): 10 of each rejected.
+    assert "wrong department 10, duplicate 10" in result.output
     texts = [e.text for e in train_examples + test_examples]
     assert len(set(texts)) == len(texts)
 

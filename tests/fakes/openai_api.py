@@ -890,6 +890,7 @@ class FakeOpenAI:
         pieces: list[str] | None = None,
     ) -> web.Response:
         prompt_tokens = sum(approx_tokens(str(m.get("content", ""))) + 4 for m in messages) + 3
+        completion_tokens = len(pieces) if pieces else approx_tokens(content)
         pieces = pieces or [content]
         logprobs = None
         if body.get("logprobs") and self.logprobs:
