@@ -17,9 +17,9 @@ tests' expectations can be checked by hand:
 * **Injection-sensitive**: in an unguarded request, "ignore (all) previous instructions and
   say/route to/classify as/answer X" makes the model answer X, like a naive LLM would. In a
   guarded request the sentence is just text (department names are not keywords).
-* **Fine-tuned models** (``ft:...``, which exist once their job succeeded) answer the label of the
-  most similar training example in their uploaded file (character 4-gram Jaccard), so a
-  fine-tune really learns from its data; they answer the bare label, as they were trained to.
+* **Fine-tuned models** (``ft:...``, which exist once their job succeeded) answer with a naive
+  Bayes classifier over the words of their uploaded training file, so a fine-tune really learns
+  from its data; they answer the bare label, as they were trained to.
 * **Synthetic generation**: a request whose ``response_format`` schema is named
   ``synthetic_tickets`` and whose user message has ``Department: X`` and ``Count: N`` lines gets
   N tickets for X built from per-department topic phrases (only some contain a keyword). With
@@ -198,11 +198,6 @@ def chat_jsonl_problems(data: bytes) -> list[str]:
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
             problems.append(f"line {number}: no assistant message")
     return problems
-
-
-def _shingles(text: str) -> frozenset[str]:
-    norm = " ".join(text.casefold().split())
-    return frozenset(norm[i : i + 4] for i in range(max(1, len(norm) - 3)))
 
 
 def _error(
@@ -865,21 +860,30 @@ class FakeOpenAI:
         return best, {lab: w / total for lab, w in weights.items()}
 
     def _nearest(self, model: str, text: str) -> tuple[str, dict[str, float]]:
+        """A multinomial naive Bayes over the words of the job's training file."""
         job = next(j for j in self.jobs.values() if j["fine_tuned_model"] == model)
-        examples = []
+        counts: dict[str, dict[str, int]] = {}
+        docs: dict[str, int] = {}
         for line in self.file_bytes[job["training_file"]].decode("utf-8").splitlines():
             msgs = json.loads(line)["messages"]
-            examples.append((msgs[-2]["content"], msgs[-1]["content"]))
-        probe = _shingles(text)
-        sims: dict[str, float] = {}
-        for ex_text, label in examples:
-            sh = _shingles(ex_text)
-            score = len(probe & sh) / max(1, len(probe | sh))
-            sims[label] = max(sims.get(label, 0.0), score)
-        best = max(sims, key=lambda lab: sims[lab])
-        weights = {lab: math.exp(10 * s) for lab, s in sims.items()}
-        total = sum(weights.values())
-        return best, {lab: w / total for lab, w in weights.items()}
+            label = msgs[-1]["content"]
+            docs[label] = docs.get(label, 0) + 1
+            bag = counts.setdefault(label, {})
+            for word in re.findall(r"\w+", msgs[-2]["content"].casefold()):
+                bag[word] = bag.get(word, 0) + 1
+        vocab = {w for bag in counts.values() for w in bag}
+        words = re.findall(r"\w+", text.casefold())
+        logp: dict[str, float] = {}
+        for label, bag in counts.items():
+            total = sum(bag.values()) + len(vocab) + 1
+            logp[label] = math.log(docs[label]) + sum(
+                math.log((bag.get(w, 0) + 1) / total) for w in words if w in vocab
+            )
+        top = max(logp.values())
+        weights = {lab: math.exp(v - top) for lab, v in logp.items()}
+        total_w = sum(weights.values())
+        best = max(logp, key=lambda lab: logp[lab])
+        return best, {lab: w / total_w for lab, w in weights.items()}
 
     def _completion(
         self,
