@@ -233,6 +233,8 @@ class FineTuner:
     """Starts, follows, resumes and cancels fine-tuning jobs on an OpenAI-compatible endpoint.
 
     ``sleep``, ``clock`` and ``today`` are injectable so tests and benchmarks do not wait.
+    ``settle_seconds`` (default: the client timeout + 1 s) is how long a job creation that
+    ended in a timeout or a 5xx is looked for before it is sent again.
     """
 
     def __init__(
@@ -242,6 +244,7 @@ class FineTuner:
         base_model: str | None = None,
         poll_interval: float = 15.0,
         create_attempts: int = 3,
+        settle_seconds: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
@@ -250,6 +253,10 @@ class FineTuner:
         self.base_model = base_model or client.config.finetune_base_model
         self.poll_interval = poll_interval
         self.create_attempts = max(1, create_attempts)
+        # How long to keep looking for a job whose creation ended in a timeout or a 5xx.
+        self.settle_seconds = (
+            settle_seconds if settle_seconds is not None else client.config.timeout_seconds + 1
+        )
         self._sleep = sleep
         self._clock = clock
         self._today = today
@@ -295,6 +302,8 @@ class FineTuner:
         file_id = await self._upload(training)
         progress(ProgressEvent("upload", f"uploaded {file_id}", 1.0))
         metadata = {REQUEST_KEY: key, DATASET_KEY: training.sha256}
+        failure: openai.OpenAIError | None = None
+        uncertain = False  # a failure after which the job may exist anyway
         for attempt in range(1, self.create_attempts + 1):
             try:
                 job = await self.client.no_retry.fine_tuning.jobs.create(
@@ -308,22 +317,63 @@ class FineTuner:
                 refusal = self._refusal(exc)
                 if refusal is not None:
                     raise refusal from exc
-                if not is_transient(exc) or attempt == self.create_attempts:
+                if not is_transient(exc):
                     raise translate_error(exc, "creating the fine-tuning job") from exc
+                failure = exc
+                # 429 is refused before any work; 5xx, 408 and 409 may come after the job exists.
+                uncertain = uncertain or exc.status_code != 429
             except openai.APIConnectionError as exc:
-                if attempt == self.create_attempts:
-                    raise translate_error(exc, "creating the fine-tuning job") from exc
+                failure, uncertain = exc, True  # timeout or dropped connection: unknown outcome
             else:
-                progress(ProgressEvent("fine-tune", f"created job {job.id}", 0.0))
-                return job.id
+                job_id = await self._keep_oldest(key, job.id) if uncertain else job.id
+                progress(ProgressEvent("fine-tune", f"created job {job_id}", 0.0))
+                return job_id
             # The request may have created the job before the answer was lost: look first.
-            await self._sleep(min(2.0**attempt, 30.0) * 0.5)
-            existing = await self.find_job(key)
+            existing = await self._settle(key, uncertain, attempt)
             if existing is not None:
                 progress(ProgressEvent("fine-tune", f"job {existing.id} was created", 0.0))
                 return existing.id
-            log.warning("Creating the fine-tuning job failed in transit; retry %d", attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+            log.warning("Creating the fine-tuning job failed in transit (attempt %d)", attempt)
+        assert failure is not None
+        raise translate_error(failure, "creating the fine-tuning job") from failure
+
+    async def _settle(self, key: str, uncertain: bool, attempt: int) -> FineTuningJob | None:
+        """Wait before a retry; after an uncertain failure keep looking for the job meanwhile.
+
+        A request that timed out may still be processed by the server, so for up to
+        ``settle_seconds`` the job list is checked before anything is sent again.
+        """
+        await self._sleep(min(2.0**attempt, 30.0) * 0.5)
+        deadline = self._clock() + (self.settle_seconds if uncertain else 0.0)
+        while True:
+            existing = await self.find_job(key)
+            if existing is not None or self._clock() >= deadline:
+                return existing
+            await asyncio.sleep(min(1.0, max(0.05, self.settle_seconds / 10)))
+
+    async def _keep_oldest(self, key: str, created: str) -> str:
+        """After an uncertain failure and a successful retry: if both requests made a job,
+        keep the oldest and cancel the others, so one request never leaves two jobs."""
+        try:
+            page = await self.client.sdk.fine_tuning.jobs.list(metadata={REQUEST_KEY: key})
+            live = [
+                job
+                async for job in page
+                if (job.metadata or {}).get(REQUEST_KEY) == key
+                and job.status not in ("failed", "cancelled")
+            ]
+        except openai.OpenAIError as exc:
+            log.warning("Could not check for duplicate jobs: %s", type(exc).__name__)
+            return created
+        if len(live) <= 1:
+            return created
+        live.sort(key=lambda job: (job.created_at, job.id))
+        for duplicate in live[1:]:
+            log.warning(
+                "Cancelling duplicate fine-tuning job %s (keeping %s)", duplicate.id, live[0].id
+            )
+            await self.cancel(duplicate.id)
+        return live[0].id
 
     async def _find_file(self, training: TrainingFile) -> str | None:
         try:

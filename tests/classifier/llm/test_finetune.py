@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -22,6 +23,7 @@ from classifier.llm.finetune import (
     REQUEST_KEY,
     FineTunedClassifier,
     FineTuner,
+    FineTuneResult,
     build_training_file,
     fine_tuned_classifier,
 )
@@ -49,6 +51,7 @@ async def no_sleep(_seconds: float) -> None:
 
 
 def tuner(client: OpenAIClient, **kw: object) -> FineTuner:
+    kw.setdefault("settle_seconds", 0.1)
     return FineTuner(client, poll_interval=0, sleep=no_sleep, **kw)  # type: ignore[arg-type]
 
 
@@ -311,3 +314,60 @@ async def test_a_retired_fine_tune_says_it_is_no_longer_served(llm_client: OpenA
     model = fine_tuned_classifier("ft:gpt-4o-mini-2024-07-18:org:x:gone", LABELS, context)
     with pytest.raises(LLMError, match="2027-01-14"):
         await model.predict(["hello"])
+
+
+# ------------------------------------------------------------------------ every fault, one outcome
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "fault", "expected"),
+    [
+        ("POST", "/v1/files", {"status": 500, "times": 99}, "error"),
+        ("POST", "/v1/files", {"status": 429, "retry_after": 0.01}, "model"),
+        ("GET", "/v1/files", {"status": 503, "times": 99}, "error"),
+        (
+            "POST",
+            "/v1/fine_tuning/jobs",
+            {"status": 429, "retry_after": 0.01, "times": 99},
+            "error",
+        ),
+        ("POST", "/v1/fine_tuning/jobs", {"status": 500, "after": True, "times": 2}, "model"),
+        # The create times out on the client, and the server makes the job a moment later.
+        ("POST", "/v1/fine_tuning/jobs", {"status": None, "delay": 0.8}, "model"),
+        ("GET", "/v1/fine_tuning/jobs", {"status": 500, "times": 99}, "error"),
+        ("GET", "/v1/fine_tuning/jobs/", {"status": 502, "times": 3}, "resumable"),
+        ("GET", "/v1/fine_tuning/jobs/", {"status": None, "delay": 0.8, "times": 2}, "resumable"),
+        ("GET", "/v1/fine_tuning/jobs/", {"status": 500, "times": 1}, "model"),
+    ],
+)
+async def test_every_fault_ends_in_a_model_a_clear_error_or_a_resumable_job(
+    fake_openai: FakeOpenAI, method: str, path: str, fault: dict[str, object], expected: str
+) -> None:
+    config = make_config(fake_openai, max_retries=1, timeout_seconds=0.5)
+    training = build_training_file(seed_examples(), LABELS)
+    fake_openai.inject(method, path, **fault)  # type: ignore[arg-type]
+    outcome: object = None
+    async with OpenAIClient(config, strict_response_validation=True) as client:
+        ft = FineTuner(client, poll_interval=0, sleep=no_sleep)  # default settle window
+        try:
+            # Never a hang: the whole flow is bounded.
+            job_id = await asyncio.wait_for(ft.start(training), 20)
+            outcome = await asyncio.wait_for(ft.follow(job_id), 20)
+        except LLMError as exc:
+            outcome = exc
+        if isinstance(outcome, FineTuneInterruptedError):
+            fake_openai.faults.clear()
+            resumed = await ft.follow(outcome.job_id)  # the job went on remotely
+            assert resumed.job_id == outcome.job_id
+        await asyncio.sleep(1.0)  # let any late request land before counting jobs
+    kind = {FineTuneResult: "model", FineTuneInterruptedError: "resumable"}.get(
+        type(outcome), "error"
+    )
+    assert kind == expected, outcome
+    if kind == "error":
+        assert str(outcome).endswith(".")
+    live = [j for j in fake_openai.jobs.values() if j["status"] != "cancelled"]
+    assert len(live) <= 1  # never a duplicate job
+    for job in fake_openai.jobs.values():
+        assert fake_openai.file_bytes[job["training_file"]] == training.data  # dataset intact
+    assert len(fake_openai.file_bytes) <= 1
