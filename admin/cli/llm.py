@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +33,7 @@ from classifier.llm.finetune import (
     FineTuneResult,
     build_training_file,
 )
+from classifier.llm.pricing import summarise_usage
 from classifier.llm.synthetic import (
     TEST_TOTAL,
     TRAIN_TOTAL,
@@ -41,6 +42,7 @@ from classifier.llm.synthetic import (
     split_per_label,
     write_generated,
 )
+from classifier.model import Prediction
 from classifier.taxonomy import Taxonomy
 
 DEFAULT_STATE = Path("out/finetune-state.json")
@@ -362,4 +364,34 @@ def finetune_cancel(
     stdout.print(f"{status.job_id}: {status.status}", highlight=False)
 
 
-__all__ = ["finetune_app"]
+# ---------------------------------------------------------------------------- usage in reports
+
+
+def usage_report(predictions: Sequence[Prediction], model_id: str) -> dict[str, Any] | None:
+    """Tokens per call and the estimated cost per 1,000 tickets, for LLM-backed models only."""
+    # model_id is "openai:<model>:<hash>" for the prompted learner, the model name otherwise.
+    model = model_id.split(":")[1] if model_id.startswith("openai:") else model_id
+    summary = summarise_usage(predictions, model, openai_config(settings()).prices)
+    if not summary.calls:
+        return None
+    return {
+        "calls": summary.calls,
+        "prompt_tokens_per_call": round(summary.prompt_tokens_per_call, 1),
+        "completion_tokens_per_call": round(summary.completion_tokens_per_call, 1),
+        "cost_per_1000_tickets_usd": summary.cost_per_1000_usd,
+    }
+
+
+def print_usage(predictions: Sequence[Prediction], model_id: str) -> None:
+    """One line under an evaluation table when the model called an LLM."""
+    usage = usage_report(predictions, model_id)
+    if usage is None:
+        return
+    cost = usage["cost_per_1000_tickets_usd"]
+    shown = f"${cost:.4f}" if cost is not None else "unknown (add it to TRIAGE_OPENAI_PRICES)"
+    stdout.print(
+        f"{model_id}: {usage['prompt_tokens_per_call']} prompt + "
+        f"{usage['completion_tokens_per_call']} completion tokens per ticket; est. cost per "
+        f"1,000 tickets {shown}",
+        highlight=False,
+    )

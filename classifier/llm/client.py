@@ -12,6 +12,7 @@ to ``max_retries`` times. Calls that create something remotely (file upload, job
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping
@@ -101,17 +102,40 @@ class OpenAIClient:
                 "keyless OpenAI-compatible servers) or use a local learner."
             )
         self.config = config
-        self.sdk = openai.AsyncOpenAI(
-            api_key=config.api_key,
+        self._http_client = http_client
+        self._strict = strict_response_validation
+        self._sdk: openai.AsyncOpenAI | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _build(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self.config.api_key,
             # Passed explicitly so the SDK never falls back to reading the environment itself.
-            base_url=config.base_url or OPENAI_BASE_URL,
+            base_url=self.config.base_url or OPENAI_BASE_URL,
             timeout=httpx2.Timeout(
-                config.timeout_seconds, connect=min(10.0, config.timeout_seconds)
+                self.config.timeout_seconds, connect=min(10.0, self.config.timeout_seconds)
             ),
-            max_retries=config.max_retries,
-            http_client=http_client,
-            _strict_response_validation=strict_response_validation,
+            max_retries=self.config.max_retries,
+            http_client=self._http_client,
+            _strict_response_validation=self._strict,
         )
+
+    @property
+    def sdk(self) -> openai.AsyncOpenAI:
+        """The ``AsyncOpenAI`` client for the running event loop.
+
+        One per process in the bot (one loop). A command line that runs several
+        ``asyncio.run`` calls gets a fresh one per loop, because pooled connections belong to
+        the loop that opened them.
+        """
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if self._sdk is None or (loop is not None and loop is not self._loop):
+            self._sdk = self._build()
+            self._loop = loop
+        return self._sdk
 
     @property
     def no_retry(self) -> openai.AsyncOpenAI:
@@ -120,7 +144,9 @@ class OpenAIClient:
 
     async def aclose(self) -> None:
         """Close the underlying HTTP connections."""
-        await self.sdk.close()
+        if self._sdk is not None:
+            await self._sdk.close()
+            self._sdk = None
 
     async def __aenter__(self) -> OpenAIClient:
         return self

@@ -187,8 +187,8 @@ class PromptedLearner:
         self.context = context
 
     def available(self) -> bool:
-        """The openai SDK is a core dependency, so this learner is always installed."""
-        return True
+        """Whether an OpenAI client is configured (the SDK itself is a core dependency)."""
+        return getattr(self.context, "openai", None) is not None
 
     async def train(
         self,

@@ -141,3 +141,63 @@ def test_finetune_export_writes_the_exact_upload(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert chat_jsonl_problems(out.read_bytes()) == []
+
+
+def test_generate_finetune_evaluate_reports_baseline_against_fine_tuned(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The seed's pipeline from the terminal: baseline (prompted) vs fine-tuned, one report."""
+    train, test, state = tmp_path / "train.jsonl", tmp_path / "test.jsonl", tmp_path / "s.json"
+    generated = runner.invoke(
+        app, ["generate", "--train-out", str(train), "--test-out", str(test)], env=env(fake)
+    )
+    assert generated.exit_code == 0, generated.output
+    tuned = runner.invoke(
+        app, ["finetune", "start", "--data", str(train), "--state", str(state)], env=env(fake)
+    )
+    assert tuned.exit_code == 0, tuned.output
+    ft_model = json.loads(state.read_text())["fine_tuned_model"]
+
+    args = ["evaluate", "--learner", "openai", "--train", str(train), "--test", str(test)]
+    result = runner.invoke(app, [*args, "--compare", ft_model, "--json"], env=env(fake))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["learner"] == "openai"
+    assert report["n_test"] == 15
+    comparison = report["comparison"]
+    assert comparison["model_b"] == ft_model
+    assert comparison["accuracy_b"] > comparison["accuracy_a"]  # fine-tuning helped, as in the seed
+    baseline_tokens = report["usage"]["prompt_tokens_per_call"]
+    tuned_tokens = report["compared_usage"]["prompt_tokens_per_call"]
+    assert tuned_tokens * 3 < baseline_tokens  # and needs a far shorter prompt
+    assert report["usage"]["cost_per_1000_tickets_usd"] > 0
+
+    shown = runner.invoke(
+        app, ["evaluate", "--model", ft_model, "--test", str(test)], env=env(fake)
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "est. cost per 1,000 tickets" in shown.output
+    classified = runner.invoke(
+        app, ["classify", "--model", ft_model, "--json", "my money was taken twice"], env=env(fake)
+    )
+    assert json.loads(classified.stdout)["predictions"][0]["label"] == "Billing"
+
+
+def test_llm_learners_need_a_key(fake: FakeOpenAI) -> None:
+    without = runner.invoke(app, ["learners"], env=env(None))
+    assert without.exit_code == 0
+    row = next(line for line in without.output.splitlines() if "openai " in line)
+    assert "no" in row
+    trained = runner.invoke(
+        app,
+        ["evaluate", "--learner", "openai", "--train", "data/starter/train.jsonl",
+         "--test", "data/starter/test.jsonl"],
+        env=env(None),
+    )  # fmt: skip
+    assert trained.exit_code == 2
+    assert "OPENAI_API_KEY" in trained.output
+    ft = runner.invoke(
+        app, ["evaluate", "--model", "ft:x:y:z", "--test", "data/starter/test.jsonl"], env=env(None)
+    )
+    assert ft.exit_code == 2
+    assert "OPENAI_API_KEY" in ft.output

@@ -6,22 +6,13 @@ the way the seed reported it (accuracy before and after), plus tokens per call a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from classifier.examples import Example
+from classifier.evaluation import compare_predictions, evaluate_classifier
 from classifier.learners import LearnerContext, get_learner
 from classifier.llm.client import OpenAIClient
 from classifier.llm.pricing import summarise_usage
 from classifier.llm.synthetic import generate_examples, split_per_label
-from classifier.model import Classifier, Prediction
 from classifier.taxonomy import Taxonomy
 from tests.fakes.openai_api import FakeOpenAI
-
-
-async def accuracy(model: Classifier, test: Sequence[Example]) -> tuple[float, list[Prediction]]:
-    predictions = await model.predict([e.text for e in test])
-    right = sum(p.label == e.label for p, e in zip(predictions, test, strict=True))
-    return right / len(test), predictions
 
 
 async def test_generate_finetune_evaluate_compares_baseline_and_fine_tuned(
@@ -35,14 +26,24 @@ async def test_generate_finetune_evaluate_compares_baseline_and_fine_tuned(
     baseline = await get_learner("openai", context).train(train, taxonomy.labels)
     tuned = await get_learner("openai-finetune", context).train(train, taxonomy.labels)
 
-    base_acc, base_preds = await accuracy(baseline, test)
-    tuned_acc, tuned_preds = await accuracy(tuned, test)
-    assert all(p.label in taxonomy.labels for p in base_preds + tuned_preds)
+    base = await evaluate_classifier(baseline, test, n_train=len(train))
+    tuned_eval = await evaluate_classifier(tuned, test, n_train=len(train))
+    assert all(p.label in taxonomy.labels for p in base.predictions + tuned_eval.predictions)
+    comparison = compare_predictions(
+        [e.label for e in test],
+        [p.label for p in base.predictions],
+        [p.label for p in tuned_eval.predictions],
+        model_a=base.report.model_id,
+        model_b=tuned_eval.report.model_id,
+    )
     # The fake's base model only knows keywords; the fine-tune learnt the generated topics.
-    assert tuned_acc >= 0.8
-    assert base_acc < tuned_acc
+    assert comparison.accuracy_b >= 0.8
+    assert comparison.accuracy_a < comparison.accuracy_b
+    assert comparison.only_b_right > comparison.only_a_right
+    assert base.report.learner == "openai"
+    assert tuned_eval.report.learner == "openai-finetune"
 
-    base_usage = summarise_usage(base_preds, baseline.model_id.split(":")[1], {})
-    tuned_usage = summarise_usage(tuned_preds, tuned.model_id, {})
+    base_usage = summarise_usage(base.predictions, "gpt-4o-mini", {})
+    tuned_usage = summarise_usage(tuned_eval.predictions, tuned.model_id, {})
     assert tuned_usage.prompt_tokens_per_call * 3 < base_usage.prompt_tokens_per_call
     assert len(fake_openai.jobs) == 1
