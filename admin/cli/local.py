@@ -81,6 +81,7 @@ def _train(
         stderr.print(
             f"note: no training examples for {', '.join(missing)}; the model cannot predict them.",
             highlight=False,
+            soft_wrap=True,
         )
     return TrainedRun(model, len(examples), time.perf_counter() - start)
 
@@ -277,6 +278,7 @@ def classify(
                 f"note: no --model given, so the {classifier.learner!r} learner was trained on "
                 f"the starter data ({STARTER_TRAIN.name}, {trained.n_train} tickets).",
                 highlight=False,
+                soft_wrap=True,
             )
         predictions = run(classifier.predict(texts))
     if as_json:
