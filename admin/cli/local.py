@@ -148,6 +148,20 @@ def _report_table(report: EvalReport) -> Table:
     return table
 
 
+def _confusion_table(report: EvalReport) -> Table:
+    labels = report.confusion.labels
+    table = Table(title="Confusion matrix (rows: true department, columns: predicted)")
+    table.add_column("true \\ predicted")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for i, (label, row) in enumerate(zip(labels, report.confusion.matrix, strict=True)):
+        cells = [str(count) if count else "." for count in row]
+        if row[i]:
+            cells[i] = f"[bold]{row[i]}[/]"
+        table.add_row(label, *cells)
+    return table
+
+
 def _comparison_table(comparison: PairedComparison) -> Table:
     table = Table(title="Paired comparison on the same test tickets (exact McNemar test)")
     table.add_column("")
@@ -243,6 +257,7 @@ def evaluate(
         typer.echo(json.dumps(payload))
         return
     stdout.print(_report_table(result.report))
+    stdout.print(_confusion_table(result.report))
     print_usage(result.predictions, result.report.model_id)
     if comparison is not None:
         stdout.print(_comparison_table(comparison))

@@ -132,6 +132,12 @@ def test_evaluate_table_output(model_file: Path, test_file: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "accuracy 100.0%" in result.stdout
     assert "Billing" in result.stdout
+    assert "Confusion matrix" in result.stdout
+    # The confusion matrix's Account row: its one ticket on the diagonal, nothing elsewhere.
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ Account ")]
+    assert len(rows) == 2  # the per-label table's row, then the confusion matrix's
+    cells = [cell.strip() for cell in rows[1].split("│")[2:-1]]
+    assert cells == [".", ".", "1"]  # columns: Technical, Billing, Account
 
 
 def test_classify_with_a_model(model_file: Path) -> None:
