@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from data.db.database import utcnow
 from data.db.schema import training_examples
 
 #: Share of labelled tickets held out of training to evaluate models on.
@@ -64,3 +65,26 @@ async def list_training_examples(conn: AsyncConnection) -> list[StoredExample]:
         )
         for row in rows
     ]
+
+
+async def add_generated_examples(conn: AsyncConnection, examples: list[tuple[str, str]]) -> int:
+    """Store synthetic (text, label) pairs so later retrains (and a resumed one) reuse them."""
+    if not examples:
+        return 0
+    now = utcnow()
+    await conn.execute(
+        training_examples.insert(),
+        [
+            {
+                "text": text,
+                "label": label,
+                "source": "generated",
+                "ticket_id": None,
+                "holdout": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for text, label in examples
+        ],
+    )
+    return len(examples)

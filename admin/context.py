@@ -1,0 +1,58 @@
+"""What the admin jobs need, in one frozen object the bot or the terminal builds once.
+
+Everything external is injected here (learners, model loading, the prompted baseline, the
+synthetic data generator, the in-process hot swap), so tests pass real small implementations
+instead of patching, and the jobs never import Slack.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from admin.settings import Settings
+from classifier.examples import Example
+from classifier.model import Classifier, Learner, ProgressCallback, TrainedModel
+from classifier.taxonomy import Taxonomy
+from data import STARTER_TEST, STARTER_TRAIN
+from data.db.database import Database
+
+#: Builds a learner by name ("tfidf", "openai-finetune", ...).
+LearnerFactory = Callable[[str], Learner]
+#: Loads a model artefact from the registry.
+ModelLoader = Callable[[bytes], TrainedModel]
+#: Writes ``count`` synthetic tickets over ``labels`` (seeded by real examples).
+SyntheticGenerator = Callable[
+    [int, Sequence[str], Sequence[Example], ProgressCallback], Awaitable[list[Example]]
+]
+#: Called after a model becomes active in this process (the bot swaps it in at once).
+ModelActivated = Callable[[int, TrainedModel], None]
+
+
+def process_identity() -> str:
+    """A name for this process, unique across restarts (the owner of the jobs it runs)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class AdminContext:
+    """Dependencies of the admin jobs."""
+
+    db: Database
+    settings: Settings
+    taxonomy: Taxonomy
+    learners: LearnerFactory
+    load_model: ModelLoader
+    #: The prompted LLM classifier to compare against, or None (no key configured).
+    baseline: Callable[[], Classifier | None] = lambda: None
+    generate: SyntheticGenerator | None = None
+    on_model_activated: ModelActivated | None = None
+    starter_train: tuple[Path, ...] = (STARTER_TRAIN,)
+    starter_test: tuple[Path, ...] = (STARTER_TEST,)
+    owner: str = field(default_factory=process_identity)
+    #: How often a running job renews its lease and looks for a cancel request.
+    poll_seconds: float = 1.0
