@@ -6,13 +6,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= out/demo
 
-.PHONY: demo test check lint typecheck architecture dockerlint bench clean
+.PHONY: install demo test check lint typecheck architecture dockerlint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,embeddings]'
 	touch $@
+
+install: $(BIN)/.installed
 
 ## Train the default local model on the shipped starter data, evaluate it, classify samples.
 demo: $(BIN)/.installed
@@ -45,6 +47,7 @@ dockerlint: $(BIN)/.installed
 	$(BIN)/hadolint Dockerfile
 
 check: lint typecheck architecture dockerlint
+	@echo 'all checks passed'
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/quality.py

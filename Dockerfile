@@ -1,0 +1,50 @@
+# syntax=docker/dockerfile:1
+# The triage bot: `triage serve` over HTTP (or Socket Mode when SLACK_APP_TOKEN is set).
+# Build: docker build -t triage-bot .   Run: see README ("Docker").
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+# The CPU build of PyTorch (PyPI's default Linux wheel carries CUDA and is several GB larger).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+RUN python -m venv /opt/venv
+
+# Dependencies in their own layer: it is rebuilt only when pyproject.toml changes.
+# The project's own requirements (pyproject.toml) are what is installed, hence DL3013.
+COPY pyproject.toml README.md ./
+# hadolint ignore=DL3013
+RUN mkdir bot classifier admin data \
+    && touch bot/__init__.py classifier/__init__.py admin/__init__.py data/__init__.py \
+    && pip install --extra-index-url "${TORCH_INDEX_URL}" ".[embeddings,postgres]" \
+    && pip uninstall --yes triage-bot
+
+COPY bot/ bot/
+COPY classifier/ classifier/
+COPY admin/ admin/
+COPY data/ data/
+# hadolint ignore=DL3013
+RUN pip install --no-deps .
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    TRIAGE_DATABASE_URL=sqlite+aiosqlite:////var/lib/triage/triage.db \
+    PORT=3000
+RUN groupadd --gid 10001 triage \
+    && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin triage \
+    && mkdir -p /var/lib/triage \
+    && chown triage:triage /var/lib/triage
+COPY --from=build /opt/venv /opt/venv
+USER 10001:10001
+WORKDIR /var/lib/triage
+VOLUME ["/var/lib/triage"]
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '3000')}/healthz\", timeout=4)"]
+ENTRYPOINT ["triage", "serve"]
