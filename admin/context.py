@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from admin.settings import Settings
+from classifier.artifacts import load_model
 from classifier.examples import Example
+from classifier.learners import LearnerContext, get_learner
 from classifier.model import Classifier, Learner, ProgressCallback, TrainedModel
 from classifier.taxonomy import Taxonomy
 from data import STARTER_TEST, STARTER_TRAIN
@@ -56,3 +58,34 @@ class AdminContext:
     owner: str = field(default_factory=process_identity)
     #: How often a running job renews its lease and looks for a cancel request.
     poll_seconds: float = 1.0
+
+
+def build_admin_context(
+    settings: Settings,
+    db: Database,
+    taxonomy: Taxonomy,
+    learner_context: LearnerContext,
+    *,
+    on_model_activated: ModelActivated | None = None,
+    baseline: Callable[[], Classifier | None] | None = None,
+    generate: SyntheticGenerator | None = None,
+) -> AdminContext:
+    """The production wiring: learners and model loading from ``classifier``."""
+
+    def learners(name: str) -> Learner:
+        return get_learner(name, learner_context)
+
+    def load(data: bytes) -> TrainedModel:
+        return load_model(data, learner_context)
+
+    return AdminContext(
+        db=db,
+        settings=settings,
+        taxonomy=taxonomy,
+        learners=learners,
+        load_model=load,
+        baseline=baseline or (lambda: None),
+        generate=generate,
+        on_model_activated=on_model_activated,
+        poll_seconds=min(1.0, settings.job_lease_seconds / 5),
+    )

@@ -1,0 +1,38 @@
+"""What the admin commands share: opening the database and the job context from settings."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from admin.cli.app import settings, taxonomy
+from admin.context import AdminContext, build_admin_context
+from classifier.learners import LearnerContext
+from data.db.database import Database
+
+T = TypeVar("T")
+
+
+def cli_user() -> str:
+    """Who runs a terminal command, as recorded in the registry and the audit log."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return f"cli:{name}"[:32]
+
+
+async def open_context(body: Callable[[AdminContext], Awaitable[T]]) -> T:
+    """Run ``body`` with a migrated database (TRIAGE_DATABASE_URL) and the admin context."""
+    config = settings()
+    departments = taxonomy(config)
+    db = Database(config.database_url)
+    await db.start()
+    try:
+        ctx = build_admin_context(
+            config, db, departments, LearnerContext(taxonomy=departments, seed=config.seed)
+        )
+        return await body(ctx)
+    finally:
+        await db.close()
