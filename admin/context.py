@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from admin.settings import Settings
+from admin.training_process import train_in_subprocess
 from classifier.artifacts import load_model
 from classifier.examples import Example
 from classifier.learners import LearnerContext, get_learner
@@ -33,6 +34,10 @@ SyntheticGenerator = Callable[
 ]
 #: Called after a model becomes active in this process (the bot swaps it in at once).
 ModelActivated = Callable[[int, TrainedModel], None]
+#: Trains a local learner outside this process; returns the artefact (see training_process).
+OutOfProcessTrainer = Callable[
+    [str, Sequence[Example], Sequence[str], int, ProgressCallback], Awaitable[bytes]
+]
 
 
 def process_identity() -> str:
@@ -53,6 +58,8 @@ class AdminContext:
     baseline: Callable[[], Classifier | None] = lambda: None
     generate: SyntheticGenerator | None = None
     on_model_activated: ModelActivated | None = None
+    #: When set, local learners train through it (a child process) instead of in this one.
+    train_out_of_process: OutOfProcessTrainer | None = None
     starter_train: tuple[Path, ...] = (STARTER_TRAIN,)
     starter_test: tuple[Path, ...] = (STARTER_TEST,)
     owner: str = field(default_factory=process_identity)
@@ -78,6 +85,17 @@ def build_admin_context(
     def load(data: bytes) -> TrainedModel:
         return load_model(data, learner_context)
 
+    async def train_elsewhere(
+        name: str,
+        examples: Sequence[Example],
+        labels: Sequence[str],
+        seed: int,
+        progress: ProgressCallback,
+    ) -> bytes:
+        return await train_in_subprocess(
+            name, settings.taxonomy, examples, labels, seed=seed, progress=progress
+        )
+
     return AdminContext(
         db=db,
         settings=settings,
@@ -87,5 +105,6 @@ def build_admin_context(
         baseline=baseline or (lambda: None),
         generate=generate,
         on_model_activated=on_model_activated,
+        train_out_of_process=train_elsewhere,
         poll_seconds=min(1.0, settings.job_lease_seconds / 5),
     )

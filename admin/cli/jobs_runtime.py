@@ -6,9 +6,9 @@ import getpass
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from admin.cli.app import settings, taxonomy
+from admin.cli.app import USER_ERRORS, fail, run, settings, taxonomy
 from admin.context import AdminContext, build_admin_context
-from classifier.learners import LearnerContext
+from admin.models import learner_context
 from data.db.database import Database
 
 T = TypeVar("T")
@@ -30,9 +30,15 @@ async def open_context(body: Callable[[AdminContext], Awaitable[T]]) -> T:
     db = Database(config.database_url)
     await db.start()
     try:
-        ctx = build_admin_context(
-            config, db, departments, LearnerContext(taxonomy=departments, seed=config.seed)
-        )
+        ctx = build_admin_context(config, db, departments, learner_context(config, departments))
         return await body(ctx)
     finally:
         await db.close()
+
+
+def run_with_context(body: Callable[[AdminContext], Awaitable[T]]) -> T:
+    """Run ``body`` (see ``open_context``); a user-facing error becomes one line and exit 2."""
+    try:
+        return run(open_context(body))
+    except USER_ERRORS as exc:
+        fail(str(exc))

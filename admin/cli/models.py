@@ -6,8 +6,8 @@ import typer
 from rich.table import Table
 
 from admin import registry
-from admin.cli.app import app, run, stdout
-from admin.cli.jobs_runtime import cli_user, open_context
+from admin.cli.app import app, stdout
+from admin.cli.jobs_runtime import cli_user, run_with_context
 from admin.context import AdminContext
 
 models_app = typer.Typer(
@@ -40,7 +40,7 @@ def list_command(limit: int = typer.Option(20, help="How many models to show."))
             )
         stdout.print(table)
 
-    run(open_context(body))
+    run_with_context(body)
 
 
 @models_app.command("activate")
@@ -53,7 +53,7 @@ def activate_command(
         entry = await registry.activate(ctx, model_id, cli_user())
         stdout.print(f"Model #{entry.id} ({entry.model_id}) is now active.")
 
-    run(open_context(body))
+    run_with_context(body)
 
 
 @models_app.command("rollback")
@@ -64,4 +64,4 @@ def rollback_command() -> None:
         entry = await registry.rollback(ctx, cli_user())
         stdout.print(f"Rolled back: model #{entry.id} ({entry.model_id}) is active again.")
 
-    run(open_context(body))
+    run_with_context(body)

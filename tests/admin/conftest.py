@@ -20,7 +20,7 @@ from classifier.taxonomy import Taxonomy
 from data.db.database import Database
 from data.db.schema import tickets, training_examples
 from data.db.training_set import is_holdout_ticket
-from tests.admin.keyword_learner import ConstantLearner, KeywordLearner, load_keyword_model
+from tests.admin.keyword_learner import ConstantLearner, KeywordLearner, load_test_model
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 _TS = itertools.count(1)
@@ -97,7 +97,7 @@ def make_context(db: Database, taxonomy: Taxonomy, tmp_path: Path) -> Callable[.
             "settings": settings or load_settings(admin_users="UADMIN", learner="auto"),
             "taxonomy": taxonomy,
             "learners": learner_factory(learners),
-            "load_model": load_keyword_model,
+            "load_model": load_test_model,
             "starter_train": (train,),
             "starter_test": (test,),
             "poll_seconds": 0.02,

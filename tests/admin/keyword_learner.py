@@ -179,3 +179,47 @@ class RemoteJobLearner(KeywordLearner):
 
     async def cancel(self, job_id: str) -> None:
         self.service.cancelled.append(job_id)
+
+
+LOOKUP = "test-lookup"
+
+
+class LookupModel:
+    """Answers from a fixed table (hand-computed report cases); ``default`` otherwise."""
+
+    def __init__(self, answers: dict[str, str], labels: tuple[str, ...], name: str) -> None:
+        self._answers = answers
+        self._labels = labels
+        self._name = name
+
+    @property
+    def model_id(self) -> str:
+        return self._name
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def learner(self) -> str:
+        return "lookup"
+
+    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return [
+            Prediction(self._answers.get(t, self._labels[0]), 0.9, model_id=self._name)
+            for t in texts
+        ]
+
+    def to_bytes(self) -> bytes:
+        meta = {"labels": list(self._labels), "name": self._name}
+        return pack(LOOKUP, meta, json.dumps(self._answers).encode())
+
+
+def load_test_model(data: bytes) -> TrainedModel:
+    """Loads either test model kind."""
+    artefact = unpack(data)
+    if artefact.kind == LOOKUP:
+        return LookupModel(
+            json.loads(artefact.payload), tuple(artefact.meta["labels"]), artefact.meta["name"]
+        )
+    return load_keyword_model(data)
