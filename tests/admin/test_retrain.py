@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -17,7 +17,8 @@ from admin.retrain import (
     start_retrain,
 )
 from admin.settings import load_settings
-from classifier.model import ProgressEvent
+from classifier.examples import Example
+from classifier.model import ProgressCallback, ProgressEvent
 from data.db import jobs
 from data.db import models as store
 from data.db.admin_actions import list_actions
@@ -215,3 +216,25 @@ async def test_bad_requests_never_take_the_lock_and_failures_release_it(
     assert failed.status == "failed"
     assert "too little data" in failed.message
     assert (await retrain(ctx, RetrainRequest())).status == "promoted"
+
+
+async def test_generated_examples_are_stored_once_and_reused(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    calls: list[tuple[int, tuple[str, ...]]] = []
+
+    async def generate(
+        count: int, labels: Sequence[str], seeds: Sequence[Example], progress: ProgressCallback
+    ) -> list[Example]:
+        calls.append((count, tuple(labels)))
+        progress(ProgressEvent("generate", "writing", 0.5))
+        return [Example(f"okta sso problem number {i}", "Account") for i in range(count)]
+
+    ctx = make_context(generate=generate)
+    outcome = await retrain(ctx, RetrainRequest(generate=3))
+    assert outcome.counts["by_source"] == {"generated": 3, "starter": 10}
+    assert calls == [(3, ("Technical", "Billing", "Account", "Product", "Other"))]
+    # The next retrain reuses them without asking the LLM again.
+    again = await retrain(ctx, RetrainRequest())
+    assert again.counts["by_source"] == {"generated": 3, "starter": 10}
+    assert len(calls) == 1
