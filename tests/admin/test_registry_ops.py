@@ -82,3 +82,21 @@ async def test_rollback_without_history_says_so(make_context: Callable[..., Admi
     await _save(ctx, [Example("refund", "Billing"), Example("crash", "Technical")], active=True)
     with pytest.raises(AdminError, match="no earlier model"):
         await registry.rollback(ctx, "UADMIN")
+
+
+async def test_home_summary_shows_active_model_jobs_and_activity(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    from admin.home import home_summary
+    from admin.retrain import RetrainRequest, retrain
+
+    ctx = make_context()
+    empty = await home_summary(ctx)
+    assert (empty.active, empty.jobs, empty.tickets, empty.macro_f1) == (None, (), 0, None)
+    outcome = await retrain(ctx, RetrainRequest(requested_by="UADMIN"))
+    summary = await home_summary(ctx)
+    assert summary.active is not None
+    assert summary.active.id == outcome.candidate_id
+    assert summary.macro_f1 == outcome.evaluations[0].result.score.macro_f1
+    assert [(j.id, j.status) for j in summary.jobs] == [(outcome.job_id, "succeeded")]
+    assert (summary.tickets, summary.corrections, summary.days) == (0, 0, 7)
