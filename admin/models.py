@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from admin.errors import AdminError
+from admin.llm import openai_client
 from admin.settings import Settings
 from classifier.artifacts import load_model, unpack
 from classifier.examples import Example, labels_of
@@ -21,6 +22,7 @@ from classifier.learners import (
     default_learner_name,
     learner_class,
 )
+from classifier.llm.finetune import fine_tuned_classifier
 from classifier.model import TrainedModel
 from classifier.taxonomy import Taxonomy
 
@@ -37,8 +39,14 @@ REMOTE_FINETUNE_PREFIX = "ft:"
 
 
 def learner_context(settings: Settings, taxonomy: Taxonomy | None = None) -> LearnerContext:
-    """The context every learner is built with (taxonomy, seed; the LLM client goes here)."""
-    return LearnerContext(taxonomy=taxonomy, openai=None, seed=settings.seed)
+    """The context every learner is built with: taxonomy, seed, and the OpenAI client (None
+    without OPENAI_API_KEY, so local learners never need a key)."""
+    return LearnerContext(
+        taxonomy=taxonomy,
+        openai=openai_client(settings),
+        seed=settings.seed,
+        options={"poll_interval": settings.openai_finetune_poll_seconds},
+    )
 
 
 def training_labels(examples: Sequence[Example], taxonomy: Taxonomy | None) -> tuple[str, ...]:
@@ -86,15 +94,15 @@ def auto_learner_name() -> str:
 
 
 def remote_model(reference: str, context: LearnerContext) -> TrainedModel:
-    """A remote fine-tuned model named ``ft:...``.
-
-    The seam for the OpenAI fine-tuning learner: until ``classifier.llm.finetune`` provides a
-    way to open a fine-tune by name, say so clearly.
-    """
-    raise AdminError(
-        f"{reference!r} names an OpenAI fine-tune; opening fine-tunes by name is not available "
-        "in this build yet. Pass a model file instead."
-    )
+    """A remote fine-tuned model named ``ft:...``, queried with the configured departments."""
+    if context.openai is None:
+        raise AdminError(
+            f"{reference!r} names an OpenAI fine-tune, which needs OPENAI_API_KEY (and "
+            "OPENAI_BASE_URL for another provider); set them or pass a model file."
+        )
+    if context.taxonomy is None:
+        raise AdminError(f"{reference!r} needs the department list (TRIAGE_TAXONOMY).")
+    return fine_tuned_classifier(reference, context.taxonomy.labels, context)
 
 
 @dataclass(frozen=True)

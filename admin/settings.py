@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     openai_finetune_base_model: str = "gpt-4o-mini-2024-07-18"
     openai_timeout_seconds: float = Field(default=30.0, gt=0)
     openai_max_retries: int = Field(default=3, ge=0, le=10)
+    # Parallel classification calls, few-shot examples per ticket for the prompted learner,
+    # and the confidence reported when the endpoint returns no logprobs.
+    openai_concurrency: int = Field(default=8, ge=1, le=64)
+    openai_few_shot: int = Field(default=0, ge=0, le=20)
+    openai_confidence_without_logprobs: float = Field(default=0.5, ge=0.0, le=1.0)
+    # USD per million tokens, {"model-or-prefix": [input, output]}, merged over the defaults.
+    openai_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    openai_finetune_poll_seconds: float = Field(default=15.0, ge=0.0)
+    # Languages synthetic tickets are written in (comma-separated).
+    generate_languages: CommaList = ("English",)
 
     # Routing.
     taxonomy: Path = DEFAULT_TAXONOMY
@@ -92,7 +102,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("support_channels", "admin_users", mode="before")
+    @field_validator("support_channels", "admin_users", "generate_languages", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

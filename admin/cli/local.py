@@ -19,6 +19,7 @@ from rich.table import Table
 
 from admin.cli.app import USER_ERRORS, app, fail, progress_bar, run, settings, stderr, stdout
 from admin.cli.app import taxonomy as configured_taxonomy
+from admin.cli.llm import print_usage, usage_report
 from admin.errors import AdminError
 from admin.models import (
     LoadedModel,
@@ -80,6 +81,7 @@ def _train(
         stderr.print(
             f"note: no training examples for {', '.join(missing)}; the model cannot predict them.",
             highlight=False,
+            soft_wrap=True,
         )
     return TrainedRun(model, len(examples), time.perf_counter() - start)
 
@@ -234,13 +236,17 @@ def evaluate(
             _write(png, confusion_png(result.report.confusion, title))
     if as_json:
         payload = result.report.to_dict()
+        payload["usage"] = usage_report(result.predictions, result.report.model_id)
         if comparison is not None:
             payload["comparison"] = comparison.to_dict()
+            payload["compared_usage"] = usage_report(other.predictions, other.report.model_id)
         typer.echo(json.dumps(payload))
         return
     stdout.print(_report_table(result.report))
+    print_usage(result.predictions, result.report.model_id)
     if comparison is not None:
         stdout.print(_comparison_table(comparison))
+        print_usage(other.predictions, other.report.model_id)
     if png is not None:
         stdout.print(f"confusion matrix written to {png}", highlight=False)
 
@@ -272,6 +278,7 @@ def classify(
                 f"note: no --model given, so the {classifier.learner!r} learner was trained on "
                 f"the starter data ({STARTER_TRAIN.name}, {trained.n_train} tickets).",
                 highlight=False,
+                soft_wrap=True,
             )
         predictions = run(classifier.predict(texts))
     if as_json:

@@ -1,0 +1,302 @@
+"""Load benchmark of the Slack bot: signed events over HTTP at a steady rate, fake Slack behind.
+
+Runs the real app (create_app, HTTP Events API, SQLite in a temporary folder, the real Slack
+client) against the loopback fake Slack from the tests, with the light learner ("tfidf", or
+the tests' keyword classifier while tfidf is not installed). Each phase sends ``--rate``
+tickets a second for ``--seconds`` seconds, then waits for the queue to drain, and reports:
+
+* acknowledgement latency (HTTP response to the signed event): p50 / p99 / max
+* event to card posted (the card's chat.postMessage reaching Slack): p50 / p99 / max
+* tickets lost (stored, sent, but never carded) and routed twice (more than one card)
+* the bot process's resident memory at the end and at its peak
+
+The bot runs in its own process (Slack is elsewhere in production); this process plays Slack
+(the fake Web API) and the load generator.
+
+Phases: no failures, then 10 % of Slack calls answered 429 (``--ratelimit 0`` skips it).
+Not a test: it prints figures and exits 1 only if a ticket was lost or routed twice.
+
+    python bench/load.py                       # 100 tickets/s for 30 s, twice
+    python bench/load.py --seconds 5 --rate 50 # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import re
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from admin.settings import Settings  # noqa: E402
+from bot.app import create_app  # noqa: E402
+from bot.config import slack_config  # noqa: E402
+from bot.server import EVENTS_PATH, create_web_app  # noqa: E402
+from bot.services import build_services  # noqa: E402
+from classifier.examples import Source, read_examples  # noqa: E402
+from classifier.model import Classifier  # noqa: E402
+from classifier.taxonomy import Taxonomy, load_taxonomy  # noqa: E402
+from data import DEFAULT_TAXONOMY, STARTER_TEST, STARTER_TRAIN  # noqa: E402
+from tests.fakes.slack_api import FakeSlack  # noqa: E402
+from tests.fakes.slack_events import SlackSender, message_event  # noqa: E402
+
+SUPPORT = "C0SUPPORT"
+TRIAGE = "C0TRIAGE"
+SECRET = "bench-signing-secret"  # noqa: S105 - the fake's, not a real secret
+BOT_TOKEN = "xoxb-bench-token"  # noqa: S105 - the fake Slack's token
+_MARK = re.compile(r"\[bench#(\d+)\]")
+
+
+@dataclass
+class Phase:
+    name: str
+    model_id: str
+    sent: int
+    acks_ms: list[float]
+    card_ms: list[float]
+    non_200: int
+    lost: int
+    twice: int
+    statuses: dict[str, int]
+    limited: int
+    wall_s: float
+    memory_mb: tuple[float, float]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+async def light_classifier(taxonomy: Taxonomy, name: str) -> Classifier:
+    """``name`` trained on the starter data, or the tests' keyword rules if it is missing."""
+    try:
+        from classifier.learners import get_learner
+
+        learner = get_learner(name)
+        examples = read_examples(STARTER_TRAIN, Source.STARTER)
+        model: Classifier = await learner.train(examples, taxonomy.labels, seed=0)
+        return model
+    except Exception as exc:  # the learner lands on main separately
+        from tests.bot.keyword_classifier import KeywordClassifier
+
+        print(f"({name} unavailable: {exc}; using the keyword test classifier)", flush=True)
+        return KeywordClassifier(taxonomy)
+
+
+def ticket_texts() -> list[str]:
+    for path in (STARTER_TEST, STARTER_TRAIN):
+        if path.exists():
+            return [e.text for e in read_examples(path)]
+    return ["I was charged twice", "The app crashes", "How do I export?", "Reset my password"]
+
+
+async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -> None:
+    """The bot under load, in its own process (as in production, Slack is elsewhere)."""
+    taxonomy = load_taxonomy(DEFAULT_TAXONOMY)
+    settings = Settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=slack_url,
+        support_channels=(SUPPORT,),
+        triage_channel=TRIAGE,
+        database_url=f"sqlite+aiosqlite:///{database}",
+        log_level="WARNING",
+    )
+    services = build_services(settings, slack_config(settings), taxonomy, workers=workers)
+    services.model.use(await light_classifier(taxonomy, learner))
+    await services.start()
+    web_app = create_web_app(create_app(settings, services), services)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(f"PORT {runner.addresses[0][1]} MODEL {services.model.current().model_id}", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    profile_to = os.environ.get("TRIAGE_BENCH_PROFILE")  # cProfile the bot while it is loaded
+    profiler = cProfile.Profile() if profile_to else None
+    if profiler is not None:
+        profiler.enable()
+    await stop.wait()
+    if profiler is not None and profile_to:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+    await runner.cleanup()
+    await services.stop()
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of process ``pid`` in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def run_phase(
+    name: str, seconds: float, rate: float, ratelimit: float, learner: str, workers: int
+) -> Phase:
+    texts = ticket_texts()
+    with tempfile.TemporaryDirectory() as tmp:
+        async with FakeSlack(token=BOT_TOKEN) as fake:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--serve-bot",
+                fake.url,
+                str(Path(tmp) / "bench.db"),
+                "--learner",
+                learner,
+                "--workers",
+                str(workers),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert child.stdout is not None
+            line = (await child.stdout.readline()).decode()
+            while not line.startswith("PORT"):
+                if not line:
+                    raise RuntimeError("the bot did not start")
+                print(line.rstrip())
+                line = (await child.stdout.readline()).decode()
+            _, port, _, model_id = line.split()
+            base = f"http://127.0.0.1:{port}"
+            if ratelimit:
+                fake.fail_randomly(ratelimit, status=429, retry_after=0, seed=1)
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                sender = SlackSender(f"{base}{EVENTS_PATH}", SECRET, session)
+                total = int(seconds * rate)
+                sent_at: dict[int, float] = {}
+                acks: list[float] = []
+                non_200 = 0
+
+                async def send(n: int) -> None:
+                    nonlocal non_200
+                    text = f"[bench#{n}] {texts[n % len(texts)]}"
+                    event = message_event(SUPPORT, sender.new_ts(), text)
+                    body = json.dumps(sender.envelope(event))
+                    started = time.monotonic()
+                    sent_at[n] = started
+                    status, _ = await sender.post(body, "application/json")
+                    acks.append((time.monotonic() - started) * 1000)
+                    if status != 200:
+                        non_200 += 1
+
+                begin = time.monotonic()
+                tasks = []
+                for n in range(total):
+                    delay = begin + n / rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(send(n)))
+                await asyncio.gather(*tasks)
+                statuses: dict[str, int] = {}
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline:
+                    async with session.get(f"{base}/healthz") as response:
+                        health = await response.json()
+                    statuses = health.get("tickets", {})
+                    if health["queue"]["pending"] == 0 and statuses.get("routed", 0) >= total:
+                        break
+                    await asyncio.sleep(0.2)
+                wall = time.monotonic() - begin
+            memory = memory_mb(child.pid)
+            child.terminate()
+            await child.wait()
+            cards: dict[int, list[float]] = {}
+            for call in fake.called("chat.postMessage"):
+                if call.params.get("thread_ts") or call.params.get("channel") == SUPPORT:
+                    continue
+                match = _MARK.search(str(call.params.get("text", "")))
+                if match:
+                    cards.setdefault(int(match.group(1)), []).append(call.at)
+            card_ms = [(min(at) - sent_at[n]) * 1000 for n, at in cards.items() if n in sent_at]
+            limited = sum(1 for c in fake.calls if c.answered == 429)
+    return Phase(
+        name=name,
+        model_id=model_id,
+        sent=total,
+        acks_ms=acks,
+        card_ms=card_ms,
+        non_200=non_200,
+        lost=total - len(cards),
+        twice=sum(1 for at in cards.values() if len(at) > 1),
+        statuses=statuses,
+        limited=limited,
+        wall_s=wall,
+        memory_mb=memory,
+    )
+
+
+def report(phase: Phase) -> None:
+    def figures(values: list[float]) -> str:
+        return (
+            f"p50 {statistics.median(values):7.1f} ms  p99 {percentile(values, 99):7.1f} ms  "
+            f"max {max(values):7.1f} ms"
+            if values
+            else "no data"
+        )
+
+    print(f"\n== {phase.name}: {phase.sent} tickets in {phase.wall_s:.1f} s ==")
+    print(f"  acknowledgement    {figures(phase.acks_ms)}   (non-200: {phase.non_200})")
+    print(f"  event -> card      {figures(phase.card_ms)}")
+    print(f"  429s answered      {phase.limited}")
+    print(f"  tickets by status  {phase.statuses}")
+    print(f"  lost {phase.lost}, routed twice {phase.twice}")
+    current, peak = phase.memory_mb
+    print(f"  bot memory         {current:.0f} MB resident at the end, {peak:.0f} MB peak")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=100.0, help="tickets per second")
+    parser.add_argument(
+        "--ratelimit", type=float, default=0.10, help="fraction of Slack calls answered 429"
+    )
+    parser.add_argument("--learner", default="tfidf", help="the learner of the bot's model")
+    parser.add_argument("--workers", type=int, default=8, help="the bot's ticket workers")
+    parser.add_argument("--serve-bot", nargs=2, metavar=("SLACK_URL", "DB"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bot:
+        await serve_bot(args.serve_bot[0], args.serve_bot[1], args.learner, args.workers)
+        return 0
+    print(f"{args.rate:g} tickets/s for {args.seconds:g} s")
+    phases = [
+        await run_phase("no failures", args.seconds, args.rate, 0.0, args.learner, args.workers)
+    ]
+    print(f"model {phases[0].model_id}")
+    report(phases[-1])
+    if args.ratelimit:
+        name = f"{args.ratelimit:.0%} of Slack calls answered 429"
+        phases.append(
+            await run_phase(
+                name, args.seconds, args.rate, args.ratelimit, args.learner, args.workers
+            )
+        )
+        report(phases[-1])
+    return 1 if any(p.lost or p.twice for p in phases) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,118 @@
+"""The classifier the bot uses right now, swappable while the bot runs.
+
+``ActiveModel`` holds the current classifier; ``reload()`` loads whatever the model registry
+marks active (the admin jobs call it after promoting or rolling back), ``use()`` sets one
+directly. Readers call ``current()`` per ticket, so a swap takes effect on the next ticket and
+a ticket being classified keeps the model it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot.errors import ModelNotReadyError
+from classifier.artifacts import load_model
+from classifier.examples import Source, read_examples
+from classifier.learners import LearnerContext, get_learner
+from classifier.model import Classifier
+from classifier.taxonomy import Taxonomy
+from data import STARTER_TRAIN
+from data.db import models as registry
+from data.db.database import Database
+
+log = logging.getLogger(__name__)
+
+ModelLoader = Callable[[bytes], Classifier]
+
+
+class ActiveModel:
+    """Holds the active classifier; see the module docstring."""
+
+    def __init__(self, db: Database, loader: ModelLoader = load_model) -> None:
+        self._db = db
+        self._loader = loader
+        self._classifier: Classifier | None = None
+        self._registry_id: int | None = None
+        self._lock = asyncio.Lock()
+
+    def current(self) -> Classifier:
+        """The classifier to use now; ModelNotReadyError before one is loaded."""
+        if self._classifier is None:
+            raise ModelNotReadyError("No active model is loaded yet.")
+        return self._classifier
+
+    @property
+    def ready(self) -> bool:
+        """Whether a classifier is loaded."""
+        return self._classifier is not None
+
+    def use(self, classifier: Classifier, registry_id: int | None = None) -> None:
+        """Make ``classifier`` the active one (takes effect on the next ticket)."""
+        self._classifier = classifier
+        self._registry_id = registry_id
+        log.info("Active model is now %s", classifier.model_id)
+
+    def swap(self, registry_id: int, classifier: Classifier) -> None:
+        """``use`` with the argument order of ``admin.active_model.ActiveModelPoller``'s
+        ``on_change`` callback, so the poller can drive this holder directly."""
+        self.use(classifier, registry_id)
+
+    async def reload(self) -> Classifier | None:
+        """Load the registry's active model if it changed; returns the classifier in use."""
+        async with self._lock:
+            async with self._db.transaction() as conn:
+                stored = await registry.get_active_model(conn)
+                if stored is None:
+                    return self._classifier
+                if stored.id == self._registry_id and self._classifier is not None:
+                    return self._classifier
+                artefact = await registry.get_artefact(conn, stored.id)
+            classifier = await asyncio.to_thread(self._loader, artefact)
+            self.use(classifier, stored.id)
+            return classifier
+
+    def status(self) -> dict[str, Any]:
+        """For the health check: whether a model is loaded and which."""
+        if self._classifier is None:
+            return {"ready": False}
+        return {
+            "ready": True,
+            "model_id": self._classifier.model_id,
+            "registry_id": self._registry_id,
+        }
+
+
+async def ensure_active_model(
+    db: Database, learner_name: str, taxonomy: Taxonomy, seed: int = 0
+) -> int | None:
+    """Train ``learner_name`` on the starter data and store it as active, if none is active.
+
+    Returns the new registry id, or None when a model was already active.
+    """
+    async with db.transaction() as conn:
+        if await registry.get_active_model(conn) is not None:
+            return None
+    examples = read_examples(STARTER_TRAIN, Source.STARTER)
+    learner = get_learner(learner_name, LearnerContext(taxonomy=taxonomy, seed=seed))
+    log.info("No active model yet: training %r on %d starter tickets", learner.name, len(examples))
+    model = await learner.train(examples, taxonomy.labels, seed=seed)
+    counts: dict[str, int] = {}
+    for example in examples:
+        counts[example.label] = counts.get(example.label, 0) + 1
+    async with db.transaction() as conn:
+        if await registry.get_active_model(conn) is not None:  # another replica won the race
+            return None
+        return await registry.save_model(
+            conn,
+            model_id=model.model_id,
+            learner=model.learner,
+            artefact=model.to_bytes(),
+            data_hash=model.model_id,
+            counts=counts,
+            metrics={},
+            created_by="bootstrap",
+            status=registry.ACTIVE,
+        )

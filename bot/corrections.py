@@ -1,0 +1,165 @@
+"""Corrections by people: a department emoji on a ticket or its card, or a card's button.
+
+The correction is recorded and the ticket's training example updated in one transaction; the
+queue then moves the tag, the card and confirms in the thread (``bot.routing``). Removing the
+reaction undoes that person's correction; the latest standing human label wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.errors import SlackCallError
+from bot.payloads import ReactionChange, RouteChoice
+from bot.policy import RoutingPolicy
+from bot.redaction import redact_pii
+from bot.slack_gateway import SlackGateway
+from bot.work_queue import TicketQueue
+from classifier.taxonomy import Taxonomy
+from data.db import corrections as corrections_repo
+from data.db import routings as routings_repo
+from data.db import tickets as tickets_repo
+from data.db.database import Database
+from data.db.tickets import Ticket
+
+log = logging.getLogger(__name__)
+
+
+class CorrectionOutcome(StrEnum):
+    """What became of a reaction or button press (logged; also what the tests check)."""
+
+    RECORDED = "recorded"
+    UNDONE = "undone"
+    SAME_LABEL = "already this department"
+    NOT_A_DEPARTMENT = "not a department emoji"
+    BY_A_BOT = "by a bot"
+    NOT_A_TICKET = "not a ticket"
+    NOTHING_TO_UNDO = "nothing to undo"
+
+
+class CorrectionDesk:
+    """Records people's labels for tickets and queues the ticket to be moved."""
+
+    def __init__(
+        self,
+        db: Database,
+        queue: TicketQueue,
+        slack: SlackGateway,
+        taxonomy: Taxonomy,
+        policy: RoutingPolicy,
+    ) -> None:
+        self._db = db
+        self._queue = queue
+        self._slack = slack
+        self._taxonomy = taxonomy
+        self._policy = policy
+
+    async def react(self, change: ReactionChange) -> CorrectionOutcome:
+        """A reaction added (correct) or removed (undo) on a ticket or its card."""
+        dept = self._taxonomy.by_emoji(change.emoji)
+        if dept is None:
+            return CorrectionOutcome.NOT_A_DEPARTMENT
+        ticket = await self._ticket_at(change.channel, change.ts)
+        if ticket is None:
+            return CorrectionOutcome.NOT_A_TICKET
+        if await self._by_bot(change.user):
+            return CorrectionOutcome.BY_A_BOT
+        if change.action == "added":
+            return await self._correct(ticket, change.user, dept.name, corrections_repo.REACTION)
+        return await self._undo(ticket, change.user, dept.name)
+
+    async def choose(self, choice: RouteChoice) -> CorrectionOutcome:
+        """A department button pressed on a card."""
+        dept = self._taxonomy.get(choice.label)
+        if dept is None:
+            return CorrectionOutcome.NOT_A_DEPARTMENT
+        ticket = await self._ticket_at(choice.channel, choice.message_ts)
+        if ticket is None and choice.ticket_id is not None:
+            async with self._db.transaction() as conn:
+                try:
+                    ticket = await tickets_repo.get_ticket(conn, choice.ticket_id)
+                except tickets_repo.TicketNotFoundError:
+                    ticket = None
+        if ticket is None:
+            return CorrectionOutcome.NOT_A_TICKET
+        return await self._correct(ticket, choice.user, dept.name, corrections_repo.BUTTON)
+
+    async def _ticket_at(self, channel: str, ts: str) -> Ticket | None:
+        async with self._db.transaction() as conn:
+            ticket = await tickets_repo.find_ticket_by_message(conn, channel, ts)
+            if ticket is not None:
+                return ticket
+            ticket_id = await routings_repo.ticket_id_for_card(conn, channel, ts)
+            return await tickets_repo.get_ticket(conn, ticket_id) if ticket_id else None
+
+    async def _by_bot(self, user: str) -> bool:
+        try:
+            return await self._slack.is_bot_user(user)
+        except SlackCallError as exc:
+            # Losing a person's correction is worse than a rare bot's being counted.
+            log.warning("Cannot tell whether %s is a bot (%s); treating as a person", user, exc)
+            return False
+
+    def _training_text(self, ticket: Ticket) -> str:
+        return redact_pii(ticket.text) if self._policy.redact_pii else ticket.text
+
+    async def _correct(self, ticket: Ticket, user: str, label: str, via: str) -> CorrectionOutcome:
+        async with self._db.transaction() as conn:
+            prediction = await tickets_repo.latest_prediction(conn, ticket.id)
+            human = await corrections_repo.current_correction(conn, ticket.id)
+            current = human.to_label if human else (prediction.label if prediction else "")
+            waiting = (
+                human is None
+                and prediction is not None
+                and self._policy.needs_person(prediction.confidence)
+            )
+            if label == current and not waiting:
+                return CorrectionOutcome.SAME_LABEL
+            correction = await corrections_repo.record_correction(
+                conn, ticket.id, user=user, from_label=current, to_label=label, via=via
+            )
+            await corrections_repo.sync_training_example(
+                conn, ticket.id, self._training_text(ticket)
+            )
+            await self._requeue(conn, ticket)
+        log.info(
+            "Ticket %s corrected %s -> %s by %s via %s (correction %s)",
+            ticket.id,
+            current or "-",
+            label,
+            user,
+            via,
+            correction.id,
+        )
+        self._queue.submit(ticket.id)
+        return CorrectionOutcome.RECORDED
+
+    async def _undo(self, ticket: Ticket, user: str, label: str) -> CorrectionOutcome:
+        async with self._db.transaction() as conn:
+            undone = await corrections_repo.undo_correction(
+                conn, ticket.id, user=user, to_label=label, via=corrections_repo.REACTION
+            )
+            if undone is None:
+                return CorrectionOutcome.NOTHING_TO_UNDO
+            await corrections_repo.sync_training_example(
+                conn, ticket.id, self._training_text(ticket)
+            )
+            await self._requeue(conn, ticket)
+        log.info("Ticket %s: %s undid their correction to %s", ticket.id, user, label)
+        self._queue.submit(ticket.id)
+        return CorrectionOutcome.UNDONE
+
+    @staticmethod
+    async def _requeue(conn: AsyncConnection, ticket: Ticket) -> None:
+        # Marks the ticket unfinished, so the move is resumed after a restart too.
+        current = await tickets_repo.get_ticket(conn, ticket.id)
+        status = (
+            tickets_repo.RECEIVED
+            if current.status == tickets_repo.RECEIVED
+            else tickets_repo.CLASSIFIED
+        )
+        await tickets_repo.set_status(conn, ticket.id, status)
+        await tickets_repo.reset_attempts(conn, ticket.id)

@@ -1,0 +1,44 @@
+"""The bot package's exceptions.
+
+    BotError                    anything this package raises on purpose
+    ├── SlackConfigError        a Slack setting is missing or malformed (names the setting only)
+    ├── ModelNotReadyError      no active model is loaded yet
+    └── SlackCallError          a Slack Web API call failed (raised by ``bot.slack_gateway``)
+        ├── TransientSlackError still rate limited, a 5xx or a connection error: retry later
+        └── PermanentSlackError Slack said no (not_in_channel, invalid_auth, ...): retrying
+                                will not help until someone fixes the setup; ``hint`` says how
+
+``str()`` of each is safe to log and to show an admin; people in Slack never see exception text.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base class of the bot package's errors."""
+
+
+class SlackConfigError(BotError):
+    """A Slack setting is missing or malformed; the message names it, never its value."""
+
+
+class ModelNotReadyError(BotError):
+    """The active classifier is not loaded yet."""
+
+
+class SlackCallError(BotError):
+    """A Slack Web API call failed."""
+
+    def __init__(self, method: str, error: str, hint: str = "") -> None:
+        super().__init__(f"Slack {method} failed: {error}." + (f" {hint}" if hint else ""))
+        self.method = method
+        self.error = error
+        self.hint = hint
+
+
+class TransientSlackError(SlackCallError):
+    """Worth retrying later: rate limited after the client's own retries, 5xx, network."""
+
+
+class PermanentSlackError(SlackCallError):
+    """Retrying will not help until the setup is fixed (see ``hint``)."""

@@ -1,0 +1,103 @@
+"""New tickets and edits: filter, store first, then hand the ticket to the queue.
+
+Only people's top-level messages in the support channels become tickets. Storing is one
+INSERT .. ON CONFLICT DO NOTHING, so a retried event finds its ticket and queues nothing.
+Edit handling: an edit before anyone corrected the ticket replaces its text and classifies it
+again (the card is updated, or moved if the department changes); after a correction the human
+label stands and the edit is only logged. Deletes are ignored (the card stays for the record).
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+from bot.payloads import EditedMessage, MessagePayload, NewMessage, SkippedMessage
+from bot.policy import RoutingPolicy
+from bot.work_queue import TicketQueue
+from classifier.examples import MAX_TEXT_CHARS
+from data.db import corrections as corrections_repo
+from data.db import tickets as tickets_repo
+from data.db.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class IntakeOutcome(StrEnum):
+    """What became of a message event (logged; also what the tests check)."""
+
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+    NOT_SUPPORT_CHANNEL = "not a support channel"
+    SKIPPED = "skipped"
+    EMPTY = "empty"
+    FILES_ONLY = "files only"
+    EDIT_QUEUED = "edit queued"
+    EDIT_IGNORED = "edit ignored"
+
+
+class Intake:
+    """Turns message events into stored, queued tickets."""
+
+    def __init__(self, db: Database, queue: TicketQueue, policy: RoutingPolicy) -> None:
+        self._db = db
+        self._queue = queue
+        self._policy = policy
+
+    async def receive(self, message: MessagePayload) -> IntakeOutcome:
+        """Store and queue a new ticket, apply an edit, or skip; see the module docstring."""
+        if isinstance(message, SkippedMessage):
+            log.debug("Message %s/%s skipped: %s", message.channel, message.ts, message.reason)
+            return IntakeOutcome.SKIPPED
+        if message.channel not in self._policy.support_channels:
+            return IntakeOutcome.NOT_SUPPORT_CHANNEL
+        if isinstance(message, EditedMessage):
+            return await self._edit(message)
+        return await self._new(message)
+
+    async def _new(self, message: NewMessage) -> IntakeOutcome:
+        text = message.text.strip()
+        if not text:
+            outcome = IntakeOutcome.FILES_ONLY if message.has_files else IntakeOutcome.EMPTY
+            log.info(
+                "Message %s/%s from %s not stored: %s, nothing to classify",
+                message.channel,
+                message.ts,
+                message.user,
+                outcome.value,
+            )
+            return outcome
+        if len(text) > MAX_TEXT_CHARS:
+            log.info("Message %s/%s cut to %d characters", message.channel, message.ts, len(text))
+            text = text[:MAX_TEXT_CHARS]
+        new = tickets_repo.NewTicket(
+            workspace=message.workspace,
+            channel=message.channel,
+            ts=message.ts,
+            user=message.user,
+            text=text,
+        )
+        async with self._db.transaction() as conn:
+            ticket, created = await tickets_repo.store_ticket(conn, new)
+        if not created:
+            log.info("Ticket %s delivered again (Slack retry); nothing to do", ticket.id)
+            return IntakeOutcome.DUPLICATE
+        self._queue.submit(ticket.id)
+        return IntakeOutcome.QUEUED
+
+    async def _edit(self, edit: EditedMessage) -> IntakeOutcome:
+        text = edit.text.strip()[:MAX_TEXT_CHARS]
+        async with self._db.transaction() as conn:
+            ticket = await tickets_repo.find_ticket(conn, edit.workspace, edit.channel, edit.ts)
+            if ticket is None:
+                return IntakeOutcome.EDIT_IGNORED
+            if not text or text == ticket.text:
+                log.info("Ticket %s edited to the same or empty text; ignored", ticket.id)
+                return IntakeOutcome.EDIT_IGNORED
+            if await corrections_repo.current_correction(conn, ticket.id) is not None:
+                log.info("Ticket %s edited after a correction; the human label stands", ticket.id)
+                return IntakeOutcome.EDIT_IGNORED
+            await tickets_repo.edit_text(conn, ticket.id, text)
+        log.info("Ticket %s edited; classifying it again", ticket.id)
+        self._queue.submit(ticket.id)
+        return IntakeOutcome.EDIT_QUEUED

@@ -1,0 +1,25 @@
+"""Bolt listeners, one package per Slack surface, each with ``register(app, services)``.
+
+To add a surface (slash commands, App Home, ...): create ``bot/listeners/<surface>/__init__.py``
+with a ``register(app, services)`` function and add it to ``SURFACES`` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.listeners import actions, messages, reactions
+from bot.services import Services
+
+Register = Callable[[AsyncApp, Services], None]
+
+#: Every surface's register function, in the order they are registered.
+SURFACES: tuple[Register, ...] = (messages.register, reactions.register, actions.register)
+
+
+def register_all(app: AsyncApp, services: Services) -> None:
+    """Register every surface's listeners on ``app``."""
+    for register in SURFACES:
+        register(app, services)

@@ -1,0 +1,28 @@
+"""Block actions: a department button on a low-confidence card."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot.payloads import ROUTE_ACTION_PREFIX, parse_route_choice
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to the department buttons (action_id ``triage_route:<department>``)."""
+
+    @app.action(re.compile(f"^{re.escape(ROUTE_ACTION_PREFIX)}"))
+    async def on_route_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        choice = parse_route_choice(body)
+        if choice is None:
+            return
+        outcome = await services.corrections.choose(choice)
+        log.info("button %s by %s: %s", choice.label, choice.user, outcome)

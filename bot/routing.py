@@ -1,0 +1,278 @@
+"""Classify a stored ticket and bring its Slack state in line: tag, thread reply, card.
+
+``TicketRouter.process`` is what the queue runs for a ticket, after the first delivery, after a
+correction, after an edit and on restart. It works out what Slack should show (from the latest
+prediction and the standing human label) and compares it with what ``routings`` says was done;
+only the difference is sent. Every Slack side effect is recorded right after it succeeds, so a
+run cut short repeats nothing that finished and skips nothing that did not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from bot.active_model import ActiveModel
+from bot.errors import PermanentSlackError, TransientSlackError
+from bot.policy import RoutingPolicy
+from bot.redaction import redact_pii
+from bot.slack_gateway import SlackGateway
+from bot.views import (
+    CardContent,
+    correction_reply,
+    first_reply,
+    reclassified_reply,
+    resolved_triage_card,
+    ticket_card,
+    undo_reply,
+)
+from bot.work_queue import RetryLater
+from classifier.examples import MAX_TEXT_CHARS
+from classifier.model import Prediction
+from classifier.taxonomy import Department, Taxonomy
+from data.db import corrections as corrections_repo
+from data.db import routings as routings_repo
+from data.db import tickets as tickets_repo
+from data.db.corrections import Correction
+from data.db.database import Database
+from data.db.routings import Routing
+from data.db.tickets import StoredPrediction, Ticket
+
+log = logging.getLogger(__name__)
+
+
+class TicketRouter:
+    """Runs the ticket flow for one ticket at a time (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        slack: SlackGateway,
+        model: ActiveModel,
+        taxonomy: Taxonomy,
+        policy: RoutingPolicy,
+    ) -> None:
+        self._db = db
+        self._slack = slack
+        self._model = model
+        self._taxonomy = taxonomy
+        self._policy = policy
+
+    async def process(self, ticket_id: int) -> None:
+        """Classify the ticket if needed and reconcile its Slack state; see the module doc."""
+        async with self._db.transaction() as conn:
+            ticket = await tickets_repo.get_ticket(conn, ticket_id)
+            prediction = await tickets_repo.latest_prediction(conn, ticket_id)
+            history = await corrections_repo.corrections_for(conn, ticket_id)
+            records = await routings_repo.routings_for(conn, ticket_id)
+        standing = [c for c in history if c.undone_at is None]
+        human = standing[-1] if standing else None  # the latest standing human label wins
+        seen: datetime | None = ticket.updated_at
+        stale = prediction is None or (
+            ticket.edited_at is not None and prediction.created_at < ticket.edited_at
+        )
+        if stale:
+            prediction, seen = await self._classify(ticket)
+        assert prediction is not None
+        if self._policy.shadow_mode:
+            await self._finish(ticket, tickets_repo.SHADOWED, seen)
+            log.info("Ticket %s: %s (shadow mode, not posted)", ticket.id, prediction.label)
+            return
+        try:
+            await self._reconcile(ticket, prediction, human, bool(history), records)
+        except TransientSlackError as exc:
+            await self._transient_failure(ticket, exc)
+            return
+        except PermanentSlackError as exc:
+            # The fix was logged once by the gateway; this line only counts the ticket.
+            log.warning("Ticket %s not routed: Slack %s said %s", ticket.id, exc.method, exc.error)
+            await self._finish(ticket, tickets_repo.FAILED, None)
+            return
+        await self._finish(ticket, tickets_repo.ROUTED, seen)
+
+    async def _finish(self, ticket: Ticket, status: str, seen: datetime | None) -> None:
+        async with self._db.transaction() as conn:
+            changed = await tickets_repo.set_status(
+                conn, ticket.id, status, unless_changed_since=seen
+            )
+        if changed is None:
+            log.debug("Ticket %s changed while routed; it runs again", ticket.id)
+
+    async def _transient_failure(self, ticket: Ticket, exc: TransientSlackError) -> None:
+        async with self._db.transaction() as conn:
+            await tickets_repo.set_status(
+                conn, ticket.id, tickets_repo.CLASSIFIED, count_attempt=True
+            )
+            attempts = (await tickets_repo.get_ticket(conn, ticket.id)).attempts
+            if attempts >= self._policy.max_attempts:
+                await tickets_repo.set_status(conn, ticket.id, tickets_repo.FAILED)
+        if attempts >= self._policy.max_attempts:
+            log.error("Ticket %s not routed after %d attempts: %s", ticket.id, attempts, exc)
+            return
+        delay = self._policy.retry_delay(attempts)
+        log.warning("Ticket %s: %s; trying again in %.0fs", ticket.id, exc, delay)
+        raise RetryLater(delay)
+
+    # -- classification -------------------------------------------------------------------
+
+    async def _classify(self, ticket: Ticket) -> tuple[StoredPrediction, datetime | None]:
+        classifier = self._model.current()
+        text = ticket.text[:MAX_TEXT_CHARS]
+        if self._policy.redact_pii:
+            text = redact_pii(text)
+        started = time.perf_counter()
+        (raw,) = await classifier.predict([text])
+        latency = raw.latency_ms or (time.perf_counter() - started) * 1000
+        prediction = self._known_label(raw, classifier.model_id, latency)
+        async with self._db.transaction() as conn:
+            stored = await tickets_repo.save_prediction(conn, ticket.id, prediction)
+            seen = await tickets_repo.set_status(conn, ticket.id, tickets_repo.CLASSIFIED)
+        log.info(
+            "Ticket %s classified %s (%.2f) by %s in %.1f ms",
+            ticket.id,
+            stored.label,
+            stored.confidence,
+            stored.model_id,
+            stored.latency_ms,
+        )
+        return stored, seen
+
+    def _known_label(self, raw: Prediction, model_id: str, latency: float) -> Prediction:
+        """The prediction with only departments of the taxonomy in it.
+
+        A label the model invents cannot be routed: the ticket goes to a person (confidence 0).
+        """
+        ranking = tuple(
+            (dept.name, score)
+            for label, score in raw.ranking
+            if (dept := self._taxonomy.get(label)) is not None
+        )
+        dept = self._taxonomy.get(raw.label)
+        if dept is None:
+            log.warning("Model %s returned unknown label %r; asking a person", model_id, raw.label)
+            fallback = ranking[0][0] if ranking else self._taxonomy.labels[-1]
+            return Prediction(fallback, 0.0, ranking, model_id or raw.model_id, latency)
+        return Prediction(
+            dept.name, float(raw.confidence), ranking, raw.model_id or model_id, latency
+        )
+
+    # -- Slack state ------------------------------------------------------------------------
+
+    async def _reconcile(
+        self,
+        ticket: Ticket,
+        prediction: StoredPrediction,
+        human: Correction | None,
+        ever_corrected: bool,
+        records: list[Routing],
+    ) -> None:
+        label = human.to_label if human else prediction.label
+        dept = self._taxonomy.get(label)
+        if dept is None:  # a department removed from the taxonomy since
+            dept = self._taxonomy.departments[-1]
+        confidence = 1.0 if human else prediction.confidence
+        destination = self._policy.destination(
+            dept, decided_by_person=human is not None, confidence=prediction.confidence
+        )
+        key = dept.name if human is None else f"{dept.name}#c{human.id}"
+        card = CardContent(
+            ticket_id=ticket.id,
+            text=ticket.text,
+            author=ticket.user,
+            permalink="",
+            department=dept,
+            confidence=confidence,
+            runner_ups=prediction.runner_ups,
+            decided_by=human.user if human else None,
+            ask_for_department=human is None and self._policy.needs_person(confidence),
+        )
+        await self._reconcile_card(ticket, card, destination, key, records)
+        await self._reconcile_tag(ticket, dept, records)
+        await self._reconcile_thread(
+            ticket, dept, prediction, human, ever_corrected, destination, key, records
+        )
+
+    async def _record(self, ticket: Ticket, kind: str, label: str, channel: str, ts: str) -> None:
+        async with self._db.transaction() as conn:
+            await routings_repo.record_routing(
+                conn, ticket.id, kind=kind, label=label, channel=channel, ts=ts
+            )
+
+    async def _removed(self, routing: Routing) -> None:
+        async with self._db.transaction() as conn:
+            await routings_repo.mark_removed(conn, routing.id)
+
+    async def _reconcile_card(
+        self, ticket: Ticket, card: CardContent, destination: str, key: str, records: list[Routing]
+    ) -> None:
+        cards = [r for r in records if r.kind == routings_repo.CARD and r.active]
+        keep = next((r for r in cards if r.channel == destination and r.label == key), None)
+        edited = ticket.edited_at is not None and (
+            keep is None or keep.created_at < ticket.edited_at
+        )
+        if keep is None or edited:
+            permalink = await self._slack.permalink(ticket.channel, ticket.ts)
+            card = CardContent(**{**card.__dict__, "permalink": permalink})
+            text, blocks = ticket_card(card, self._taxonomy)
+            if keep is None:
+                ts = await self._slack.post_message(destination, text, blocks=blocks)
+                await self._record(ticket, routings_repo.CARD, key, destination, ts)
+            else:
+                assert keep.ts is not None
+                await self._slack.update_message(destination, keep.ts, text, blocks)
+                await self._removed(keep)
+                await self._record(ticket, routings_repo.CARD, key, destination, keep.ts)
+        for old in cards:
+            if old is keep or old.ts is None:
+                continue
+            if old.channel == self._policy.triage_channel and old.channel != destination:
+                permalink = await self._slack.permalink(ticket.channel, ticket.ts)
+                resolved = CardContent(**{**card.__dict__, "permalink": permalink})
+                text, blocks = resolved_triage_card(resolved, card.department, card.decided_by)
+                await self._slack.update_message(old.channel, old.ts, text, blocks)
+            else:
+                await self._slack.delete_message(old.channel, old.ts)
+            await self._removed(old)
+
+    async def _reconcile_tag(
+        self, ticket: Ticket, dept: Department, records: list[Routing]
+    ) -> None:
+        tags = [r for r in records if r.kind == routings_repo.TAG and r.active]
+        if not any(t.label == dept.name for t in tags):
+            await self._slack.add_reaction(ticket.channel, ticket.ts, dept.emoji)
+            await self._record(ticket, routings_repo.TAG, dept.name, ticket.channel, ticket.ts)
+        for tag in tags:
+            if tag.label == dept.name:
+                continue
+            old = self._taxonomy.get(tag.label)
+            if old is not None:
+                await self._slack.remove_reaction(ticket.channel, ticket.ts, old.emoji)
+            await self._removed(tag)
+
+    async def _reconcile_thread(
+        self,
+        ticket: Ticket,
+        dept: Department,
+        prediction: StoredPrediction,
+        human: Correction | None,
+        ever_corrected: bool,
+        destination: str,
+        key: str,
+        records: list[Routing],
+    ) -> None:
+        said = [r for r in records if r.kind in (routings_repo.REPLY, routings_repo.CONFIRM)]
+        if said and said[-1].label == key:
+            return
+        if human is not None:
+            text = correction_reply(dept, human.user, destination)
+        elif not said:
+            in_triage = destination != dept.channel
+            text = first_reply(dept, prediction.confidence, destination, in_triage, self._taxonomy)
+        elif ever_corrected:
+            text = undo_reply(dept, destination)
+        else:
+            text = reclassified_reply(dept, prediction.confidence, destination)
+        kind = routings_repo.CONFIRM if said else routings_repo.REPLY
+        ts = await self._slack.post_message(ticket.channel, text, thread_ts=ticket.ts)
+        await self._record(ticket, kind, key, ticket.channel, ts)

@@ -1,0 +1,117 @@
+"""Serving the app: the HTTP Events API (aiohttp) or Socket Mode, plus ``GET /healthz``.
+
+``run_bot`` is what ``triage serve`` runs: settings checked, services started (migrations,
+auth.test, active model, resume), then served until interrupted, then everything closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+from admin.settings import Settings
+from bot.active_model import ensure_active_model
+from bot.app import create_app
+from bot.config import slack_config
+from bot.services import Services, build_services
+from classifier.taxonomy import load_taxonomy
+from data.db import tickets as tickets_repo
+
+log = logging.getLogger(__name__)
+
+#: Bolt's default request path for events, commands and interactions.
+EVENTS_PATH = "/slack/events"
+
+
+def create_web_app(app: AsyncApp, services: Services) -> web.Application:
+    """The aiohttp application: Slack requests at /slack/events, health at /healthz."""
+
+    async def slack_events(request: web.Request) -> web.Response:
+        bolt_response = await app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        report, status = await health(services)
+        return web.json_response(report, status=status)
+
+    web_app = web.Application(client_max_size=2 * 1024 * 1024)
+    web_app.router.add_post(EVENTS_PATH, slack_events)
+    web_app.router.add_get("/healthz", healthz)
+    return web_app
+
+
+async def health(services: Services) -> tuple[dict[str, Any], int]:
+    """The health report and its HTTP status (503 when the database or model is not ready)."""
+    database_ok = await services.db.ping()
+    report: dict[str, Any] = {
+        "database": {"ok": database_ok},
+        "model": services.model.status(),
+        "queue": {"pending": services.queue.pending},
+    }
+    if database_ok:
+        async with services.db.transaction() as conn:
+            report["tickets"] = await tickets_repo.count_by_status(conn)
+    ok = database_ok and bool(report["model"]["ready"])
+    report["ok"] = ok
+    return report, 200 if ok else 503
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[tuple[AsyncApp, Services]]:
+    """Check the settings, start the services with the active model, close them afterwards."""
+    config = slack_config(settings)
+    taxonomy = load_taxonomy(settings.taxonomy)
+    services = build_services(settings, config, taxonomy)
+    try:
+        await services.db.start()
+        await services.slack.connect()  # a bad token stops start-up before any training
+        trained = await ensure_active_model(services.db, settings.learner, taxonomy, settings.seed)
+        if trained is not None:
+            log.info("Trained the first model (registry id %s) on the starter data", trained)
+        await services.model.reload()
+        await services.start(migrate=False)
+        yield create_app(settings, services), services
+    finally:
+        await services.stop()
+
+
+async def run_bot(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM: Socket Mode if SLACK_APP_TOKEN is set, else HTTP."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with started(settings) as (app, services):
+        web_app = create_web_app(app, services)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "0.0.0.0", settings.port)  # noqa: S104 - a server
+        await site.start()
+        socket_handler = None
+        if services.slack_config.app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            socket_handler = AsyncSocketModeHandler(app, services.slack_config.app_token)
+            await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Serving over Socket Mode; health on port %d", settings.port)
+        else:
+            log.info("Serving the Events API on port %d at %s", settings.port, EVENTS_PATH)
+        try:
+            await stop.wait()
+        finally:
+            if socket_handler is not None:
+                await socket_handler.close_async()  # type: ignore[no-untyped-call]
+            await runner.cleanup()
+            try:
+                async with asyncio.timeout(10):
+                    await services.drain()
+            except TimeoutError:
+                log.warning("Stopping with tickets unfinished; they resume on the next start")

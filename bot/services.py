@@ -1,0 +1,125 @@
+"""The bot's dependencies in one small frozen object, and their lifecycle.
+
+``build_services`` wires them; ``start`` checks Slack (auth.test), starts the workers and
+resumes unfinished tickets; ``stop`` closes everything it opened. Listeners receive the
+``Services`` and call one of its services; the admin surfaces use ``model.reload()`` after
+promoting a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from admin.settings import Settings
+from bot.active_model import ActiveModel, ModelLoader
+from bot.config import SlackConfig
+from bot.corrections import CorrectionDesk
+from bot.intake import Intake
+from bot.policy import RoutingPolicy
+from bot.routing import TicketRouter
+from bot.slack_gateway import SlackGateway, create_slack_client
+from bot.work_queue import TicketQueue
+from classifier.artifacts import load_model
+from classifier.taxonomy import Taxonomy
+from data.db import tickets as tickets_repo
+from data.db.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a listener may use; built once per process."""
+
+    settings: Settings
+    slack_config: SlackConfig
+    taxonomy: Taxonomy
+    policy: RoutingPolicy
+    db: Database
+    http: aiohttp.ClientSession
+    slack: SlackGateway
+    model: ActiveModel
+    queue: TicketQueue
+    router: TicketRouter
+    intake: Intake
+    corrections: CorrectionDesk
+    extras: dict[str, object] = field(default_factory=dict)  # room for admin surfaces
+
+    async def start(self, *, migrate: bool = True) -> None:
+        """Migrate, check the token (auth.test), start workers, resume unfinished tickets."""
+        if migrate:
+            await self.db.start()
+        identity = self.slack.identity or await self.slack.connect()
+        log.info("Connected to Slack as %s (team %s)", identity.user_id, identity.team_id)
+        self.queue.start()
+        resumed = await self.resume()
+        if resumed:
+            log.info("Resuming %d ticket(s) stored but not routed", resumed)
+
+    async def resume(self) -> int:
+        """Queue every ticket stored but not yet routed; returns how many."""
+        async with self.db.transaction() as conn:
+            ids = await tickets_repo.unfinished_tickets(conn)
+        for ticket_id in ids:
+            self.queue.submit(ticket_id)
+        return len(ids)
+
+    async def drain(self) -> None:
+        """Wait until every queued ticket has been worked on (tests and shutdown).
+
+        Bound it with ``asyncio.timeout``; retries waiting on a delay count as unfinished.
+        """
+        await self.queue.drain()
+
+    async def stop(self) -> None:
+        """Stop the workers and close the HTTP session and the database."""
+        await self.queue.stop()
+        await self.http.close()
+        await self.db.close()
+
+
+def routing_policy(settings: Settings) -> RoutingPolicy:
+    """The routing rules from the settings."""
+    return RoutingPolicy(
+        support_channels=frozenset(settings.support_channels),
+        confidence_threshold=settings.confidence_threshold,
+        triage_channel=settings.triage_channel or None,
+        shadow_mode=settings.shadow_mode,
+        redact_pii=settings.redact_pii,
+    )
+
+
+def build_services(
+    settings: Settings,
+    slack_config: SlackConfig,
+    taxonomy: Taxonomy,
+    *,
+    db: Database | None = None,
+    loader: ModelLoader = load_model,
+    workers: int = 8,
+) -> Services:
+    """Wire the bot's services (nothing is contacted until ``Services.start``)."""
+    db = db or Database(settings.database_url)
+    http = aiohttp.ClientSession()
+    slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
+    model = ActiveModel(db, loader)
+    policy = routing_policy(settings)
+    router = TicketRouter(db, slack, model, taxonomy, policy)
+    queue = TicketQueue(router.process, workers=workers)
+    return Services(
+        settings=settings,
+        slack_config=slack_config,
+        taxonomy=taxonomy,
+        policy=policy,
+        db=db,
+        http=http,
+        slack=slack,
+        model=model,
+        queue=queue,
+        router=router,
+        intake=Intake(db, queue, policy),
+        corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
+    )

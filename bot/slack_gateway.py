@@ -1,0 +1,274 @@
+"""Every call the bot makes to the Slack Web API, through one ``AsyncWebClient``.
+
+The client retries by itself, bounded, on 429 (honouring ``Retry-After``), on 5xx and on
+connection errors. What still fails is translated here into ``TransientSlackError`` (try again
+later) or ``PermanentSlackError`` (someone must fix the setup; logged once with how). Calls that
+are idempotent by nature treat Slack's "already done" answers as success, so a resumed ticket can
+repeat them safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import PermanentSlackError, TransientSlackError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Longest Retry-After the client waits out itself; longer waits go back to the ticket queue.
+MAX_RETRY_AFTER_SECONDS = 30
+
+
+class RateLimitRetryHandler(AsyncRetryHandler):
+    """Retry a 429 after exactly ``Retry-After`` seconds plus a little jitter, bounded.
+
+    slack_sdk's own handler adds up to a whole second of jitter to every wait, which at a few
+    hundred calls a second turns one 429 into a second of latency; this keeps the jitter small
+    and refuses waits longer than ``max_wait`` (the queue retries those later).
+    """
+
+    def __init__(self, max_retry_count: int = 3, max_wait: float = MAX_RETRY_AFTER_SECONDS):
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    @staticmethod
+    def _retry_after(response: HttpResponse) -> float:
+        for key, values in response.headers.items():
+            if key.lower() == "retry-after" and values:
+                try:
+                    return max(0.0, float(values[0]))
+                except ValueError:
+                    break
+        return 1.0
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return (
+            response is not None
+            and response.status_code == 429
+            and self._retry_after(response) <= self.max_wait
+        )
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        assert response is not None
+        state.next_attempt_requested = True
+        await asyncio.sleep(self._retry_after(response) + random.uniform(0, 0.05))
+        state.increment_current_attempt()
+
+
+def create_slack_client(
+    token: str, base_url: str, session: aiohttp.ClientSession | None, retries: int = 3
+) -> AsyncWebClient:
+    """The process's one Slack client: shared HTTP session, bounded retries."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        session=session,
+        timeout=10,
+        retry_handlers=[
+            RateLimitRetryHandler(max_retry_count=retries),
+            AsyncServerErrorRetryHandler(max_retry_count=retries),
+            AsyncConnectionErrorRetryHandler(max_retry_count=retries),
+        ],
+    )
+
+
+#: Slack errors that need a person to fix the setup, and how (``{channel}`` is filled in).
+HINTS: dict[str, str] = {
+    "not_in_channel": "Invite the bot to <#{channel}> with /invite @bot in that channel.",
+    "channel_not_found": (
+        "Channel {channel} does not exist or the bot cannot see it: check the channel id in "
+        "TRIAGE_TAXONOMY / TRIAGE_TRIAGE_CHANNEL, and invite the bot if it is private."
+    ),
+    "is_archived": "Channel {channel} is archived: unarchive it or point the taxonomy elsewhere.",
+    "invalid_auth": "Slack rejected SLACK_BOT_TOKEN: reinstall the app and set its new token.",
+    "not_authed": "No token reached Slack: set SLACK_BOT_TOKEN.",
+    "token_revoked": "SLACK_BOT_TOKEN was revoked: reinstall the app and set its new token.",
+    "token_expired": "SLACK_BOT_TOKEN expired: reinstall the app and set its new token.",
+    "account_inactive": "The bot's account is deactivated: reinstall the app.",
+    "missing_scope": (
+        "The bot token lacks a scope: add it under OAuth & Permissions and reinstall the app."
+    ),
+    "restricted_action": "The workspace does not let the bot post in {channel}.",
+}
+
+#: Slack's answers that mean the thing is already as wanted.
+_ALREADY_DONE: dict[str, frozenset[str]] = {
+    "reactions.add": frozenset({"already_reacted"}),
+    "reactions.remove": frozenset({"no_reaction", "message_not_found"}),
+    "chat.delete": frozenset({"message_not_found"}),
+}
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    """Who the bot is in the workspace (from auth.test)."""
+
+    user_id: str
+    bot_id: str
+    team_id: str
+
+
+class SlackGateway:
+    """The bot's Slack Web API calls, with errors translated and fixes logged once."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._identity: BotIdentity | None = None
+        self._logged: set[tuple[str, str]] = set()
+        self._is_bot: dict[str, bool] = {}
+
+    @property
+    def identity(self) -> BotIdentity | None:
+        """The bot's identity once ``connect`` has run."""
+        return self._identity
+
+    async def _call(
+        self, method: str, call: Callable[[], Awaitable[T]], *, channel: str = ""
+    ) -> T | None:
+        try:
+            return await call()
+        except SlackApiError as exc:
+            response = exc.response
+            error = str(response.get("error", "unknown_error")) if response else "unknown_error"
+            status = response.status_code if response is not None else 0
+            if error in _ALREADY_DONE.get(method, frozenset()):
+                return None
+            if status == 429 or status >= 500 or error in {"ratelimited", "internal_error"}:
+                raise TransientSlackError(method, error) from None
+            hint = HINTS.get(error, "").format(channel=channel or "?")
+            if error == "missing_scope" and response is not None and response.get("needed"):
+                hint += f" Needed: {response.get('needed')}."
+            self._log_once(method, error, channel, hint)
+            raise PermanentSlackError(method, error, hint) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientSlackError(method, type(exc).__name__) from None
+
+    def _log_once(self, method: str, error: str, channel: str, hint: str) -> None:
+        key = (error, channel)
+        if key in self._logged:
+            log.debug("Slack %s failed again: %s (channel %s)", method, error, channel)
+            return
+        self._logged.add(key)
+        log.error("Slack %s failed: %s (channel %s). %s", method, error, channel or "-", hint)
+
+    async def connect(self) -> BotIdentity:
+        """Check the token with auth.test and remember who the bot is."""
+        response = await self._call("auth.test", lambda: self.client.auth_test())
+        assert response is not None
+        self._identity = BotIdentity(
+            user_id=str(response.get("user_id", "")),
+            bot_id=str(response.get("bot_id", "")),
+            team_id=str(response.get("team_id", "")),
+        )
+        return self._identity
+
+    async def post_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Post a message (a card or a thread reply); returns its ts."""
+        response = await self._call(
+            "chat.postMessage",
+            lambda: self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+            channel=channel,
+        )
+        assert response is not None
+        return str(response["ts"])
+
+    async def update_message(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Replace a message the bot posted."""
+        await self._call(
+            "chat.update",
+            lambda: self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or []),
+            channel=channel,
+        )
+
+    async def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message the bot posted (already gone counts as done)."""
+        await self._call(
+            "chat.delete", lambda: self.client.chat_delete(channel=channel, ts=ts), channel=channel
+        )
+
+    async def add_reaction(self, channel: str, ts: str, emoji: str) -> None:
+        """Add the bot's reaction (already there counts as done)."""
+        await self._call(
+            "reactions.add",
+            lambda: self.client.reactions_add(channel=channel, timestamp=ts, name=emoji),
+            channel=channel,
+        )
+
+    async def remove_reaction(self, channel: str, ts: str, emoji: str) -> None:
+        """Remove the bot's reaction (already gone counts as done)."""
+        await self._call(
+            "reactions.remove",
+            lambda: self.client.reactions_remove(channel=channel, timestamp=ts, name=emoji),
+            channel=channel,
+        )
+
+    async def permalink(self, channel: str, ts: str) -> str:
+        """The permanent link of a message."""
+        response = await self._call(
+            "chat.getPermalink",
+            lambda: self.client.chat_getPermalink(channel=channel, message_ts=ts),
+            channel=channel,
+        )
+        assert response is not None
+        return str(response["permalink"])
+
+    async def is_bot_user(self, user: str) -> bool:
+        """Whether ``user`` is a bot or app (cached; the bot itself counts)."""
+        identity = self._identity
+        if identity is not None and user == identity.user_id:
+            return True
+        if user not in self._is_bot:
+            response = await self._call("users.info", lambda: self.client.users_info(user=user))
+            assert response is not None
+            info = response.get("user") or {}
+            self._is_bot[user] = bool(info.get("is_bot")) or info.get("id") == "USLACKBOT"
+        return self._is_bot[user]

@@ -1,0 +1,122 @@
+"""The in-process queue of tickets waiting for work; the durable state is in the database.
+
+Listeners submit a ticket id after storing what happened; workers run the router on it. The
+queue holds ids only, so losing it (a crash) loses nothing: on start the bot submits every
+unfinished ticket again. A ticket is never worked on by two workers at once, and one submitted
+while it is being worked on runs again afterwards (so a correction during routing is applied).
+Transient failures come back after a bounded, growing delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """Raised by the work function: run this ticket again after ``delay`` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"retry in {delay:.1f}s")
+        self.delay = delay
+
+
+Work = Callable[[int], Awaitable[None]]
+
+
+class TicketQueue:
+    """Bounded pool of workers over ticket ids (see the module docstring)."""
+
+    def __init__(self, work: Work, workers: int = 8) -> None:
+        self._work = work
+        self._workers = workers
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._queued: set[int] = set()
+        self._running: set[int] = set()
+        self._again: set[int] = set()
+        self._delayed: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, ticket_id: int) -> None:
+        """Ask for work on ``ticket_id`` (duplicates while queued are merged)."""
+        timer = self._delayed.pop(ticket_id, None)
+        if timer is not None:
+            timer.cancel()
+        if ticket_id in self._running:
+            self._again.add(ticket_id)
+        elif ticket_id not in self._queued:
+            self._queued.add(ticket_id)
+            self._queue.put_nowait(ticket_id)
+        self._idle.clear()
+
+    def start(self) -> None:
+        """Start the workers (idempotent)."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._worker(), name=f"ticket-worker-{n}")
+                for n in range(self._workers)
+            ]
+
+    async def stop(self) -> None:
+        """Stop the workers; unfinished tickets stay unfinished in the database."""
+        for timer in self._delayed.values():
+            timer.cancel()
+        self._delayed.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    @property
+    def pending(self) -> int:
+        """Tickets queued, running or waiting to retry."""
+        return len(self._queued) + len(self._running) + len(self._delayed)
+
+    async def drain(self) -> None:
+        """Wait until no ticket is queued, running or waiting to retry (tests, shutdown).
+
+        Callers bound the wait with ``asyncio.timeout``.
+        """
+        while True:
+            await self._idle.wait()
+            if self.pending == 0:
+                return
+            self._idle.clear()
+
+    def _check_idle(self) -> None:
+        if self.pending == 0:
+            self._idle.set()
+
+    def _resubmit(self, ticket_id: int) -> None:
+        self._delayed.pop(ticket_id, None)
+        self.submit(ticket_id)
+
+    async def _worker(self) -> None:
+        while True:
+            ticket_id = await self._queue.get()
+            self._queued.discard(ticket_id)
+            self._running.add(ticket_id)
+            delay: float | None = None
+            try:
+                await self._work(ticket_id)
+            except RetryLater as retry:
+                delay = retry.delay
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Ticket %s: unexpected error; it stays unfinished", ticket_id)
+            finally:
+                self._running.discard(ticket_id)
+                self._queue.task_done()
+            if ticket_id in self._again:
+                self._again.discard(ticket_id)
+                self.submit(ticket_id)
+            elif delay is not None:
+                loop = asyncio.get_running_loop()
+                self._delayed[ticket_id] = loop.call_later(delay, self._resubmit, ticket_id)
+            self._check_idle()

@@ -1,0 +1,311 @@
+"""Tickets and the predictions made for them.
+
+A ticket is stored before anything else happens to it, unique on (workspace, channel, ts), so a
+retried Slack event finds the row already there and does nothing.
+
+Status: ``received`` (stored, not yet classified) -> ``classified`` (predicted, or corrected, and
+its Slack state not yet brought in line) -> ``routed`` | ``shadowed`` | ``failed``. The bot resumes
+every ``received`` and ``classified`` ticket on start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from classifier.model import Prediction
+from data.db.database import utcnow
+from data.db.schema import predictions, tickets
+
+RECEIVED = "received"
+CLASSIFIED = "classified"
+ROUTED = "routed"
+SHADOWED = "shadowed"
+FAILED = "failed"
+
+#: Statuses the bot picks up again after a restart.
+UNFINISHED: tuple[str, ...] = (RECEIVED, CLASSIFIED)
+
+
+class TicketNotFoundError(LookupError):
+    """No ticket with that id."""
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """A ticket as read from Slack, before it is stored."""
+
+    workspace: str
+    channel: str
+    ts: str
+    user: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A stored ticket."""
+
+    id: int
+    workspace: str
+    channel: str
+    ts: str
+    user: str
+    text: str
+    status: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    edited_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    """A prediction as stored for a ticket."""
+
+    id: int
+    ticket_id: int
+    label: str
+    confidence: float
+    ranking: tuple[tuple[str, float], ...]
+    model_id: str
+    latency_ms: float
+    created_at: datetime
+
+    @property
+    def runner_ups(self) -> tuple[tuple[str, float], ...]:
+        """The labels after the winner, best first."""
+        return tuple(item for item in self.ranking if item[0] != self.label)
+
+
+def _ticket(row: Any) -> Ticket:
+    return Ticket(
+        id=row.id,
+        workspace=row.workspace,
+        channel=row.channel,
+        ts=row.ts,
+        user=row.user,
+        text=row.text,
+        status=row.status,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        edited_at=row.edited_at,
+    )
+
+
+def _prediction(row: Any) -> StoredPrediction:
+    return StoredPrediction(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        label=row.label,
+        confidence=row.confidence,
+        ranking=tuple((str(label), float(score)) for label, score in row.ranking),
+        model_id=row.model_id,
+        latency_ms=row.latency_ms,
+        created_at=row.created_at,
+    )
+
+
+def _insert_ignoring_duplicates(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    """INSERT .. ON CONFLICT DO NOTHING in the connection's dialect (one statement, no race)."""
+    keys = ["workspace", "channel", "ts"]
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(tickets).values(values).on_conflict_do_nothing(index_elements=keys)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(tickets).values(values).on_conflict_do_nothing(index_elements=keys)
+    return insert(tickets).values(values)  # pragma: no cover - only SQLite and PostgreSQL run
+
+
+async def store_ticket(conn: AsyncConnection, new: NewTicket) -> tuple[Ticket, bool]:
+    """Store ``new`` unless a ticket with its (workspace, channel, ts) exists.
+
+    Returns the stored ticket and whether this call created it (False for a retried event).
+    """
+    now = utcnow()
+    result = await conn.execute(
+        _insert_ignoring_duplicates(
+            conn,
+            {
+                "workspace": new.workspace,
+                "channel": new.channel,
+                "ts": new.ts,
+                "user": new.user,
+                "text": new.text,
+                "status": RECEIVED,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).returning(tickets.c.id)
+    )
+    created_id = result.scalar_one_or_none()
+    if created_id is not None:
+        ticket = Ticket(
+            id=int(created_id),
+            workspace=new.workspace,
+            channel=new.channel,
+            ts=new.ts,
+            user=new.user,
+            text=new.text,
+            status=RECEIVED,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+            edited_at=None,
+        )
+        return ticket, True
+    existing = await find_ticket(conn, new.workspace, new.channel, new.ts)
+    assert existing is not None  # stored by the earlier delivery
+    return existing, False
+
+
+async def get_ticket(conn: AsyncConnection, ticket_id: int) -> Ticket:
+    """The ticket ``ticket_id``; raises TicketNotFoundError."""
+    row = (await conn.execute(select(tickets).where(tickets.c.id == ticket_id))).first()
+    if row is None:
+        raise TicketNotFoundError(f"No ticket with id {ticket_id}.")
+    return _ticket(row)
+
+
+async def find_ticket(
+    conn: AsyncConnection, workspace: str, channel: str, ts: str
+) -> Ticket | None:
+    """The ticket posted as message ``ts`` in ``channel``, or None."""
+    row = (
+        await conn.execute(
+            select(tickets).where(
+                tickets.c.workspace == workspace, tickets.c.channel == channel, tickets.c.ts == ts
+            )
+        )
+    ).first()
+    return _ticket(row) if row is not None else None
+
+
+async def find_ticket_by_message(conn: AsyncConnection, channel: str, ts: str) -> Ticket | None:
+    """The ticket whose own message is ``channel``/``ts`` in any workspace, or None."""
+    row = (
+        await conn.execute(
+            select(tickets).where(tickets.c.channel == channel, tickets.c.ts == ts).limit(1)
+        )
+    ).first()
+    return _ticket(row) if row is not None else None
+
+
+async def set_status(
+    conn: AsyncConnection,
+    ticket_id: int,
+    status: str,
+    *,
+    count_attempt: bool = False,
+    unless_changed_since: datetime | None = None,
+) -> datetime | None:
+    """Move a ticket to ``status`` (and count one more routing attempt when asked).
+
+    With ``unless_changed_since`` (an ``updated_at`` read earlier) nothing happens if the ticket
+    changed meanwhile, e.g. a correction arrived while it was being routed. Returns the new
+    ``updated_at``, or None when nothing was changed.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if count_attempt:
+        values["attempts"] = tickets.c.attempts + 1
+    condition = tickets.c.id == ticket_id
+    if unless_changed_since is not None:
+        condition = condition & (tickets.c.updated_at == unless_changed_since)
+    result = await conn.execute(update(tickets).where(condition).values(values))
+    return now if result.rowcount else None
+
+
+async def reset_attempts(conn: AsyncConnection, ticket_id: int) -> None:
+    """Forget earlier failed attempts (a person asked for new work on the ticket)."""
+    await conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(attempts=0))
+
+
+async def edit_text(conn: AsyncConnection, ticket_id: int, text: str) -> None:
+    """Replace the ticket's text after an edit and queue it to be classified again."""
+    now = utcnow()
+    await conn.execute(
+        update(tickets)
+        .where(tickets.c.id == ticket_id)
+        .values(text=text, edited_at=now, updated_at=now, status=RECEIVED, attempts=0)
+    )
+
+
+async def unfinished_tickets(conn: AsyncConnection, limit: int = 10_000) -> list[int]:
+    """Ids of tickets stored but not yet routed (what a restart resumes), oldest first."""
+    rows = await conn.execute(
+        select(tickets.c.id)
+        .where(tickets.c.status.in_(UNFINISHED))
+        .order_by(tickets.c.id)
+        .limit(limit)
+    )
+    return [int(row.id) for row in rows]
+
+
+async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
+    """How many tickets are in each status."""
+    rows = await conn.execute(select(tickets.c.status, func.count()).group_by(tickets.c.status))
+    return {str(status): int(count) for status, count in rows}
+
+
+async def save_prediction(
+    conn: AsyncConnection, ticket_id: int, prediction: Prediction
+) -> StoredPrediction:
+    """Store a model's prediction for a ticket; returns it as stored."""
+    now = utcnow()
+    ranking = tuple((label, float(score)) for label, score in prediction.ranking)
+    result = await conn.execute(
+        predictions.insert()
+        .values(
+            ticket_id=ticket_id,
+            label=prediction.label,
+            confidence=float(prediction.confidence),
+            ranking=[list(item) for item in ranking],
+            model_id=prediction.model_id,
+            latency_ms=float(prediction.latency_ms),
+            created_at=now,
+        )
+        .returning(predictions.c.id)
+    )
+    return StoredPrediction(
+        id=int(result.scalar_one()),
+        ticket_id=ticket_id,
+        label=prediction.label,
+        confidence=float(prediction.confidence),
+        ranking=ranking,
+        model_id=prediction.model_id,
+        latency_ms=float(prediction.latency_ms),
+        created_at=now,
+    )
+
+
+async def latest_prediction(conn: AsyncConnection, ticket_id: int) -> StoredPrediction | None:
+    """The newest prediction for the ticket, or None before it is classified."""
+    row = (
+        await conn.execute(
+            select(predictions)
+            .where(predictions.c.ticket_id == ticket_id)
+            .order_by(predictions.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return _prediction(row) if row is not None else None
+
+
+async def predictions_for(
+    conn: AsyncConnection, ticket_ids: Sequence[int]
+) -> list[StoredPrediction]:
+    """Every prediction for the given tickets, oldest first."""
+    rows = await conn.execute(
+        select(predictions)
+        .where(predictions.c.ticket_id.in_(list(ticket_ids)))
+        .order_by(predictions.c.id)
+    )
+    return [_prediction(row) for row in rows]

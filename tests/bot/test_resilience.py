@@ -1,0 +1,116 @@
+"""Slack's limits and failures, and restarts: nothing lost, nothing routed twice."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from data.db import tickets as tickets_repo
+from tests.bot.conftest import SUPPORT, BotHarness
+from tests.fakes.slack_api import BOT_USER_ID
+from tests.fakes.slack_events import message_event
+
+BILLING = "C0BILLING"
+
+
+async def _statuses(bot: BotHarness) -> dict[str, int]:
+    async with bot.svc.db.transaction() as conn:
+        return await tickets_repo.count_by_status(conn)
+
+
+def _is_reply(params: dict[str, object]) -> bool:
+    return bool(params.get("thread_ts"))
+
+
+async def test_a_429_storm_is_ridden_out_honouring_retry_after(bot: BotHarness) -> None:
+    fake = bot.fake
+    fake.fail("chat.postMessage", retry_after=1, times=1)
+    fake.fail("chat.postMessage", retry_after=0, times=2)
+    fake.fail("reactions.add", times=3)
+    fake.fail("chat.getPermalink", status=500, error="internal_error", times=2)
+    ts = await bot.ticket("refund my invoice please")
+
+    limited = [c for c in fake.calls if c.answered == 429]
+    assert len(limited) == 6
+    first_429 = next(c for c in fake.calls if c.method == "chat.postMessage")
+    retried = next(c for c in fake.calls if c.method == "chat.postMessage" and c.at > first_429.at)
+    assert retried.at - first_429.at >= 1.0  # Retry-After honoured
+    assert len(fake.posts(BILLING)) == 1
+    assert len(fake.posts(SUPPORT, threads=True)) == 1
+    assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
+    assert await _statuses(bot) == {"routed": 1}
+
+
+async def test_a_storm_longer_than_the_client_retries_comes_back_later(bot: BotHarness) -> None:
+    bot.fake.fail("chat.postMessage", times=5)  # the client gives up after 4 tries
+    await bot.ticket("refund my invoice please")
+    assert len(bot.fake.posts(BILLING)) == 1
+    assert len(bot.fake.posts(SUPPORT, threads=True)) == 1
+    assert await _statuses(bot) == {"routed": 1}
+    async with bot.svc.db.transaction() as conn:
+        assert (await tickets_repo.get_ticket(conn, 1)).attempts == 1
+
+
+async def test_a_channel_the_bot_is_not_in_is_logged_once_with_the_fix(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot.fake.fail(
+        "chat.postMessage",
+        error="not_in_channel",
+        times=None,
+        when=lambda p: p.get("channel") == BILLING,
+    )
+    with caplog.at_level(logging.ERROR, logger="bot.slack_gateway"):
+        await bot.ticket("refund my invoice please")
+        await bot.ticket("another refund, the invoice is wrong")
+    hints = [r.getMessage() for r in caplog.records if "not_in_channel" in r.getMessage()]
+    assert len(hints) == 1
+    assert "/invite @bot in that channel" in hints[0]
+    assert f"<#{BILLING}>" in hints[0]
+    assert await _statuses(bot) == {"failed": 2}
+    assert bot.svc.slack_config.bot_token not in caplog.text
+
+
+async def test_a_restart_between_storing_and_routing_routes_once(bot: BotHarness) -> None:
+    await bot.restart(workers=0)  # stored and acknowledged, but no worker to route it
+    ts = bot.send.new_ts()
+    status, _ = await bot.send.event(message_event(SUPPORT, ts, "refund my invoice"))
+    assert status == 200
+    assert await _statuses(bot) == {"received": 1}
+    assert bot.fake.posts() == []
+
+    await bot.restart()
+    await bot.drain()
+    assert len(bot.fake.posts(BILLING)) == 1
+    assert len(bot.fake.posts(SUPPORT, threads=True)) == 1
+    assert await _statuses(bot) == {"routed": 1}
+
+    await bot.restart()  # and once more: nothing left to do
+    await bot.drain()
+    assert len(bot.fake.posts(BILLING)) == 1
+
+
+async def test_a_crash_mid_routing_resumes_without_repeating_what_was_done(
+    bot: BotHarness,
+) -> None:
+    fake = bot.fake
+    fake.fail(
+        "chat.postMessage", status=503, error="service_unavailable", times=None, when=_is_reply
+    )
+    ts = bot.send.new_ts()
+    await bot.send.event(message_event(SUPPORT, ts, "refund my invoice"))
+    await fake.wait_for(lambda: any(c.answered == 503 for c in fake.calls))
+    await fake.wait_for(lambda: bot.svc.queue.pending == 1 and not bot.svc.queue._running)
+    await bot.stop()  # the card and the tag are posted; the thread reply is not
+    assert len(fake.posts(BILLING)) == 1
+
+    fake.clear_failures()
+    await bot.start()
+    await bot.drain()
+    assert len(fake.posts(BILLING)) == 1  # not posted again
+    assert len(fake.called("reactions.add")) == 1
+    assert len(fake.posts(SUPPORT, threads=True)) == 1
+    assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
+    async with bot.svc.db.transaction() as conn:
+        assert await tickets_repo.count_by_status(conn) == {"routed": 1}

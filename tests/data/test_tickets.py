@@ -1,0 +1,159 @@
+"""The ticket, routing and correction repositories, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from classifier.model import Prediction
+from data.db import corrections, routings
+from data.db import tickets as repo
+from data.db.database import Database
+from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
+
+NEW = repo.NewTicket(workspace="T1", channel="C1", ts="100.000001", user="U1", text="help")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Database]:
+    """A migrated database of each kind (PostgreSQL skipped when no server answers)."""
+    name = None
+    url = sqlite_url
+    if request.param == "postgres":
+        name = f"triage_test_{uuid.uuid4().hex[:12]}"
+        try:
+            await _postgres_admin(f'CREATE DATABASE "{name}"')
+        except (OSError, ImportError) as exc:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"PostgreSQL not reachable: {exc}")
+        url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    database = Database(url)
+    await database.start()
+    yield database
+    await database.close()
+    if name is not None:
+        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_a_retried_event_stores_the_ticket_once(db: Database) -> None:
+    async with db.transaction() as conn:
+        first, created = await repo.store_ticket(conn, NEW)
+    async with db.transaction() as conn:
+        again, created_again = await repo.store_ticket(conn, NEW)
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id
+    assert first.status == repo.RECEIVED
+    async with db.transaction() as conn:
+        assert await repo.count_by_status(conn) == {"received": 1}
+
+
+async def test_unfinished_tickets_are_those_not_routed(db: Database) -> None:
+    async with db.transaction() as conn:
+        a, _ = await repo.store_ticket(conn, NEW)
+        b, _ = await repo.store_ticket(conn, repo.NewTicket("T1", "C1", "101.0", "U1", "x"))
+        c, _ = await repo.store_ticket(conn, repo.NewTicket("T1", "C1", "102.0", "U1", "y"))
+        await repo.set_status(conn, b.id, repo.ROUTED)
+        await repo.set_status(conn, c.id, repo.CLASSIFIED, count_attempt=True)
+    async with db.transaction() as conn:
+        assert await repo.unfinished_tickets(conn) == [a.id, c.id]
+        assert (await repo.get_ticket(conn, c.id)).attempts == 1
+        with pytest.raises(repo.TicketNotFoundError):
+            await repo.get_ticket(conn, 999)
+
+
+async def test_predictions_keep_their_ranking(db: Database) -> None:
+    async with db.transaction() as conn:
+        ticket, _ = await repo.store_ticket(conn, NEW)
+        assert await repo.latest_prediction(conn, ticket.id) is None
+        await repo.save_prediction(
+            conn,
+            ticket.id,
+            Prediction(
+                "Billing", 0.7, (("Billing", 0.7), ("Account", 0.2), ("Other", 0.1)), "m1", 3.5
+            ),
+        )
+        stored = await repo.latest_prediction(conn, ticket.id)
+    assert stored is not None
+    assert (stored.label, stored.model_id, stored.latency_ms) == ("Billing", "m1", 3.5)
+    assert stored.runner_ups == (("Account", 0.2), ("Other", 0.1))
+
+
+async def test_edit_requeues_the_ticket(db: Database) -> None:
+    async with db.transaction() as conn:
+        ticket, _ = await repo.store_ticket(conn, NEW)
+        await repo.set_status(conn, ticket.id, repo.ROUTED)
+        await repo.edit_text(conn, ticket.id, "new text")
+        edited = await repo.get_ticket(conn, ticket.id)
+    assert (edited.text, edited.status) == ("new text", repo.RECEIVED)
+    assert edited.edited_at is not None
+
+
+async def test_routings_find_the_ticket_of_a_card(db: Database) -> None:
+    async with db.transaction() as conn:
+        ticket, _ = await repo.store_ticket(conn, NEW)
+        card = await routings.record_routing(
+            conn, ticket.id, kind=routings.CARD, label="Billing", channel="CB", ts="5.5"
+        )
+        await routings.mark_removed(conn, card)
+        recorded = await routings.routings_for(conn, ticket.id)
+        assert await routings.ticket_id_for_card(conn, "CB", "5.5") == ticket.id
+        assert await routings.ticket_id_for_card(conn, "CB", "6.6") is None
+    assert [(r.kind, r.active) for r in recorded] == [("card", False)]
+
+
+async def test_latest_human_label_wins_and_undo_reverts_the_example(db: Database) -> None:
+    async with db.transaction() as conn:
+        ticket, _ = await repo.store_ticket(conn, NEW)
+        await corrections.record_correction(
+            conn, ticket.id, user="U2", from_label="Technical", to_label="Billing", via="reaction"
+        )
+        assert await corrections.sync_training_example(conn, ticket.id, "help") == "Billing"
+        await corrections.record_correction(
+            conn, ticket.id, user="U3", from_label="Billing", to_label="Account", via="button"
+        )
+        assert await corrections.sync_training_example(conn, ticket.id, "help") == "Account"
+        example = await corrections.example_for_ticket(conn, ticket.id)
+        assert example is not None
+        assert (example.label, example.source) == ("Account", "correction")
+
+        # U3 cannot undo U2's reaction; U2 undoing theirs leaves U3's label standing.
+        assert (
+            await corrections.undo_correction(
+                conn, ticket.id, user="U3", to_label="Billing", via="reaction"
+            )
+            is None
+        )
+        await corrections.undo_correction(
+            conn, ticket.id, user="U2", to_label="Billing", via="reaction"
+        )
+        assert await corrections.sync_training_example(conn, ticket.id, "help") == "Account"
+
+        await corrections.record_correction(
+            conn, ticket.id, user="U2", from_label="Account", to_label="Product", via="reaction"
+        )
+        await corrections.undo_correction(
+            conn, ticket.id, user="U2", to_label="Product", via="reaction"
+        )
+        assert await corrections.sync_training_example(conn, ticket.id, "help") == "Account"
+        current = await corrections.current_correction(conn, ticket.id)
+        assert current is not None
+        assert current.user == "U3"
+        assert len(await corrections.corrections_for(conn, ticket.id)) == 3
+
+
+async def test_undoing_the_only_correction_removes_the_example(db: Database) -> None:
+    async with db.transaction() as conn:
+        ticket, _ = await repo.store_ticket(conn, NEW)
+        await corrections.record_correction(
+            conn, ticket.id, user="U2", from_label="Technical", to_label="Billing", via="reaction"
+        )
+        await corrections.sync_training_example(conn, ticket.id, "help")
+        await corrections.undo_correction(
+            conn, ticket.id, user="U2", to_label="Billing", via="reaction"
+        )
+        assert await corrections.sync_training_example(conn, ticket.id, "help") is None
+        assert await corrections.example_for_ticket(conn, ticket.id) is None

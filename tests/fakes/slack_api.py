@@ -1,0 +1,357 @@
+"""A fake Slack Web API on a loopback port, for the real ``AsyncWebClient`` to talk to.
+
+Modelled on the published Web API reference (and bolt-python's ``tests/mock_web_api_server``):
+every method answers HTTP 200 with ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``;
+rate limiting is HTTP 429 with a ``Retry-After`` header (seconds) and ``"error": "ratelimited"``.
+Arguments are read from the query string, a form body or a JSON body, as Slack accepts all three;
+the bot token must come as ``Authorization: Bearer``.
+
+Every call is recorded (method, arguments, time). Failures can be scripted per method, for the
+next N calls (or every call), optionally only for calls whose arguments match, or for a random
+fraction of all calls (the load benchmark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Params = dict[str, Any]
+
+BOT_USER_ID = "U0BOT"
+BOT_ID = "B0BOT"
+TEAM_ID = "T0TEAM"
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One recorded Web API call."""
+
+    method: str
+    params: Params
+    at: float  # time.monotonic() when it arrived
+    answered: int  # HTTP status answered
+
+    @property
+    def ok(self) -> bool:
+        return self.answered == 200 and not self.params.get("_failed")
+
+
+@dataclass
+class _Failure:
+    method: str
+    status: int
+    error: str
+    retry_after: int | None
+    times: int | None  # None: every matching call
+    when: Callable[[Params], bool] | None
+
+
+@dataclass
+class FakeSlack:
+    """The fake Web API; ``async with FakeSlack() as slack`` serves it on 127.0.0.1:<free>."""
+
+    token: str = "xoxb-test-token"
+    calls: list[SlackCall] = field(default_factory=list)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latency: float = 0.0  # seconds each call takes, to model a slow network
+    _failures: list[_Failure] = field(default_factory=list)
+    _random_failure: tuple[float, int, str, int, random.Random] | None = None
+    _messages: dict[tuple[str, str], Params] = field(default_factory=dict)
+    _reactions: dict[tuple[str, str], dict[str, set[str]]] = field(default_factory=dict)
+    _ts: Any = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        """The base URL to give the client (SLACK_API_URL)."""
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    async def __aenter__(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- scripting ------------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        *,
+        error: str = "ratelimited",
+        status: int | None = None,
+        retry_after: int | None = None,
+        times: int | None = 1,
+        when: Callable[[Params], bool] | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` (all when None) with an error.
+
+        ``error="ratelimited"`` answers HTTP 429 with Retry-After (default 0); an ``error`` with
+        ``status=500`` answers a server error; otherwise HTTP 200 with ``ok: false``.
+        """
+        if status is None:
+            status = 429 if error == "ratelimited" else 200
+        if status == 429 and retry_after is None:
+            retry_after = 0
+        self._failures.append(_Failure(method, status, error, retry_after, times, when))
+
+    def fail_randomly(
+        self, fraction: float, *, status: int = 429, retry_after: int = 0, seed: int = 0
+    ) -> None:
+        """Answer a random ``fraction`` of all calls (except auth.test) with ``status``."""
+        error = "ratelimited" if status == 429 else "internal_error"
+        self._random_failure = (fraction, status, error, retry_after, random.Random(seed))
+
+    def clear_failures(self) -> None:
+        """Stop every scripted failure."""
+        self._failures.clear()
+        self._random_failure = None
+
+    def add_user(self, user_id: str, *, is_bot: bool = False, name: str = "") -> None:
+        """Make users.info know ``user_id`` (people are known by default)."""
+        self.users[user_id] = {"id": user_id, "name": name or user_id.lower(), "is_bot": is_bot}
+
+    # -- reading what happened -------------------------------------------------------------
+
+    def called(self, method: str, **match: Any) -> list[SlackCall]:
+        """Successful calls of ``method`` whose arguments include ``match``."""
+        return [
+            c
+            for c in self.calls
+            if c.method == method
+            and c.ok
+            and all(str(c.params.get(k)) == str(v) for k, v in match.items())
+        ]
+
+    def posts(self, channel: str | None = None, *, threads: bool | None = None) -> list[Params]:
+        """Arguments of successful chat.postMessage calls (to ``channel``; replies or not)."""
+        out = []
+        for call in self.called("chat.postMessage"):
+            if channel is not None and call.params.get("channel") != channel:
+                continue
+            if threads is not None and bool(call.params.get("thread_ts")) != threads:
+                continue
+            out.append(call.params)
+        return out
+
+    def reactions_on(self, channel: str, ts: str) -> dict[str, set[str]]:
+        """Reactions currently on a message: emoji -> users."""
+        return {k: set(v) for k, v in self._reactions.get((channel, ts), {}).items() if v}
+
+    def live_messages(self, channel: str) -> list[Params]:
+        """Messages the bot posted in ``channel`` and has not deleted, oldest first."""
+        return [m for (c, _ts), m in self._messages.items() if c == channel]
+
+    def message(self, channel: str, ts: str) -> Params | None:
+        """A message the bot posted and has not deleted, as last updated."""
+        return self._messages.get((channel, ts))
+
+    async def wait_for(
+        self, predicate: Callable[[], bool], within: float = 10.0, interval: float = 0.01
+    ) -> None:
+        """Poll ``predicate`` until true; AssertionError after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for the fake Slack")
+            await asyncio.sleep(interval)
+
+    # -- serving --------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> Params:
+        params: Params = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                body = await request.json()
+                if isinstance(body, dict):
+                    params.update(body)
+            else:
+                params.update(dict(await request.post()))
+        for key in ("blocks", "attachments", "metadata"):
+            if isinstance(params.get(key), str):
+                with contextlib.suppress(json.JSONDecodeError):
+                    params[key] = json.loads(params[key])
+        return params
+
+    def _scripted(self, method: str, params: Params) -> _Failure | None:
+        for failure in self._failures:
+            if failure.method != method or (failure.when and not failure.when(params)):
+                continue
+            if failure.times is not None:
+                failure.times -= 1
+                if failure.times <= 0:
+                    self._failures.remove(failure)
+            return failure
+        if self._random_failure and method != "auth.test":
+            fraction, status, error, retry_after, rng = self._random_failure
+            if rng.random() < fraction:
+                return _Failure(method, status, error, retry_after, 1, None)
+        return None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        now = time.monotonic()
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or params.get("token", "")
+        if not token:
+            return self._answer(method, params, now, {"ok": False, "error": "not_authed"})
+        if token != self.token:
+            return self._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
+        failure = self._scripted(method, params)
+        if failure is not None:
+            headers = {}
+            if failure.retry_after is not None:
+                headers["Retry-After"] = str(failure.retry_after)
+            body = {"ok": False, "error": failure.error}
+            return self._answer(method, params, now, body, failure.status, headers, failed=True)
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return self._answer(method, params, now, {"ok": False, "error": "unknown_method"})
+        body = handler(params)
+        return self._answer(method, params, now, body, failed=not body.get("ok"))
+
+    def _answer(
+        self,
+        method: str,
+        params: Params,
+        now: float,
+        body: dict[str, Any],
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        *,
+        failed: bool = False,
+    ) -> web.Response:
+        recorded = {**params, "_failed": True} if failed or not body.get("ok") else params
+        self.calls.append(SlackCall(method, recorded, now, status))
+        return web.json_response(body, status=status, headers=headers)
+
+    def _next_ts(self) -> str:
+        return f"{1_800_000_000 + next(self._ts)}.{next(self._ts) % 1_000_000:06d}"
+
+    # -- methods (response shapes from api.slack.com/methods) -----------------------------
+
+    def _auth_test(self, _params: Params) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake-workspace.slack.com/",
+            "team": "Fake Workspace",
+            "user": "triagebot",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_postMessage(self, params: Params) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("text") and not params.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        ts = self._next_ts()
+        message = {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": params.get("text", ""),
+            "ts": ts,
+            "username": "triagebot",
+            "bot_id": BOT_ID,
+            "app_id": "A0APP",
+            "blocks": params.get("blocks") or [],
+        }
+        if params.get("thread_ts"):
+            message["thread_ts"] = params["thread_ts"]
+        self._messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_update(self, params: Params) -> dict[str, Any]:
+        channel, ts = str(params.get("channel", "")), str(params.get("ts", ""))
+        message = self._messages.get((channel, ts))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        message.update(text=params.get("text", ""), blocks=params.get("blocks") or [])
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": message["text"],
+            "message": {"text": message["text"], "user": BOT_USER_ID, "bot_id": BOT_ID},
+        }
+
+    def _chat_delete(self, params: Params) -> dict[str, Any]:
+        channel, ts = str(params.get("channel", "")), str(params.get("ts", ""))
+        if self._messages.pop((channel, ts), None) is None:
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _chat_getPermalink(self, params: Params) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        ts = str(params.get("message_ts", ""))
+        if not channel or not ts:
+            return {"ok": False, "error": "message_not_found"}
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": (
+                f"https://fake-workspace.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+            ),
+        }
+
+    def _reactions_add(self, params: Params) -> dict[str, Any]:
+        key = (str(params.get("channel", "")), str(params.get("timestamp", "")))
+        users = self._reactions.setdefault(key, {}).setdefault(str(params.get("name")), set())
+        if BOT_USER_ID in users:
+            return {"ok": False, "error": "already_reacted"}
+        users.add(BOT_USER_ID)
+        return {"ok": True}
+
+    def _reactions_remove(self, params: Params) -> dict[str, Any]:
+        key = (str(params.get("channel", "")), str(params.get("timestamp", "")))
+        users = self._reactions.get(key, {}).get(str(params.get("name")), set())
+        if BOT_USER_ID not in users:
+            return {"ok": False, "error": "no_reaction"}
+        users.discard(BOT_USER_ID)
+        return {"ok": True}
+
+    def _users_info(self, params: Params) -> dict[str, Any]:
+        user = str(params.get("user", ""))
+        if user == BOT_USER_ID:
+            return {"ok": True, "user": {"id": user, "name": "triagebot", "is_bot": True}}
+        info = self.users.get(user, {"id": user, "name": user.lower(), "is_bot": False})
+        return {"ok": True, "user": {**info, "team_id": TEAM_ID, "deleted": False}}
+
+    def _conversations_info(self, params: Params) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": channel.lower(),
+                "is_channel": True,
+                "is_private": False,
+                "is_archived": False,
+                "is_member": True,
+            },
+        }
