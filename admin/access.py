@@ -48,8 +48,8 @@ class AdminPolicy:
             return False
         try:
             return user in await self.group_members(self.usergroup)
-        except Exception:
-            log.warning("admin user group lookup failed", exc_info=True)
+        except Exception as exc:
+            log.warning("admin user group lookup failed (%s); treating %s as no admin", exc, user)
             return False
 
 
