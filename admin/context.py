@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from admin.llm_jobs import FineTuneTraining, prompted_baseline, synthetic_generator
 from admin.settings import Settings
 from admin.training_process import train_in_subprocess
 from classifier.artifacts import load_model
@@ -80,6 +81,9 @@ def build_admin_context(
     """The production wiring: learners and model loading from ``classifier``."""
 
     def learners(name: str) -> Learner:
+        if name == "openai-finetune" and learner_context.openai is not None:
+            # The resumable steps (start, follow by id, cancel) of the same fine-tune.
+            return FineTuneTraining(learner_context)
         return get_learner(name, learner_context)
 
     def load(data: bytes) -> TrainedModel:
@@ -102,8 +106,8 @@ def build_admin_context(
         taxonomy=taxonomy,
         learners=learners,
         load_model=load,
-        baseline=baseline or (lambda: None),
-        generate=generate,
+        baseline=baseline or (lambda: prompted_baseline(learner_context, taxonomy)),
+        generate=generate or synthetic_generator(learner_context, taxonomy),
         on_model_activated=on_model_activated,
         train_out_of_process=train_elsewhere,
         poll_seconds=min(1.0, settings.job_lease_seconds / 5),

@@ -62,7 +62,9 @@ class RemoteTrainingLearner(Protocol):
         """Create the remote job; returns its id (stored before anything else happens)."""
         ...
 
-    async def follow(self, job_id: str, *, progress: ProgressCallback) -> TrainedModel:
+    async def follow(
+        self, job_id: str, labels: Sequence[str], *, progress: ProgressCallback
+    ) -> TrainedModel:
         """Wait for the remote job ``job_id`` to finish, reporting its status; the model."""
         ...
 
@@ -420,7 +422,7 @@ class _RetrainRun:
                 self.emit("train", f"fine-tuning job {remote_id} created")
             else:
                 self.emit("train", f"following fine-tuning job {remote_id} after a restart")
-            model = await learner.follow(remote_id, progress=report)
+            model = await learner.follow(remote_id, labels, progress=report)
             artefact = await asyncio.to_thread(model.to_bytes)
         elif self.ctx.train_out_of_process is not None and self.learner_name in LOCAL_NAMES:
             artefact = await self.ctx.train_out_of_process(

@@ -110,11 +110,12 @@ class AdminDesk:
         self.services = services
         if ctx is not None and ctx.on_model_activated is None:
             ctx = replace(ctx, on_model_activated=self._activated)
+        self._learner_context = learner_context(services.settings, services.taxonomy)
         self.ctx = ctx or build_admin_context(
             services.settings,
             services.db,
             services.taxonomy,
-            learner_context(services.settings, services.taxonomy),
+            self._learner_context,
             on_model_activated=self._activated,
         )
         self.policy = AdminPolicy.from_settings(services.settings, self._group_members)
@@ -139,6 +140,8 @@ class AdminDesk:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._poller = None
+        if self._learner_context.openai is not None:
+            await self._learner_context.openai.aclose()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)

@@ -30,8 +30,12 @@ async def open_context(body: Callable[[AdminContext], Awaitable[T]]) -> T:
     db = Database(config.database_url)
     await db.start()
     try:
-        ctx = build_admin_context(config, db, departments, learner_context(config, departments))
-        return await body(ctx)
+        context = learner_context(config, departments)
+        try:
+            return await body(build_admin_context(config, db, departments, context))
+        finally:
+            if context.openai is not None:
+                await context.openai.aclose()
     finally:
         await db.close()
 

@@ -170,7 +170,9 @@ class RemoteJobLearner(KeywordLearner):
         self.service.jobs[job_id] = (list(examples), list(labels))
         return job_id
 
-    async def follow(self, job_id: str, *, progress: ProgressCallback) -> TrainedModel:
+    async def follow(
+        self, job_id: str, labels: Sequence[str], *, progress: ProgressCallback
+    ) -> TrainedModel:
         self.service.follows.append(job_id)
         progress(ProgressEvent("train", f"{job_id}: running", 0.5))
         await self.service.finished.wait()
