@@ -76,11 +76,6 @@ class OpenAIConfig:
     confidence_without_logprobs: float = 0.5
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
-    @property
-    def is_openai(self) -> bool:
-        """Whether the endpoint is OpenAI's own API (not Azure, vLLM, Ollama, LiteLLM...)."""
-        return self.base_url is None or "api.openai.com" in self.base_url
-
 
 class OpenAIClient:
     """Holds the process's ``AsyncOpenAI`` client; close it when the process ends.

@@ -377,10 +377,14 @@ class FineTuner:
 
     async def _find_file(self, training: TrainingFile) -> str | None:
         try:
-            page = await self.client.sdk.files.list(purpose="fine-tune")
+            page = await self.client.sdk.files.list(purpose="fine-tune", limit=100)
+            seen = 0
             async for file in page:
                 if file.filename == training.filename and file.bytes == len(training.data):
                     return file.id
+                seen += 1
+                if seen >= 1000:  # newest first; an older copy is not worth a long scan
+                    break
         except openai.OpenAIError as exc:
             raise translate_error(exc, "looking for an uploaded training file") from exc
         return None

@@ -510,13 +510,19 @@ class FakeOpenAI:
         purpose = request.query.get("purpose")
         if purpose:
             data = [f for f in data if f["purpose"] == purpose]
+        after = request.query.get("after")
+        if after:
+            ids = [f["id"] for f in data]
+            data = data[ids.index(after) + 1 :] if after in ids else []
+        limit = int(request.query.get("limit", "10000"))
+        page = data[:limit]
         return web.json_response(
             {
                 "object": "list",
-                "data": data,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-                "has_more": False,
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(data) > limit,
             }
         )
 

@@ -371,3 +371,15 @@ async def test_every_fault_ends_in_a_model_a_clear_error_or_a_resumable_job(
     for job in fake_openai.jobs.values():
         assert fake_openai.file_bytes[job["training_file"]] == training.data  # dataset intact
     assert len(fake_openai.file_bytes) <= 1
+
+
+@pytest.mark.parametrize("answer", ["Sales", "I think Billing", "", "billing."])
+async def test_fine_tuned_answers_never_leave_the_label_set(
+    llm_client: OpenAIClient, fake_openai: FakeOpenAI, answer: str
+) -> None:
+    fake_openai.models["ft:x"] = {"id": "ft:x", "object": "model", "created": 0, "owned_by": "o"}
+    fake_openai.chat_override = lambda _body: answer
+    model = fine_tuned_classifier("ft:x", LABELS, LearnerContext(openai=llm_client))
+    [pred] = await model.predict(["anything"])
+    assert pred.label in LABELS
+    assert pred.label == ("Billing" if answer == "billing." else "Other")

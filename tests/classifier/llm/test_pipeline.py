@@ -9,10 +9,11 @@ from __future__ import annotations
 from classifier.evaluation import compare_predictions, evaluate_classifier
 from classifier.learners import LearnerContext, get_learner
 from classifier.llm.client import OpenAIClient
+from classifier.llm.finetune import build_training_file
 from classifier.llm.pricing import summarise_usage
 from classifier.llm.synthetic import generate_examples, split_per_label
 from classifier.taxonomy import Taxonomy
-from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.openai_api import FakeOpenAI, chat_jsonl_problems
 
 
 async def test_generate_finetune_evaluate_compares_baseline_and_fine_tuned(
@@ -47,3 +48,8 @@ async def test_generate_finetune_evaluate_compares_baseline_and_fine_tuned(
     tuned_usage = summarise_usage(tuned_eval.predictions, tuned.model_id, {})
     assert tuned_usage.prompt_tokens_per_call * 3 < base_usage.prompt_tokens_per_call
     assert len(fake_openai.jobs) == 1
+    # The seed-sized training file went up byte for byte, in OpenAI's chat format.
+    [uploaded] = fake_openai.file_bytes.values()
+    assert uploaded == build_training_file(train, taxonomy.labels).data
+    assert chat_jsonl_problems(uploaded) == []
+    assert uploaded.count(b"\n") == 50

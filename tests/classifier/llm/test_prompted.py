@@ -235,3 +235,12 @@ async def test_a_wrong_key_is_reported_without_any_part_of_it(
     for fragment in ("sk-wrong", "9876", "wrong-secret"):
         assert fragment not in str(info.value)
         assert fragment not in caplog.text
+
+
+async def test_a_40000_character_ticket_is_cut_before_it_is_sent(
+    llm_client: OpenAIClient, taxonomy: Taxonomy, fake_openai: FakeOpenAI
+) -> None:
+    [pred] = await classifier(llm_client, taxonomy).predict(["refund " + "x" * 40_000])
+    assert pred.label == "Billing"
+    sent = fake_openai.requests_to("POST", "/v1/chat/completions")[0].json
+    assert len(sent["messages"][-1]["content"]) <= 8_000 + len("<ticket>\n\n</ticket>")
