@@ -244,9 +244,10 @@ class AdminDesk:
         def progress_for(job: jobs.Job) -> Any:
             if not job.slack_channel or not job.slack_ts:
                 return lambda _event: None
-            learner = str(job.params.get("learner", "local"))
-            board = ProgressBoard(retrain_board_title(job.id, learner))
-            board.update(ProgressEvent(job.stage or "assemble", "resumed after a restart"))
+            learner = resolve_learner(self.ctx, str(job.params.get("learner", "local")))
+            board = ProgressBoard(
+                f"{retrain_board_title(job.id, learner)}, resumed after a restart"
+            )
             message = ProgressMessage(
                 self, job.slack_channel, job.slack_ts, board, self.update_interval
             )

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from classifier.artifacts import pack, unpack
+from classifier.artifacts import load_model, pack, unpack
 from classifier.examples import Example
 from classifier.model import Prediction, ProgressCallback, ProgressEvent, TrainedModel, no_progress
 
@@ -218,10 +218,12 @@ class LookupModel:
 
 
 def load_test_model(data: bytes) -> TrainedModel:
-    """Loads either test model kind."""
+    """Loads either test model kind, and every kind the project writes."""
     artefact = unpack(data)
     if artefact.kind == LOOKUP:
         return LookupModel(
             json.loads(artefact.payload), tuple(artefact.meta["labels"]), artefact.meta["name"]
         )
-    return load_keyword_model(data)
+    if artefact.kind == KIND:
+        return load_keyword_model(data)
+    return load_model(data)

@@ -17,6 +17,7 @@ import pytest
 from admin.context import AdminContext
 from bot.admin_desk import AdminDesk
 from bot.admin_payloads import HOME_REPORT_ACTION, HOME_RETRAIN_ACTION, RetrainCommand
+from classifier.learners import get_learner
 from classifier.model import Learner
 from classifier.taxonomy import Taxonomy
 from data.db import jobs
@@ -291,3 +292,78 @@ async def test_app_home_shows_the_model_and_gives_admins_buttons(
     assert dm["text"].startswith("Started retrain #1")
     await fake.wait_for(lambda: "Active model:* #1" in json.dumps(fake.home_views[ADMIN]))
     assert "Recent jobs" in json.dumps(fake.home_views[ADMIN])
+
+
+async def test_another_replica_picks_up_the_promoted_model_without_a_restart(
+    admin_bot: BotHarness, fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    # A real learner here: the replica loads the model with the production loader.
+    await use_test_desk(admin_bot, tmp_path, taxonomy, {"auto": get_learner("tfidf")})
+    replica = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy, admin_users=(ADMIN,))
+    await replica.start()
+    try:
+        replica_desk = replica.svc.extras["admin"]
+        assert isinstance(replica_desk, AdminDesk)
+        await replica_desk.stop()
+        replica_desk = await use_test_desk(replica, tmp_path, taxonomy)
+        replica_desk.start(poll_interval=0.05)  # production polls every few seconds
+        assert replica.svc.model.current().model_id == "keywords-test"
+
+        await slash(admin_bot, "/retrain", "", ADMIN)
+        await fake_slack.wait_for(lambda: "*promoted*" in _board(fake_slack))
+        async with admin_bot.svc.db.transaction() as conn:
+            active = await registry.get_active_model(conn)
+        assert active is not None
+        await fake_slack.wait_for(
+            lambda: replica.svc.model.current().model_id == active.model_id, within=5
+        )
+    finally:
+        desk = replica.svc.extras.get("admin")
+        if isinstance(desk, AdminDesk):
+            await desk.stop()
+        await replica.stop()
+
+
+async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    from tests.admin.keyword_learner import FakeRemoteService, RemoteJobLearner
+
+    fake_slack.usergroups["S0ADMINS"] = []
+    service = FakeRemoteService()
+    bot = BotHarness(
+        fake_slack,
+        tmp_path / "triage.db",
+        taxonomy,
+        admin_users=(ADMIN,),
+        admin_channel=ADMIN_CHANNEL,
+        job_lease_seconds=0.2,
+    )
+    await bot.start()
+    try:
+        await use_test_desk(bot, tmp_path, taxonomy, {"auto": RemoteJobLearner(service)})
+        await slash(bot, "/retrain", "", ADMIN)
+        await fake_slack.wait_for(lambda: service.follows == ["ftjob-1"])
+        await fake_slack.wait_for(lambda: "ftjob-1" in _board(fake_slack))
+        # The process dies mid-retrain (its tasks are cancelled, the job stays running).
+        desk = bot.svc.extras["admin"]
+        assert isinstance(desk, AdminDesk)
+        await desk.stop()
+        await bot.restart()
+        resumed = await use_test_desk(bot, tmp_path, taxonomy, {"auto": RemoteJobLearner(service)})
+        resumed.start(poll_interval=0.05)
+        await fake_slack.wait_for(lambda: len(service.follows) == 2)
+        await fake_slack.wait_for(
+            lambda: "*Retrain #1 (auto), resumed after a restart*" in _board(fake_slack)
+        )
+        service.finished.set()
+        await fake_slack.wait_for(lambda: "*promoted*" in _board(fake_slack))
+        assert list(service.jobs) == ["ftjob-1"]
+        assert service.follows == ["ftjob-1", "ftjob-1"]
+        # Still one progress message: the resumed job kept updating the same thread reply.
+        assert len(fake_slack.posts(ADMIN_CHANNEL, threads=True)) == 1
+    finally:
+        desk = bot.svc.extras.get("admin") if bot.services else None
+        if isinstance(desk, AdminDesk):
+            await desk.stop()
+        await bot.stop()
