@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
+from bot.group_commit import GroupCommit
 from bot.payloads import EditedMessage, MessagePayload, NewMessage, SkippedMessage
 from bot.policy import RoutingPolicy
+from bot.routing import TicketRouter
 from bot.work_queue import TicketQueue
 from classifier.examples import MAX_TEXT_CHARS
 from data.db import corrections as corrections_repo
@@ -39,9 +41,18 @@ class IntakeOutcome(StrEnum):
 class Intake:
     """Turns message events into stored, queued tickets."""
 
-    def __init__(self, db: Database, queue: TicketQueue, policy: RoutingPolicy) -> None:
+    def __init__(
+        self,
+        db: Database,
+        commits: GroupCommit,
+        queue: TicketQueue,
+        router: TicketRouter,
+        policy: RoutingPolicy,
+    ) -> None:
         self._db = db
+        self._commits = commits
         self._queue = queue
+        self._router = router
         self._policy = policy
 
     async def receive(self, message: MessagePayload) -> IntakeOutcome:
@@ -77,11 +88,11 @@ class Intake:
             user=message.user,
             text=text,
         )
-        async with self._db.transaction() as conn:
-            ticket, created = await tickets_repo.store_ticket(conn, new)
+        ticket, created = await self._commits.run(lambda conn: tickets_repo.store_ticket(conn, new))
         if not created:
             log.info("Ticket %s delivered again (Slack retry); nothing to do", ticket.id)
             return IntakeOutcome.DUPLICATE
+        self._router.expect(ticket)
         self._queue.submit(ticket.id)
         return IntakeOutcome.QUEUED
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.active_model import ActiveModel
 from bot.errors import PermanentSlackError, TransientSlackError
+from bot.group_commit import GroupCommit
 from bot.policy import RoutingPolicy
 from bot.redaction import redact_pii
 from bot.slack_gateway import SlackGateway
@@ -35,11 +38,13 @@ from data.db import corrections as corrections_repo
 from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from data.db.corrections import Correction
-from data.db.database import Database
 from data.db.routings import Routing
 from data.db.tickets import StoredPrediction, Ticket
 
 log = logging.getLogger(__name__)
+
+#: An ``updated_at`` no ticket has: finishing with it never matches (someone else finishes).
+_CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TicketRouter:
@@ -47,7 +52,7 @@ class TicketRouter:
 
     def __init__(
         self,
-        db: Database,
+        db: GroupCommit,
         slack: SlackGateway,
         model: ActiveModel,
         taxonomy: Taxonomy,
@@ -58,14 +63,36 @@ class TicketRouter:
         self._model = model
         self._taxonomy = taxonomy
         self._policy = policy
+        self._fresh: dict[int, Ticket] = {}
+
+    def expect(self, ticket: Ticket) -> None:
+        """Remember a ticket just stored, so its first run need not read it back.
+
+        Safe because anything that changes the ticket afterwards (a correction, an edit) also
+        submits it again: that run reads the database.
+        """
+        self._fresh[ticket.id] = ticket
 
     async def process(self, ticket_id: int) -> None:
         """Classify the ticket if needed and reconcile its Slack state; see the module doc."""
-        async with self._db.transaction() as conn:
-            ticket = await tickets_repo.get_ticket(conn, ticket_id)
-            prediction = await tickets_repo.latest_prediction(conn, ticket_id)
-            history = await corrections_repo.corrections_for(conn, ticket_id)
-            records = await routings_repo.routings_for(conn, ticket_id)
+        fresh = self._fresh.pop(ticket_id, None)
+        if fresh is not None:
+            history: list[Correction] = []
+            records: list[Routing] = []
+            ticket, prediction = fresh, None
+        else:
+
+            async def read(
+                conn: AsyncConnection,
+            ) -> tuple[Ticket, StoredPrediction | None, list[Correction], list[Routing]]:
+                return (
+                    await tickets_repo.get_ticket(conn, ticket_id),
+                    await tickets_repo.latest_prediction(conn, ticket_id),
+                    await corrections_repo.corrections_for(conn, ticket_id),
+                    await routings_repo.routings_for(conn, ticket_id),
+                )
+
+            ticket, prediction, history, records = await self._db.run(read)
         standing = [c for c in history if c.undone_at is None]
         human = standing[-1] if standing else None  # the latest standing human label wins
         seen: datetime | None = ticket.updated_at
@@ -73,14 +100,17 @@ class TicketRouter:
             ticket.edited_at is not None and prediction.created_at < ticket.edited_at
         )
         if stale:
-            prediction, seen = await self._classify(ticket)
+            prediction, seen = await self._classify(ticket, seen)
+            seen = seen or _CHANGED
         assert prediction is not None
         if self._policy.shadow_mode:
             await self._finish(ticket, tickets_repo.SHADOWED, seen)
             log.info("Ticket %s: %s (shadow mode, not posted)", ticket.id, prediction.label)
             return
         try:
-            await self._reconcile(ticket, prediction, human, bool(history), records)
+            finished = await self._reconcile(
+                ticket, prediction, human, bool(history), records, seen
+            )
         except TransientSlackError as exc:
             await self._transient_failure(ticket, exc)
             return
@@ -89,24 +119,36 @@ class TicketRouter:
             log.warning("Ticket %s not routed: Slack %s said %s", ticket.id, exc.method, exc.error)
             await self._finish(ticket, tickets_repo.FAILED, None)
             return
-        await self._finish(ticket, tickets_repo.ROUTED, seen)
+        if not finished:
+            await self._finish(ticket, tickets_repo.ROUTED, seen)
 
     async def _finish(self, ticket: Ticket, status: str, seen: datetime | None) -> None:
-        async with self._db.transaction() as conn:
-            changed = await tickets_repo.set_status(
-                conn, ticket.id, status, unless_changed_since=seen
-            )
+        async def mark(conn: AsyncConnection) -> None:
+            await self._mark(conn, ticket, status, seen)
+
+        await self._db.run(mark)
+
+    @staticmethod
+    async def _mark(
+        conn: AsyncConnection, ticket: Ticket, status: str, seen: datetime | None
+    ) -> None:
+        # Only if nothing changed since this run read the ticket; otherwise the run that the
+        # change queued finishes it (and after a crash, the ticket is still unfinished).
+        changed = await tickets_repo.set_status(conn, ticket.id, status, unless_changed_since=seen)
         if changed is None:
             log.debug("Ticket %s changed while routed; it runs again", ticket.id)
 
     async def _transient_failure(self, ticket: Ticket, exc: TransientSlackError) -> None:
-        async with self._db.transaction() as conn:
+        async def count(conn: AsyncConnection) -> int:
             await tickets_repo.set_status(
                 conn, ticket.id, tickets_repo.CLASSIFIED, count_attempt=True
             )
             attempts = (await tickets_repo.get_ticket(conn, ticket.id)).attempts
             if attempts >= self._policy.max_attempts:
                 await tickets_repo.set_status(conn, ticket.id, tickets_repo.FAILED)
+            return attempts
+
+        attempts = await self._db.run(count)
         if attempts >= self._policy.max_attempts:
             log.error("Ticket %s not routed after %d attempts: %s", ticket.id, attempts, exc)
             return
@@ -116,7 +158,9 @@ class TicketRouter:
 
     # -- classification -------------------------------------------------------------------
 
-    async def _classify(self, ticket: Ticket) -> tuple[StoredPrediction, datetime | None]:
+    async def _classify(
+        self, ticket: Ticket, previous: datetime | None
+    ) -> tuple[StoredPrediction, datetime | None]:
         classifier = self._model.current()
         text = ticket.text[:MAX_TEXT_CHARS]
         if self._policy.redact_pii:
@@ -125,9 +169,15 @@ class TicketRouter:
         (raw,) = await classifier.predict([text])
         latency = raw.latency_ms or (time.perf_counter() - started) * 1000
         prediction = self._known_label(raw, classifier.model_id, latency)
-        async with self._db.transaction() as conn:
+
+        async def save(conn: AsyncConnection) -> tuple[StoredPrediction, datetime | None]:
             stored = await tickets_repo.save_prediction(conn, ticket.id, prediction)
-            seen = await tickets_repo.set_status(conn, ticket.id, tickets_repo.CLASSIFIED)
+            seen = await tickets_repo.set_status(
+                conn, ticket.id, tickets_repo.CLASSIFIED, unless_changed_since=previous
+            )
+            return stored, seen
+
+        stored, seen = await self._db.run(save)
         log.info(
             "Ticket %s classified %s (%.2f) by %s in %.1f ms",
             ticket.id,
@@ -166,7 +216,9 @@ class TicketRouter:
         human: Correction | None,
         ever_corrected: bool,
         records: list[Routing],
-    ) -> None:
+        seen: datetime | None,
+    ) -> bool:
+        """Bring Slack in line; True when the ticket was also marked routed on the way."""
         label = human.to_label if human else prediction.label
         dept = self._taxonomy.get(label)
         if dept is None:  # a department removed from the taxonomy since
@@ -189,19 +241,34 @@ class TicketRouter:
         )
         await self._reconcile_card(ticket, card, destination, key, records)
         await self._reconcile_tag(ticket, dept, records)
-        await self._reconcile_thread(
-            ticket, dept, prediction, human, ever_corrected, destination, key, records
+        return await self._reconcile_thread(
+            ticket, dept, prediction, human, ever_corrected, destination, key, records, seen
         )
 
-    async def _record(self, ticket: Ticket, kind: str, label: str, channel: str, ts: str) -> None:
-        async with self._db.transaction() as conn:
+    async def _record(
+        self,
+        ticket: Ticket,
+        kind: str,
+        label: str,
+        channel: str,
+        ts: str,
+        *,
+        finish: tuple[str, datetime | None] | None = None,
+    ) -> None:
+        async def record(conn: AsyncConnection) -> None:
             await routings_repo.record_routing(
                 conn, ticket.id, kind=kind, label=label, channel=channel, ts=ts
             )
+            if finish is not None:  # the last step: one transaction instead of two
+                await self._mark(conn, ticket, *finish)
+
+        await self._db.run(record)
 
     async def _removed(self, routing: Routing) -> None:
-        async with self._db.transaction() as conn:
+        async def removed(conn: AsyncConnection) -> None:
             await routings_repo.mark_removed(conn, routing.id)
+
+        await self._db.run(removed)
 
     async def _reconcile_card(
         self, ticket: Ticket, card: CardContent, destination: str, key: str, records: list[Routing]
@@ -260,10 +327,11 @@ class TicketRouter:
         destination: str,
         key: str,
         records: list[Routing],
-    ) -> None:
+        seen: datetime | None,
+    ) -> bool:
         said = [r for r in records if r.kind in (routings_repo.REPLY, routings_repo.CONFIRM)]
         if said and said[-1].label == key:
-            return
+            return False
         if human is not None:
             text = correction_reply(dept, human.user, destination)
         elif not said:
@@ -275,4 +343,7 @@ class TicketRouter:
             text = reclassified_reply(dept, prediction.confidence, destination)
         kind = routings_repo.CONFIRM if said else routings_repo.REPLY
         ts = await self._slack.post_message(ticket.channel, text, thread_ts=ticket.ts)
-        await self._record(ticket, kind, key, ticket.channel, ts)
+        await self._record(
+            ticket, kind, key, ticket.channel, ts, finish=(tickets_repo.ROUTED, seen)
+        )
+        return True

@@ -17,6 +17,8 @@ from admin.settings import Settings
 from bot.active_model import ActiveModel, ModelLoader
 from bot.config import SlackConfig
 from bot.corrections import CorrectionDesk
+from bot.errors import SlackCallError
+from bot.group_commit import GroupCommit
 from bot.intake import Intake
 from bot.policy import RoutingPolicy
 from bot.routing import TicketRouter
@@ -46,6 +48,7 @@ class Services:
     router: TicketRouter
     intake: Intake
     corrections: CorrectionDesk
+    commits: GroupCommit
     extras: dict[str, object] = field(default_factory=dict)  # room for admin surfaces
 
     async def start(self, *, migrate: bool = True) -> None:
@@ -54,10 +57,37 @@ class Services:
             await self.db.start()
         identity = self.slack.identity or await self.slack.connect()
         log.info("Connected to Slack as %s (team %s)", identity.user_id, identity.team_id)
+        await self.check_channels()
+        self.commits.start()
         self.queue.start()
         resumed = await self.resume()
         if resumed:
             log.info("Resuming %d ticket(s) stored but not routed", resumed)
+
+    async def check_channels(self) -> list[str]:
+        """Log, with the fix, every configured channel the bot is not in; returns their ids.
+
+        Not fatal: tickets for a department whose channel is fixed later are retried by hand.
+        """
+        channels = [*self.policy.support_channels, *(d.channel for d in self.taxonomy)]
+        if self.policy.triage_channel:
+            channels.append(self.policy.triage_channel)
+        missing: list[str] = []
+        for channel in dict.fromkeys(channels):
+            try:
+                name, member = await self.slack.channel_membership(channel)
+            except SlackCallError:
+                missing.append(channel)  # the gateway logged what is wrong and how to fix it
+                continue
+            if not member:
+                missing.append(channel)
+                log.error(
+                    "The bot is not in #%s (%s): invite it with /invite @bot in that channel, "
+                    "or it cannot read tickets or post cards there.",
+                    name,
+                    channel,
+                )
+        return missing
 
     async def resume(self) -> int:
         """Queue every ticket stored but not yet routed; returns how many."""
@@ -77,6 +107,7 @@ class Services:
     async def stop(self) -> None:
         """Stop the workers and close the HTTP session and the database."""
         await self.queue.stop()
+        await self.commits.stop()
         await self.http.close()
         await self.db.close()
 
@@ -99,7 +130,7 @@ def build_services(
     *,
     db: Database | None = None,
     loader: ModelLoader = load_model,
-    workers: int = 8,
+    workers: int = 16,
 ) -> Services:
     """Wire the bot's services (nothing is contacted until ``Services.start``)."""
     db = db or Database(settings.database_url)
@@ -107,7 +138,8 @@ def build_services(
     slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
     model = ActiveModel(db, loader)
     policy = routing_policy(settings)
-    router = TicketRouter(db, slack, model, taxonomy, policy)
+    commits = GroupCommit(db)
+    router = TicketRouter(commits, slack, model, taxonomy, policy)
     queue = TicketQueue(router.process, workers=workers)
     return Services(
         settings=settings,
@@ -120,6 +152,7 @@ def build_services(
         model=model,
         queue=queue,
         router=router,
-        intake=Intake(db, queue, policy),
+        intake=Intake(db, commits, queue, router, policy),
+        commits=commits,
         corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
     )

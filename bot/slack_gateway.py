@@ -261,6 +261,17 @@ class SlackGateway:
         assert response is not None
         return str(response["permalink"])
 
+    async def channel_membership(self, channel: str) -> tuple[str, bool]:
+        """(name, whether the bot is a member) of a channel, from conversations.info."""
+        response = await self._call(
+            "conversations.info",
+            lambda: self.client.conversations_info(channel=channel),
+            channel=channel,
+        )
+        assert response is not None
+        info = response.get("channel") or {}
+        return str(info.get("name") or channel), bool(info.get("is_member"))
+
     async def is_bot_user(self, user: str) -> bool:
         """Whether ``user`` is a bot or app (cached; the bot itself counts)."""
         identity = self._identity

@@ -2,6 +2,13 @@
 
 To add a surface (slash commands, App Home, ...): create ``bot/listeners/<surface>/__init__.py``
 with a ``register(app, services)`` function and add it to ``SURFACES`` below.
+
+The app runs with ``process_before_response=True`` (the ack follows the listener), so a listener
+must return within Slack's 3 seconds: ``await ack()`` first, then either do something quick or
+start the long work without awaiting it, e.g. a Bolt lazy listener
+(``app.command("/retrain")(ack=..., lazy=[run_retrain])``) or ``asyncio.create_task`` on a job
+whose state lives in the database. After promoting a model, call ``services.model.swap(id,
+model)`` (or ``await services.model.reload()``); the next ticket uses it.
 """
 
 from __future__ import annotations

@@ -73,9 +73,14 @@ class BotHarness:
         await site.start()
         port = runner.addresses[0][1]
         self.services, self._runner = services, runner
+        self.calls_at_start = len(self.fake.calls)
         self._session = aiohttp.ClientSession()
         self.base_url = f"http://127.0.0.1:{port}"
         self.sender = SlackSender(f"{self.base_url}{EVENTS_PATH}", SIGNING_SECRET, self._session)
+
+    def calls_since_start(self) -> list[str]:
+        """Methods the bot called on Slack since it finished starting, in order."""
+        return [c.method for c in self.fake.calls[self.calls_at_start :]]
 
     async def stop(self) -> None:
         """Stop as a crash would: workers cancelled, nothing drained."""

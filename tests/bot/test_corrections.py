@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from classifier.model import Prediction
+from classifier.taxonomy import Taxonomy
 from data.db import corrections as corrections_repo
 from data.db import tickets as tickets_repo
 from tests.bot.conftest import SUPPORT, TRIAGE, BotHarness
-from tests.fakes.slack_api import BOT_USER_ID
-from tests.fakes.slack_events import button_payload, reaction_event
+from tests.bot.keyword_classifier import KeywordClassifier
+from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
+from tests.fakes.slack_events import button_payload, message_event, reaction_event
 
 BILLING, TECHNICAL, ACCOUNT = "C0BILLING", "C0TECHNICAL", "C0ACCOUNT"
 
@@ -131,3 +138,42 @@ async def test_a_skin_tone_reaction_counts_as_its_emoji(bot: BotHarness) -> None
     ts = await bot.ticket("I need a refund for this invoice")
     await _react(bot, True, "U0AGENT", "wrench::skin-tone-3", SUPPORT, ts)
     assert await _example(bot, ts) == ("Technical", "correction")
+
+
+class _GatedClassifier(KeywordClassifier):
+    """Holds every prediction until the test opens the gate."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        super().__init__(taxonomy)
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.entered.set()
+        await self.gate.wait()
+        return await super().predict(texts)
+
+
+async def test_a_correction_while_the_ticket_is_being_routed_is_applied(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    harness = BotHarness(fake_slack, tmp_path / "race.db", taxonomy)
+    gated = _GatedClassifier(taxonomy)
+    harness.classifier = gated
+    await harness.start()
+    try:
+        ts = harness.send.new_ts()
+        await harness.send.event(message_event(SUPPORT, ts, "refund my invoice"))
+        async with asyncio.timeout(5):
+            await gated.entered.wait()
+        # The agent corrects it before the bot has even classified it.
+        await harness.send.event(reaction_event(True, "U0AGENT", "wrench", SUPPORT, ts))
+        gated.gate.set()
+        await harness.drain()
+        assert len(fake_slack.live_messages(TECHNICAL)) == 1
+        assert fake_slack.live_messages(BILLING) == []
+        assert fake_slack.reactions_on(SUPPORT, ts) == {"wrench": {BOT_USER_ID}}
+        async with harness.svc.db.transaction() as conn:
+            assert await tickets_repo.count_by_status(conn) == {"routed": 1}
+    finally:
+        await harness.stop()

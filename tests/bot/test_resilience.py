@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
+from classifier.taxonomy import Taxonomy
 from data.db import tickets as tickets_repo
-from tests.bot.conftest import SUPPORT, BotHarness
-from tests.fakes.slack_api import BOT_USER_ID
+from tests.bot.conftest import SUPPORT, TRIAGE, BotHarness
+from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.fakes.slack_events import message_event
 
 BILLING = "C0BILLING"
@@ -114,3 +116,22 @@ async def test_a_crash_mid_routing_resumes_without_repeating_what_was_done(
     assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
     async with bot.svc.db.transaction() as conn:
         assert await tickets_repo.count_by_status(conn) == {"routed": 1}
+
+
+async def test_start_up_names_each_channel_the_bot_is_not_in(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_slack.outside.update({BILLING, TRIAGE})
+    harness = BotHarness(fake_slack, tmp_path / "c.db", taxonomy)
+    with caplog.at_level(logging.ERROR, logger="bot.services"):
+        await harness.start()
+    try:
+        assert sorted(await harness.svc.check_channels()) == sorted([BILLING, TRIAGE])
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("#c0billing (C0BILLING): invite it with /invite @bot" in m for m in messages)
+        assert not any("C0TECHNICAL" in m for m in messages)
+        await harness.ticket("refund my invoice")  # a real post there fails the same way
+        async with harness.svc.db.transaction() as conn:
+            assert await tickets_repo.count_by_status(conn) == {"failed": 1}
+    finally:
+        await harness.stop()

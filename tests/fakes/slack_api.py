@@ -63,6 +63,7 @@ class FakeSlack:
     token: str = "xoxb-test-token"
     calls: list[SlackCall] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
     latency: float = 0.0  # seconds each call takes, to model a slow network
     _failures: list[_Failure] = field(default_factory=list)
     _random_failure: tuple[float, int, str, int, random.Random] | None = None
@@ -278,6 +279,8 @@ class FakeSlack:
         channel = str(params.get("channel", ""))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if channel in self.outside:
+            return {"ok": False, "error": "not_in_channel"}
         if not params.get("text") and not params.get("blocks"):
             return {"ok": False, "error": "no_text"}
         ts = self._next_ts()
@@ -362,7 +365,7 @@ class FakeSlack:
                 "is_channel": True,
                 "is_private": False,
                 "is_archived": False,
-                "is_member": True,
+                "is_member": channel not in self.outside,
             },
         }
 

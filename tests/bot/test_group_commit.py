@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.group_commit import GroupCommit
+from data.db import tickets as repo
+from data.db.database import Database
+
+
+async def test_concurrent_operations_commit_together_and_a_bad_one_fails_alone(
+    sqlite_url: str,
+) -> None:
+    db = Database(sqlite_url)
+    await db.start()
+    commits = GroupCommit(db)
+    commits.start()
+    try:
+
+        def store(n: int):  # type: ignore[no-untyped-def]
+            async def op(conn: AsyncConnection) -> int:
+                ticket, _ = await repo.store_ticket(
+                    conn, repo.NewTicket("T", "C", f"{n}.0", "U", f"text {n}")
+                )
+                return ticket.id
+
+            return op
+
+        async def broken(conn: AsyncConnection) -> int:
+            await repo.get_ticket(conn, 10_000)  # raises TicketNotFoundError
+            return 0
+
+        results = await asyncio.gather(
+            *(commits.run(store(n)) for n in range(20)),
+            commits.run(broken),
+            return_exceptions=True,
+        )
+        assert sorted(r for r in results if isinstance(r, int)) == list(range(1, 21))
+        assert isinstance(results[-1], repo.TicketNotFoundError)
+        async with db.transaction() as conn:
+            assert await repo.count_by_status(conn) == {"received": 20}
+    finally:
+        await commits.stop()
+        await db.close()
+
+
+async def test_without_start_each_operation_has_its_own_transaction(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    await db.start()
+    try:
+        commits = GroupCommit(db)
+        with pytest.raises(repo.TicketNotFoundError):
+            await commits.run(lambda conn: repo.get_ticket(conn, 1))
+    finally:
+        await db.close()
