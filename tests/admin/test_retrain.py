@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
+from admin import registry as admin_registry
 from admin.active_model import ActiveModelPoller
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
@@ -19,15 +21,24 @@ from admin.retrain import (
 from admin.settings import load_settings
 from classifier.examples import Example
 from classifier.model import ProgressCallback, ProgressEvent
+from classifier.taxonomy import Taxonomy
 from data.db import jobs
 from data.db import models as store
 from data.db.admin_actions import list_actions
-from tests.admin.conftest import add_labelled_ticket
+from data.db.database import Database
+from tests.admin.conftest import (
+    STARTER_TEST,
+    STARTER_TRAIN,
+    add_labelled_ticket,
+    learner_factory,
+    write_jsonl,
+)
 from tests.admin.keyword_learner import (
     BlockingLearner,
     FakeRemoteService,
     RemoteJobLearner,
     load_keyword_model,
+    load_test_model,
 )
 
 
@@ -238,3 +249,31 @@ async def test_generated_examples_are_stored_once_and_reused(
     again = await retrain(ctx, RetrainRequest())
     assert again.counts["by_source"] == {"generated": 3, "starter": 10}
     assert len(calls) == 1
+
+
+async def test_retrain_and_rollback_on_postgres(
+    postgres_url: str, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+
+    db = Database(postgres_url)
+    await db.start()
+    try:
+        ctx = AdminContext(
+            db=db,
+            settings=load_settings(learner="auto"),
+            taxonomy=taxonomy,
+            learners=learner_factory(),
+            load_model=load_test_model,
+            starter_train=(write_jsonl(tmp_path / "train.jsonl", STARTER_TRAIN),),
+            starter_test=(write_jsonl(tmp_path / "test.jsonl", STARTER_TEST),),
+            poll_seconds=0.02,
+        )
+        first = await retrain(ctx, RetrainRequest())
+        async with db.transaction() as conn:
+            await add_labelled_ticket(conn, "okta sso sign in broken", "Account", holdout=False)
+        second = await retrain(ctx, RetrainRequest())
+        assert (first.status, second.status) == ("promoted", "promoted")
+        back = await admin_registry.rollback(ctx, "UADMIN")
+        assert back.id == first.candidate_id
+    finally:
+        await db.close()

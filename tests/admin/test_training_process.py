@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from admin.training_process import train_in_subprocess
+from classifier.artifacts import load_model
+from classifier.errors import TrainingError
+from classifier.examples import Example
+from classifier.model import ProgressEvent
+from data import DEFAULT_TAXONOMY
+
+
+async def test_a_child_process_trains_the_model_and_reports_progress() -> None:
+    examples = [Example(f"refund my invoice {i}", "Billing") for i in range(5)] + [
+        Example(f"the app crashes with error {i}", "Technical") for i in range(5)
+    ]
+    events: list[ProgressEvent] = []
+    artefact = await train_in_subprocess(
+        "tfidf", DEFAULT_TAXONOMY, examples, ["Billing", "Technical"], progress=events.append
+    )
+    model = load_model(artefact)
+    assert [p.label for p in await model.predict(["please refund", "error on start"])] == [
+        "Billing",
+        "Technical",
+    ]
+    assert events
+    assert all(e.stage == "train" for e in events)
+
+
+async def test_a_failure_in_the_child_comes_back_as_its_message() -> None:
+    with pytest.raises(TrainingError) as failure:
+        await train_in_subprocess(
+            "tfidf", DEFAULT_TAXONOMY, [Example("only one", "Billing")], ["Billing"]
+        )
+    assert str(failure.value)
+    assert "exit code" not in str(failure.value)
