@@ -16,7 +16,7 @@ from pathlib import Path
 
 from admin.llm_jobs import FineTuneTraining, prompted_baseline, synthetic_generator
 from admin.settings import Settings
-from admin.training_process import train_in_subprocess
+from admin.training_process import ChildTraining, train_in_subprocess
 from classifier.artifacts import load_model
 from classifier.examples import Example
 from classifier.learners import LearnerContext, get_learner
@@ -36,8 +36,18 @@ SyntheticGenerator = Callable[
 #: Called after a model becomes active in this process (the bot swaps it in at once).
 ModelActivated = Callable[[int, TrainedModel], None]
 #: Trains a local learner outside this process; returns the artefact (see training_process).
+#: Arguments: learner, examples, labels, seed, progress, holdout, active artefact (or None).
 OutOfProcessTrainer = Callable[
-    [str, Sequence[Example], Sequence[str], int, ProgressCallback], Awaitable[bytes]
+    [
+        str,
+        Sequence[Example],
+        Sequence[str],
+        int,
+        ProgressCallback,
+        Sequence[Example],
+        bytes | None,
+    ],
+    Awaitable[ChildTraining],
 ]
 
 
@@ -95,9 +105,18 @@ def build_admin_context(
         labels: Sequence[str],
         seed: int,
         progress: ProgressCallback,
-    ) -> bytes:
+        holdout: Sequence[Example],
+        active_artefact: bytes | None,
+    ) -> ChildTraining:
         return await train_in_subprocess(
-            name, settings.taxonomy, examples, labels, seed=seed, progress=progress
+            name,
+            settings.taxonomy,
+            examples,
+            labels,
+            seed=seed,
+            progress=progress,
+            holdout=holdout,
+            active_artefact=active_artefact,
         )
 
     return AdminContext(

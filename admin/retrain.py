@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
 from admin.promotion import PromotionDecision, decide_promotion
-from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout
+from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout, score_predicted
 from admin.training_data import TrainingData, assemble_training_data, read_starter
 from classifier.errors import ClassifierError
 from classifier.examples import Example, Source
@@ -312,6 +312,9 @@ class _RetrainRun:
         #: Once promotion starts it finishes: a cancel then would leave a half-made decision.
         self.deciding = False
         self.remote_learner: RemoteTrainingLearner | None = None
+        #: Holdout predictions made by the training child, by role, and which active model.
+        self.child_predictions: dict[str, list[str]] = {}
+        self.child_active_id: int | None = None
 
     def emit(self, stage: str, message: str = "", fraction: float | None = None) -> None:
         try:
@@ -425,9 +428,25 @@ class _RetrainRun:
             model = await learner.follow(remote_id, labels, progress=report)
             artefact = await asyncio.to_thread(model.to_bytes)
         elif self.ctx.train_out_of_process is not None and self.learner_name in LOCAL_NAMES:
-            artefact = await self.ctx.train_out_of_process(
-                self.learner_name, data.train, labels, self.ctx.settings.seed, report
+            # The child also predicts the holdout with the new and the active model, so the
+            # bot's process only scores labels (inference is the other heavy part).
+            async with self.ctx.db.transaction() as conn:
+                active_entry = await registry.get_active_model(conn)
+                active_artefact = (
+                    await registry.get_artefact(conn, active_entry.id) if active_entry else None
+                )
+            child = await self.ctx.train_out_of_process(
+                self.learner_name,
+                data.train,
+                labels,
+                self.ctx.settings.seed,
+                report,
+                data.holdout,
+                active_artefact,
             )
+            artefact = child.artefact
+            self.child_predictions = child.predictions
+            self.child_active_id = active_entry.id if active_entry else None
             model = await asyncio.to_thread(self.ctx.load_model, artefact)
         else:
             model = await learner.train(
@@ -463,24 +482,38 @@ class _RetrainRun:
                 "the candidate cannot be compared; add data/starter/test.jsonl."
             )
         await self.enter("evaluate", f"{len(holdout)} held-out tickets")
+        labels = self.ctx.taxonomy.labels
         async with self.ctx.db.transaction() as conn:
             active_entry = await registry.get_active_model(conn)
-            active_artefact = (
-                await registry.get_artefact(conn, active_entry.id) if active_entry else None
-            )
-        contenders: list[tuple[str, Classifier]] = [("candidate", candidate)]
-        if active_entry is not None and active_artefact is not None:
-            active_model = await asyncio.to_thread(self.ctx.load_model, active_artefact)
-            contenders.append(("active", active_model))
+        evaluations: list[EvaluatedModel] = []
+
+        async def add(role: str, classifier: Classifier) -> None:
+            self.emit("evaluate", f"scoring the {role} model", len(evaluations) / 3)
+            result = await score_on_holdout(classifier, holdout, labels)
+            evaluations.append(EvaluatedModel(role, classifier.model_id, result))
+
+        def predicted_in_child(role: str, model_id: str, learner: str) -> bool:
+            labels_of_role = self.child_predictions.get(role)
+            if labels_of_role is None or len(labels_of_role) != len(holdout):
+                return False
+            result = score_predicted(model_id, learner, holdout, labels_of_role, labels)
+            evaluations.append(EvaluatedModel(role, model_id, result))
+            return True
+
+        if not predicted_in_child("candidate", candidate.model_id, candidate.learner):
+            await add("candidate", candidate)
+        if active_entry is not None:
+            same_active = self.child_active_id == active_entry.id
+            if not (
+                same_active
+                and predicted_in_child("active", active_entry.model_id, active_entry.learner)
+            ):
+                async with self.ctx.db.transaction() as conn:
+                    active_artefact = await registry.get_artefact(conn, active_entry.id)
+                await add("active", await asyncio.to_thread(self.ctx.load_model, active_artefact))
         baseline = self.ctx.baseline()
         if baseline is not None:
-            contenders.append(("baseline", baseline))
-
-        evaluations: list[EvaluatedModel] = []
-        for index, (role, classifier) in enumerate(contenders):
-            self.emit("evaluate", f"scoring the {role} model", index / len(contenders))
-            result = await score_on_holdout(classifier, holdout, self.ctx.taxonomy.labels)
-            evaluations.append(EvaluatedModel(role, classifier.model_id, result))
+            await add("baseline", baseline)
 
         by_role = {e.role: e for e in evaluations}
         comparisons: dict[str, dict[str, Any]] = {

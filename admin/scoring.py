@@ -72,6 +72,20 @@ async def score_on_holdout(
     return HoldoutResult(classifier.model_id, report, predicted)
 
 
+def score_predicted(
+    model_id: str,
+    learner: str,
+    holdout: Sequence[Example],
+    predicted: Sequence[str],
+    labels: Sequence[str],
+) -> HoldoutResult:
+    """Score labels a model predicted elsewhere (e.g. in the training child process)."""
+    report = score_predictions(
+        [e.label for e in holdout], predicted, labels, model_id=model_id, learner=learner
+    )
+    return HoldoutResult(model_id, report, tuple(predicted))
+
+
 def compare_on_holdout(
     candidate: HoldoutResult, reference: HoldoutResult, holdout: Sequence[Example]
 ) -> dict[str, Any]:

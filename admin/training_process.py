@@ -4,9 +4,12 @@ Local training is CPU-bound Python (tokenising, n-grams) that holds the GIL: run
 starves the threads that serve tickets (the database driver's, the classifier's), and routing
 latency climbs from milliseconds to seconds. A child process has its own interpreter. It is
 cancellable (killed), reports progress as JSON lines on stderr and writes the artefact to a
-file; the parent loads it back.
+file; the parent loads it back. Given a holdout (and the active model), the child also
+predicts it with the new model (and the active one), so the retrain's heaviest inference runs
+there too; the parent only scores the labels.
 
-    python -m admin.training_process LEARNER TAXONOMY SEED EXAMPLES.jsonl LABELS OUT
+    python -m admin.training_process LEARNER TAXONOMY SEED EXAMPLES.jsonl LABELS OUT \
+        [HOLDOUT.jsonl ACTIVE.triage|- PREDICTIONS.json]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from classifier.errors import TrainingError
@@ -28,6 +32,15 @@ _PROGRESS = "progress "
 _ERROR = "error "
 
 
+@dataclass(frozen=True)
+class ChildTraining:
+    """What the child produced: the artefact, and holdout predictions by role when asked."""
+
+    artefact: bytes
+    #: "candidate" / "active" -> one predicted label per holdout example, in order.
+    predictions: dict[str, list[str]] = field(default_factory=dict)
+
+
 async def train_in_subprocess(
     learner: str,
     taxonomy: Path,
@@ -36,8 +49,10 @@ async def train_in_subprocess(
     *,
     seed: int = 0,
     progress: ProgressCallback = no_progress,
-) -> bytes:
-    """Train ``learner`` on ``examples`` in a child process; the model artefact's bytes.
+    holdout: Sequence[Example] = (),
+    active_artefact: bytes | None = None,
+) -> ChildTraining:
+    """Train ``learner`` on ``examples`` in a child process (and predict ``holdout``).
 
     Raises TrainingError with the child's message if training fails there.
     """
@@ -45,6 +60,14 @@ async def train_in_subprocess(
         folder = Path(tmp)
         await asyncio.to_thread(write_examples, folder / "examples.jsonl", examples)
         out = folder / "model.triage"
+        extra: list[str] = []
+        if holdout:
+            await asyncio.to_thread(write_examples, folder / "holdout.jsonl", holdout)
+            active = "-"
+            if active_artefact is not None:
+                await asyncio.to_thread((folder / "active.triage").write_bytes, active_artefact)
+                active = str(folder / "active.triage")
+            extra = [str(folder / "holdout.jsonl"), active, str(folder / "predictions.json")]
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -55,6 +78,7 @@ async def train_in_subprocess(
             str(folder / "examples.jsonl"),
             json.dumps(list(labels)),
             str(out),
+            *extra,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -77,15 +101,21 @@ async def train_in_subprocess(
             raise
         if code != 0:
             raise TrainingError(error or f"Training stopped unexpectedly (exit code {code}).")
-        return await asyncio.to_thread(out.read_bytes)
+        artefact = await asyncio.to_thread(out.read_bytes)
+        predictions: dict[str, list[str]] = {}
+        if extra:
+            text = await asyncio.to_thread(Path(extra[2]).read_text, encoding="utf-8")
+            predictions = json.loads(text)
+        return ChildTraining(artefact, predictions)
 
 
 def _child(argv: list[str]) -> int:
+    from classifier.artifacts import load_model
     from classifier.errors import ClassifierError
     from classifier.learners import LearnerContext, get_learner
     from classifier.taxonomy import load_taxonomy
 
-    name, taxonomy_path, seed, examples_path, labels_json, out = argv
+    name, taxonomy_path, seed, examples_path, labels_json, out = argv[:6]
     # Background work: whenever the bot needs the CPU, it gets it first.
     with contextlib.suppress(OSError, AttributeError):
         os.nice(10)
@@ -102,6 +132,17 @@ def _child(argv: list[str]) -> int:
             learner.train(examples, json.loads(labels_json), seed=int(seed), progress=report)
         )
         Path(out).write_bytes(model.to_bytes())
+        if len(argv) == 9:
+            holdout_path, active_path, predictions_out = argv[6:]
+            texts = [e.text for e in read_examples(Path(holdout_path))]
+            models = {"candidate": model}
+            if active_path != "-":
+                models["active"] = load_model(Path(active_path).read_bytes())
+            predicted = {
+                role: [p.label for p in asyncio.run(each.predict(texts))]
+                for role, each in models.items()
+            }
+            Path(predictions_out).write_text(json.dumps(predicted), encoding="utf-8")
     except ClassifierError as exc:
         print(_ERROR + str(exc).replace("\n", " "), file=sys.stderr, flush=True)
         return 2

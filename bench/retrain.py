@@ -127,6 +127,7 @@ async def main() -> None:
     parser.add_argument("--datasets", help="the shared datasets folder")
     parser.add_argument("--rate", type=float, default=5.0, help="tickets per second")
     parser.add_argument("--holdout", type=int, default=1000, help="held-out test tickets")
+    parser.add_argument("--debug", action="store_true", help="show the slowest tickets")
     args = parser.parse_args()
 
     folder = find_datasets(args.datasets) / "banking77"
@@ -256,6 +257,26 @@ async def main() -> None:
                     .order_by(func.min(predictions.c.id))
                 )
                 per_model = {str(model_id): int(n) for model_id, n in rows}
+            worst = sorted(
+                (
+                    (
+                        sent_at[str(c.params.get("thread_ts"))] - started,
+                        (c.at - sent_at[str(c.params.get("thread_ts"))]) * 1000,
+                    )
+                    for c in fake.called("chat.postMessage", channel=SUPPORT)
+                    if str(c.params.get("thread_ts", "")) in sent_at
+                ),
+                key=lambda x: -x[1],
+            )[:8]
+            stage_log = [
+                (
+                    c.at - started,
+                    " | ".join(x for x in str(c.params.get("text", "")).splitlines() if "◐" in x)[
+                        :100
+                    ],
+                )
+                for c in fake.called("chat.update", channel=ADMIN_CHANNEL)
+            ]
             before = latencies(before_start, before_end)
             during = latencies(started, during_end)
             lost = len([ts for ts, at in sent_at.items() if at < during_end]) - len(
@@ -286,6 +307,11 @@ async def main() -> None:
     )
     print("tickets per model: " + ", ".join(f"{k}: {v}" for k, v in per_model.items()))
     print("final progress message:\n" + board(fake))
+    if "--debug" in sys.argv:
+        for at, ms in worst:
+            print(f"  slow ticket sent {at:.1f} s after /retrain: {ms:.0f} ms")
+        for at, text in stage_log:
+            print(f"  {at:.1f} s: {text}")
 
 
 if __name__ == "__main__":
