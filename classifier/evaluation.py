@@ -197,7 +197,7 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
         return 1.0
     k = min(only_a, only_b)
     tail = sum(math.comb(n, i) for i in range(k + 1))
-    return min(1.0, 2 * tail / 2**n)
+    return min(1.0, 2 * tail / (1 << n))  # big-int division: exact for any n
 
 
 def compare_predictions(

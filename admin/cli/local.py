@@ -272,7 +272,7 @@ def classify(
             if not STARTER_TRAIN.exists():
                 raise AdminError("no --model given and no starter data is installed.")
             starter = read_datasets([STARTER_TRAIN])
-            trained = _train("auto", starter, departments, context, config.seed)
+            trained = _train(config.learner, starter, departments, context, config.seed)
             classifier = trained.model
             stderr.print(
                 f"note: no --model given, so the {classifier.learner!r} learner was trained on "

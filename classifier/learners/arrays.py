@@ -27,12 +27,12 @@ def encode_strings(strings: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.N
     return blob, offsets
 
 
-def decode_strings(blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> list[str]:
+def decode_strings(blob: npt.NDArray[np.generic], offsets: npt.NDArray[np.generic]) -> list[str]:
     """The inverse of ``encode_strings``."""
-    data = blob.tobytes()
+    data = np.asarray(blob, dtype=np.uint8).tobytes()
     out: list[str] = []
     start = 0
-    for end in offsets.tolist():
+    for end in np.asarray(offsets, dtype=np.int64).tolist():
         out.append(data[start:end].decode("utf-8"))
         start = end
     return out
