@@ -49,6 +49,7 @@ from bot.errors import SlackCallError
 from bot.services import Services
 from classifier.model import ProgressEvent, TrainedModel
 from data.db import jobs
+from data.db import models as models_repo
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,18 @@ class AdminDesk:
     async def _poll(self, interval: float) -> None:
         while not self.services.http.closed:
             try:
-                await self.services.model.reload()
+                await self._follow_registry()
                 await self._resume_orphans()
             except Exception:
                 log.warning("admin poll failed", exc_info=True)
             await asyncio.sleep(interval)
+
+    async def _follow_registry(self) -> None:
+        """Load the active model if another process changed it (one indexed id lookup)."""
+        async with self.ctx.db.transaction() as conn:
+            active_id = await models_repo.get_active_model_id(conn)
+        if active_id is not None and active_id != self.services.model.status().get("registry_id"):
+            await self.services.model.reload()
 
     def _activated(self, registry_id: int, model: TrainedModel) -> None:
         self.services.model.use(model, registry_id)
