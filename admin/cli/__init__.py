@@ -5,6 +5,9 @@ from __future__ import annotations
 from admin.cli import config as _config  # noqa: F401  (registers commands)
 from admin.cli import llm as _llm  # noqa: F401  (registers commands)
 from admin.cli import local as _local  # noqa: F401  (registers commands)
+from admin.cli import models as _models  # noqa: F401
+from admin.cli import report as _report  # noqa: F401
+from admin.cli import retrain as _retrain  # noqa: F401
 from admin.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -17,13 +17,19 @@ from collections.abc import Callable
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import actions, messages, reactions
+from bot.listeners import actions, app_home, commands, messages, reactions
 from bot.services import Services
 
 Register = Callable[[AsyncApp, Services], None]
 
 #: Every surface's register function, in the order they are registered.
-SURFACES: tuple[Register, ...] = (messages.register, reactions.register, actions.register)
+SURFACES: tuple[Register, ...] = (
+    messages.register,
+    reactions.register,
+    actions.register,
+    commands.register,
+    app_home.register,
+)
 
 
 def register_all(app: AsyncApp, services: Services) -> None:

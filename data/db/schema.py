@@ -157,7 +157,16 @@ jobs = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     _ts("created_at"),
     _ts("updated_at"),
+    # The single-running lock: a running job holds lock_key = its kind, a finished one NULL.
+    # The unique constraint lets the database refuse a second running job of a kind, on every
+    # replica (several NULLs are allowed by SQLite and PostgreSQL alike).
+    Column("lock_key", String(32), nullable=True),
+    # Which process runs the job and when it last said so; a stale heartbeat means the process
+    # died and another (or the restarted one) may claim the job and resume it.
+    Column("owner", String(64), nullable=True),
+    _ts("heartbeat_at", nullable=True),
     Index("ix_jobs_status", "status"),
+    UniqueConstraint("lock_key", name="uq_jobs_lock_key"),
 )
 
 admin_actions = Table(

@@ -70,6 +70,15 @@ class FakeSlack:
     _messages: dict[tuple[str, str], Params] = field(default_factory=dict)
     _reactions: dict[tuple[str, str], dict[str, set[str]]] = field(default_factory=dict)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
+    #: usergroups.users.list: user group id -> member user ids.
+    usergroups: dict[str, list[str]] = field(default_factory=dict)
+    #: views.publish: user id -> the Home tab view last published for them.
+    home_views: dict[str, Params] = field(default_factory=dict)
+    #: Files uploaded through files.getUploadURLExternal: file id -> bytes (None until sent).
+    uploads: dict[str, bytes | None] = field(default_factory=dict)
+    #: files.completeUploadExternal: the completed files with their channel and thread.
+    shared_files: list[Params] = field(default_factory=list)
+    _file_names: dict[str, tuple[str, int]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     port: int = 0
 
@@ -81,6 +90,7 @@ class FakeSlack:
     async def __aenter__(self) -> FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -358,3 +368,86 @@ class FakeSlack:
                 "is_member": channel not in self.outside,
             },
         }
+
+    def _chat_postEphemeral(self, params: Params) -> dict[str, Any]:
+        if not params.get("channel") or not params.get("user"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("text") and not params.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _usergroups_users_list(self, params: Params) -> dict[str, Any]:
+        group = str(params.get("usergroup", ""))
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
+
+    def _views_publish(self, params: Params) -> dict[str, Any]:
+        user = str(params.get("user_id", ""))
+        view = params.get("view")
+        if isinstance(view, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                view = json.loads(view)
+        if not user:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(view.get("blocks") or []) > 100:
+            return {"ok": False, "error": "invalid_blocks"}
+        self.home_views[user] = view
+        n = len(self.home_views)
+        return {"ok": True, "view": {"id": f"V{n:08d}", "type": "home", **view}}
+
+    # files.getUploadURLExternal -> POST the bytes to upload_url -> files.completeUploadExternal
+    # (what files_upload_v2 does; api.slack.com/messaging/files#upload).
+
+    def _files_getUploadURLExternal(self, params: Params) -> dict[str, Any]:
+        filename = str(params.get("filename", ""))
+        length = str(params.get("length", ""))
+        if not filename or not length.isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{len(self.uploads) + 1:08d}"
+        self.uploads[file_id] = None
+        self._file_names[file_id] = (filename, int(length))
+        return {
+            "ok": True,
+            "upload_url": f"http://127.0.0.1:{self.port}/upload/v1/{file_id}",
+            "file_id": file_id,
+        }
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        if file_id not in self.uploads:
+            return web.Response(status=404, text="not found")
+        data = await request.read()
+        self.uploads[file_id] = data
+        return web.Response(status=200, text=f"OK - {len(data)}")
+
+    def _files_completeUploadExternal(self, params: Params) -> dict[str, Any]:
+        files = params.get("files")
+        if isinstance(files, str):
+            try:
+                files = json.loads(files)
+            except json.JSONDecodeError:
+                return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        completed = []
+        for item in files:
+            file_id = str(item.get("id", "")) if isinstance(item, dict) else ""
+            if self.uploads.get(file_id) is None:
+                return {"ok": False, "error": "file_not_found"}
+            name, _length = self._file_names[file_id]
+            title = item.get("title") or name
+            completed.append({"id": file_id, "title": title})
+            self.shared_files.append(
+                {
+                    "id": file_id,
+                    "title": title,
+                    "name": name,
+                    "channel_id": params.get("channel_id"),
+                    "thread_ts": params.get("thread_ts"),
+                    "data": self.uploads[file_id],
+                }
+            )
+        return {"ok": True, "files": completed}

@@ -1,0 +1,47 @@
+"""What the App Home shows: the active model, recent jobs and last week's activity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from admin.context import AdminContext
+from data.db import jobs, stats
+from data.db import models as registry
+from data.db.database import utcnow
+from data.db.jobs import Job
+from data.db.models import StoredModel
+
+
+@dataclass(frozen=True)
+class HomeSummary:
+    """The figures of the App Home tab."""
+
+    active: StoredModel | None
+    jobs: tuple[Job, ...]
+    days: int
+    tickets: int
+    corrections: int
+
+    @property
+    def macro_f1(self) -> float | None:
+        """The active model's macro-F1 on the holdout, when it has been evaluated."""
+        value = self.active.metrics.get("holdout", {}).get("macro_f1") if self.active else None
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def accuracy(self) -> float | None:
+        """The active model's accuracy on the holdout, when it has been evaluated."""
+        value = self.active.metrics.get("holdout", {}).get("accuracy") if self.active else None
+        return float(value) if isinstance(value, int | float) else None
+
+
+async def home_summary(ctx: AdminContext, *, days: int = 7, job_limit: int = 5) -> HomeSummary:
+    """Read everything the Home tab shows, in one transaction."""
+    async with ctx.db.transaction() as conn:
+        active = await registry.get_active_model(conn)
+        recent = await jobs.list_jobs(conn, job_limit)
+        n_tickets, n_corrections = await stats.activity_counts(
+            conn, utcnow() - timedelta(days=days)
+        )
+    return HomeSummary(active, tuple(recent), days, n_tickets, n_corrections)

@@ -1,0 +1,696 @@
+"""The retrain job: assemble data -> generate -> train -> evaluate -> decide.
+
+One retrain runs at a time (the database refuses a second, see ``data.db.jobs``). The job
+keeps its resumable state in ``jobs.state`` as it goes: the remote fine-tuning job id as soon
+as it exists, the candidate's registry id once it is saved. A process that dies mid-retrain
+leaves the job ``running`` with a lease that goes stale; ``resume_orphaned_retrains`` claims
+it (exactly one process wins) and continues: it follows the stored remote job instead of
+starting another, and it never trains a candidate it already saved.
+
+Cancelling is cooperative across processes: ``cancel_retrain`` sets a flag in the database;
+the process running the job sees it within ``poll_seconds``, stops the work (and the remote
+job, if the learner can) and ends the job ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any, Protocol, runtime_checkable
+
+from admin.context import AdminContext
+from admin.errors import AdminError, JobConflictError
+from admin.promotion import PromotionDecision, decide_promotion
+from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout, score_predicted
+from admin.training_data import TrainingData, assemble_training_data, read_starter
+from classifier.errors import ClassifierError
+from classifier.examples import Example, Source
+from classifier.learners import LOCAL_PREFERENCE
+from classifier.model import (
+    Classifier,
+    ProgressCallback,
+    ProgressEvent,
+    TrainedModel,
+    no_progress,
+)
+from data.db import jobs
+from data.db import models as registry
+from data.db.admin_actions import record_action
+from data.db.database import utcnow
+from data.db.training_set import add_generated_examples, list_training_examples
+
+log = logging.getLogger(__name__)
+
+KIND = "retrain"
+
+#: What /retrain accepts as the learner argument, besides registered learner names.
+LOCAL = "local"
+#: Learners that train on this machine (and so can train in a child process).
+LOCAL_NAMES = frozenset({"auto", *LOCAL_PREFERENCE})
+
+
+@runtime_checkable
+class RemoteTrainingLearner(Protocol):
+    """A learner whose training is a remote job that can be followed after a restart."""
+
+    async def start(self, examples: Sequence[Example], labels: Sequence[str], *, seed: int) -> str:
+        """Create the remote job; returns its id (stored before anything else happens)."""
+        ...
+
+    async def follow(
+        self, job_id: str, labels: Sequence[str], *, progress: ProgressCallback
+    ) -> TrainedModel:
+        """Wait for the remote job ``job_id`` to finish, reporting its status; the model."""
+        ...
+
+    async def cancel(self, job_id: str) -> None:
+        """Stop the remote job (best effort)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """What an admin asked for."""
+
+    learner: str = LOCAL
+    generate: int = 0
+    dry_run: bool = False
+    requested_by: str = "cli"
+    slack_channel: str | None = None
+
+    def to_params(self) -> dict[str, Any]:
+        """The job's stored parameters."""
+        return {
+            "learner": self.learner,
+            "generate": self.generate,
+            "dry_run": self.dry_run,
+            "requested_by": self.requested_by,
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], slack_channel: str | None) -> RetrainRequest:
+        """The request a stored job was started with."""
+        return cls(
+            learner=str(params.get("learner", LOCAL)),
+            generate=int(params.get("generate", 0)),
+            dry_run=bool(params.get("dry_run", False)),
+            requested_by=str(params.get("requested_by", "cli")),
+            slack_channel=slack_channel,
+        )
+
+
+@dataclass(frozen=True)
+class EvaluatedModel:
+    """One model's result on the holdout."""
+
+    role: str  # candidate | active | baseline
+    model_id: str
+    result: HoldoutResult
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """How a retrain ended, for the final message and the job's stored result."""
+
+    job_id: int
+    status: str  # promoted | kept | dry-run | cancelled | failed
+    message: str
+    learner: str = ""
+    candidate_id: int | None = None
+    previous_active_id: int | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    evaluations: tuple[EvaluatedModel, ...] = ()
+    comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    decision: PromotionDecision | None = None
+
+    def to_result(self) -> dict[str, Any]:
+        """The JSON stored in jobs.result."""
+        return {
+            "status": self.status,
+            "message": self.message,
+            "learner": self.learner,
+            "candidate_id": self.candidate_id,
+            "previous_active_id": self.previous_active_id,
+            "counts": self.counts,
+            "scores": {
+                e.role: {
+                    "model_id": e.model_id,
+                    "macro_f1": e.result.score.macro_f1,
+                    "accuracy": e.result.score.accuracy,
+                }
+                for e in self.evaluations
+            },
+            "comparisons": self.comparisons,
+            "reasons": list(self.decision.reasons) if self.decision else [],
+        }
+
+
+def resolve_learner(ctx: AdminContext, requested: str) -> str:
+    """The registered learner name for /retrain's argument ("local" = the configured local)."""
+    if requested in ("", LOCAL):
+        configured = ctx.settings.learner
+        return configured if configured in (*LOCAL_PREFERENCE, "auto") else "auto"
+    return requested
+
+
+async def start_retrain(ctx: AdminContext, request: RetrainRequest) -> jobs.Job:
+    """Create the retrain job, or raise JobConflictError naming the one already running.
+
+    Checks what can be checked up front (a known learner, a generator when generate=N), so a
+    request that cannot succeed never takes the lock.
+    """
+    if request.generate < 0:
+        raise AdminError("generate=N needs a number of examples of 0 or more.")
+    if request.generate and ctx.generate is None:
+        raise AdminError(
+            "Generating examples needs an LLM: set OPENAI_API_KEY (or OPENAI_BASE_URL for a "
+            "compatible server), or retrain without generate=N."
+        )
+    try:
+        ctx.learners(resolve_learner(ctx, request.learner))
+    except ClassifierError as exc:
+        raise AdminError(str(exc)) from None
+    try:
+        return await jobs.start_job(
+            ctx.db,
+            kind=KIND,
+            params=request.to_params(),
+            created_by=request.requested_by,
+            owner=ctx.owner,
+            slack_channel=request.slack_channel,
+        )
+    except jobs.JobAlreadyRunningError as exc:
+        raise JobConflictError(describe_running(exc.running)) from None
+
+
+def describe_running(job: jobs.Job | None) -> str:
+    """Why a second retrain was refused, naming the one that runs."""
+    if job is None:
+        return "A retrain was running a moment ago; try again in a few seconds."
+    started = job.created_at.strftime("%H:%M UTC")
+    stage = f", now at {job.stage}" if job.stage else ""
+    learner = job.params.get("learner", LOCAL)
+    return (
+        f"A retrain is already running: job #{job.id} ({learner}), started by "
+        f"{job.created_by or 'someone'} at {started}{stage}. Wait for it, or cancel it with "
+        "`/retrain cancel`."
+    )
+
+
+async def cancel_retrain(ctx: AdminContext) -> jobs.Job | None:
+    """Ask the running retrain to stop; returns it, or None when no retrain runs."""
+    async with ctx.db.transaction() as conn:
+        return await jobs.request_cancel(conn, KIND)
+
+
+async def retrain(
+    ctx: AdminContext, request: RetrainRequest, progress: ProgressCallback = no_progress
+) -> RetrainOutcome:
+    """Start a retrain and run it to the end in this process (the command line's path)."""
+    job = await start_retrain(ctx, request)
+    return await run_retrain(ctx, job.id, progress)
+
+
+async def run_retrain(
+    ctx: AdminContext, job_id: int, progress: ProgressCallback = no_progress
+) -> RetrainOutcome:
+    """Run (or resume) the retrain job ``job_id``, which this process must own.
+
+    Ends the job succeeded, failed or cancelled. If this coroutine itself is cancelled (the
+    process is shutting down) the job stays running, so a restarted process resumes it.
+    """
+    async with ctx.db.transaction() as conn:
+        job = await jobs.get_job(conn, job_id)
+    run = _RetrainRun(ctx, job, progress)
+    body = asyncio.create_task(run.execute())
+    watcher = asyncio.create_task(_watch(ctx, job_id, body, run))
+    try:
+        outcome = await asyncio.shield(body)
+    except asyncio.CancelledError:
+        if body.done() and run.stop_reason == "cancel":
+            outcome = await run.finish_cancelled()
+        elif body.done() and run.stop_reason == "lease-lost":
+            raise AdminError(f"Retrain job #{job_id} was taken over by another process.") from None
+        else:
+            # This process is stopping: leave the job running for a restart to resume.
+            body.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await body
+            raise
+    except Exception as exc:
+        outcome = await run.finish_failed(exc)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    return outcome
+
+
+async def _watch(
+    ctx: AdminContext, job_id: int, body: asyncio.Task[RetrainOutcome], run: _RetrainRun
+) -> None:
+    """Renew the lease and stop ``body`` on a cancel request (or when the lease is lost)."""
+    while not body.done():
+        await asyncio.sleep(ctx.poll_seconds)
+        try:
+            async with ctx.db.transaction() as conn:
+                kept = await jobs.heartbeat(conn, job_id, ctx.owner)
+                job = await jobs.get_job(conn, job_id)
+        except Exception:
+            log.warning("retrain %s: heartbeat failed", job_id, exc_info=True)
+            continue
+        if job.cancel_requested and not run.deciding:
+            run.stop_reason = "cancel"
+            body.cancel()
+            return
+        if not kept and not job.finished:
+            run.stop_reason = "lease-lost"
+            body.cancel()
+            return
+
+
+async def resume_orphaned_retrains(
+    ctx: AdminContext,
+    progress_for: Callable[[jobs.Job], ProgressCallback] = lambda _job: no_progress,
+) -> list[asyncio.Task[RetrainOutcome]]:
+    """Claim every running retrain whose process died and run it on in this process.
+
+    A job is orphaned when its lease is older than TRIAGE_JOB_LEASE_SECONDS. Returns the
+    started tasks (the bot keeps them; the terminal awaits them).
+    """
+    stale_before = utcnow() - timedelta(seconds=ctx.settings.job_lease_seconds)
+    tasks: list[asyncio.Task[RetrainOutcome]] = []
+    async with ctx.db.transaction() as conn:
+        candidates = [j for j in await jobs.running_jobs(conn) if j.kind == KIND]
+    for job in candidates:
+        if job.owner == ctx.owner:
+            continue
+        async with ctx.db.transaction() as conn:
+            claimed = await jobs.claim_orphaned(conn, job.id, ctx.owner, stale_before)
+        if claimed:
+            log.info("retrain %s: resuming job orphaned by %s", job.id, job.owner)
+            tasks.append(asyncio.create_task(run_retrain(ctx, job.id, progress_for(job))))
+    return tasks
+
+
+class _RetrainRun:
+    """One execution of a retrain job (fresh or resumed)."""
+
+    def __init__(self, ctx: AdminContext, job: jobs.Job, progress: ProgressCallback) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.request = RetrainRequest.from_params(job.params, job.slack_channel)
+        self.state: dict[str, Any] = dict(job.state)
+        self.progress = progress
+        self.learner_name = resolve_learner(ctx, self.request.learner)
+        self.stop_reason: str | None = None
+        #: Once promotion starts it finishes: a cancel then would leave a half-made decision.
+        self.deciding = False
+        self.remote_learner: RemoteTrainingLearner | None = None
+        #: Holdout predictions made by the training child, by role, and which active model.
+        self.child_predictions: dict[str, list[str]] = {}
+        self.child_active_id: int | None = None
+
+    def emit(self, stage: str, message: str = "", fraction: float | None = None) -> None:
+        try:
+            self.progress(ProgressEvent(stage, message, fraction))
+        except Exception:  # a broken progress display must not break the job
+            log.warning("retrain %s: progress callback failed", self.job.id, exc_info=True)
+
+    async def enter(self, stage: str, message: str = "") -> None:
+        async with self.ctx.db.transaction() as conn:
+            await jobs.set_stage(conn, self.job.id, stage, self.state)
+        self.emit(stage, message, 0.0)
+
+    async def save_state(self) -> None:
+        async with self.ctx.db.transaction() as conn:
+            await jobs.set_state(conn, self.job.id, self.state)
+
+    # The stages ------------------------------------------------------------------------
+
+    async def execute(self) -> RetrainOutcome:
+        data = await self.assemble()
+        data = await self.generate(data)
+        candidate_id, candidate = await self.train(data)
+        evaluations, comparisons, active_id = await self.evaluate(data, candidate_id, candidate)
+        return await self.decide(data, candidate_id, candidate, evaluations, comparisons, active_id)
+
+    async def assemble(self) -> TrainingData:
+        await self.enter("assemble", "reading starter data and corrections")
+        starter_train = await asyncio.to_thread(read_starter, self.ctx.starter_train)
+        starter_test = await asyncio.to_thread(read_starter, self.ctx.starter_test)
+        async with self.ctx.db.transaction() as conn:
+            stored = await list_training_examples(conn)
+        data = await asyncio.to_thread(
+            partial(
+                assemble_training_data,
+                self.ctx.taxonomy,
+                starter_train=starter_train,
+                starter_test=starter_test,
+                stored=stored,
+            )
+        )
+        self.emit("assemble", _describe_counts(data), 1.0)
+        return data
+
+    async def generate(self, data: TrainingData) -> TrainingData:
+        wanted = self.request.generate
+        if not wanted:
+            self.emit("generate", "skipped (generate=0)")
+            return data
+        if self.state.get("generated"):
+            self.emit("generate", f"{self.state['generated']} examples generated earlier", 1.0)
+            return data
+        assert self.ctx.generate is not None  # checked by start_retrain
+        await self.enter("generate", f"asking the LLM for {wanted} examples")
+        labels = self.labels(data)
+        made = await self.ctx.generate(
+            wanted, labels, data.train, lambda e: self.emit("generate", e.message, e.fraction)
+        )
+        made = [Example(e.text, e.label, Source.GENERATED) for e in made]
+        if not self.request.dry_run:
+            async with self.ctx.db.transaction() as conn:
+                await add_generated_examples(conn, [(e.text, e.label) for e in made])
+            self.state["generated"] = len(made)
+            await self.save_state()
+        async with self.ctx.db.transaction() as conn:
+            stored = await list_training_examples(conn)
+        data = assemble_training_data(
+            self.ctx.taxonomy,
+            starter_train=read_starter(self.ctx.starter_train),
+            starter_test=read_starter(self.ctx.starter_test),
+            stored=stored,
+            generated=made if self.request.dry_run else (),
+        )
+        self.emit("generate", f"{len(made)} examples generated; {_describe_counts(data)}", 1.0)
+        return data
+
+    def labels(self, data: TrainingData) -> tuple[str, ...]:
+        present = {e.label for e in data.train}
+        return tuple(label for label in self.ctx.taxonomy.labels if label in present)
+
+    async def train(self, data: TrainingData) -> tuple[int, TrainedModel]:
+        saved = self.state.get("candidate_id")
+        if isinstance(saved, int):
+            async with self.ctx.db.transaction() as conn:
+                artefact = await registry.get_artefact(conn, saved)
+            self.emit("train", f"candidate #{saved} was trained before the restart", 1.0)
+            return saved, await asyncio.to_thread(self.ctx.load_model, artefact)
+
+        labels = self.labels(data)
+        if len(labels) < 2:
+            raise AdminError(
+                "There is too little data to train: the training set covers "
+                f"{len(labels)} department(s); at least two are needed."
+            )
+        learner = self.ctx.learners(self.learner_name)
+        await self.enter("train", f"{self.learner_name} on {len(data.train)} examples")
+
+        def report(event: ProgressEvent) -> None:
+            self.emit("train", event.message, event.fraction)
+
+        if isinstance(learner, RemoteTrainingLearner):
+            self.remote_learner = learner
+            remote_id = self.state.get("remote_job_id")
+            if not isinstance(remote_id, str):
+                remote_id = await learner.start(data.train, labels, seed=self.ctx.settings.seed)
+                # Stored before following, so a restart follows this job, never starts another.
+                self.state["remote_job_id"] = remote_id
+                await self.save_state()
+                self.emit("train", f"fine-tuning job {remote_id} created")
+            else:
+                self.emit("train", f"following fine-tuning job {remote_id} after a restart")
+            model = await learner.follow(remote_id, labels, progress=report)
+            artefact = await asyncio.to_thread(model.to_bytes)
+        elif self.ctx.train_out_of_process is not None and self.learner_name in LOCAL_NAMES:
+            # The child also predicts the holdout with the new and the active model, so the
+            # bot's process only scores labels (inference is the other heavy part).
+            async with self.ctx.db.transaction() as conn:
+                active_entry = await registry.get_active_model(conn)
+                active_artefact = (
+                    await registry.get_artefact(conn, active_entry.id) if active_entry else None
+                )
+            child = await self.ctx.train_out_of_process(
+                self.learner_name,
+                data.train,
+                labels,
+                self.ctx.settings.seed,
+                report,
+                data.holdout,
+                active_artefact,
+            )
+            artefact = child.artefact
+            self.child_predictions = child.predictions
+            self.child_active_id = active_entry.id if active_entry else None
+            model = await asyncio.to_thread(self.ctx.load_model, artefact)
+        else:
+            model = await learner.train(
+                data.train, labels, seed=self.ctx.settings.seed, progress=report
+            )
+            artefact = await asyncio.to_thread(model.to_bytes)
+
+        content_hash = await asyncio.to_thread(lambda: data.data_hash)
+        async with self.ctx.db.transaction() as conn:
+            candidate_id = await registry.save_model(
+                conn,
+                model_id=model.model_id,
+                learner=model.learner,
+                artefact=artefact,
+                data_hash=content_hash,
+                counts=data.counts(),
+                metrics={},
+                created_by=self.request.requested_by,
+                job_id=self.job.id,
+            )
+            self.state["candidate_id"] = candidate_id
+            await jobs.set_state(conn, self.job.id, self.state)
+        self.emit("train", f"candidate #{candidate_id} ({model.model_id}) trained", 1.0)
+        return candidate_id, model
+
+    async def evaluate(
+        self, data: TrainingData, candidate_id: int, candidate: TrainedModel
+    ) -> tuple[list[EvaluatedModel], dict[str, dict[str, Any]], int | None]:
+        holdout = data.holdout
+        if not holdout:
+            raise AdminError(
+                "The holdout is empty (no starter test set and no held-out corrections), so "
+                "the candidate cannot be compared; add data/starter/test.jsonl."
+            )
+        await self.enter("evaluate", f"{len(holdout)} held-out tickets")
+        labels = self.ctx.taxonomy.labels
+        async with self.ctx.db.transaction() as conn:
+            active_entry = await registry.get_active_model(conn)
+        evaluations: list[EvaluatedModel] = []
+
+        async def add(role: str, classifier: Classifier) -> None:
+            self.emit("evaluate", f"scoring the {role} model", len(evaluations) / 3)
+            result = await score_on_holdout(classifier, holdout, labels)
+            evaluations.append(EvaluatedModel(role, classifier.model_id, result))
+
+        def predicted_in_child(role: str, model_id: str, learner: str) -> bool:
+            labels_of_role = self.child_predictions.get(role)
+            if labels_of_role is None or len(labels_of_role) != len(holdout):
+                return False
+            result = score_predicted(model_id, learner, holdout, labels_of_role, labels)
+            evaluations.append(EvaluatedModel(role, model_id, result))
+            return True
+
+        if not predicted_in_child("candidate", candidate.model_id, candidate.learner):
+            await add("candidate", candidate)
+        if active_entry is not None:
+            same_active = self.child_active_id == active_entry.id
+            if not (
+                same_active
+                and predicted_in_child("active", active_entry.model_id, active_entry.learner)
+            ):
+                async with self.ctx.db.transaction() as conn:
+                    active_artefact = await registry.get_artefact(conn, active_entry.id)
+                await add("active", await asyncio.to_thread(self.ctx.load_model, active_artefact))
+        baseline = self.ctx.baseline()
+        if baseline is not None:
+            await add("baseline", baseline)
+
+        by_role = {e.role: e for e in evaluations}
+        comparisons: dict[str, dict[str, Any]] = {
+            role: compare_on_holdout(by_role["candidate"].result, by_role[role].result, holdout)
+            for role in ("active", "baseline")
+            if role in by_role
+        }
+        metrics = {
+            "holdout": by_role["candidate"].result.metrics,
+            "holdout_hash": data.holdout_hash,
+            "holdout_size": len(holdout),
+            "compared_with": {
+                role: {"model_id": by_role[role].model_id, **comparison}
+                for role, comparison in comparisons.items()
+            },
+        }
+        async with self.ctx.db.transaction() as conn:
+            await registry.update_metrics(conn, candidate_id, metrics)
+            if active_entry is not None:
+                # The active model's figures on today's holdout, for the report and App Home.
+                await registry.update_metrics(
+                    conn,
+                    active_entry.id,
+                    {
+                        **active_entry.metrics,
+                        "holdout": by_role["active"].result.metrics,
+                        "holdout_hash": data.holdout_hash,
+                        "holdout_size": len(holdout),
+                    },
+                )
+        self.emit("evaluate", _describe_scores(evaluations), 1.0)
+        return evaluations, comparisons, active_entry.id if active_entry else None
+
+    async def decide(
+        self,
+        data: TrainingData,
+        candidate_id: int,
+        candidate: TrainedModel,
+        evaluations: list[EvaluatedModel],
+        comparisons: dict[str, dict[str, Any]],
+        active_id: int | None,
+    ) -> RetrainOutcome:
+        self.deciding = True
+        await self.enter("decide")
+        by_role = {e.role: e for e in evaluations}
+        decision = decide_promotion(
+            by_role["candidate"].result.score,
+            by_role["active"].result.score if "active" in by_role else None,
+            tolerance=self.ctx.settings.promote_tolerance,
+            max_recall_drop=self.ctx.settings.max_recall_drop,
+        )
+        status = "promoted" if decision.promote else "kept"
+        message = decision.summary
+        # One transaction: the activation, the job's end and the audit entry happen together,
+        # so a crash can never leave a promoted model with a job that looks unfinished.
+        async with self.ctx.db.transaction() as conn:
+            current = await registry.get_active_model_id(conn)
+            if self.request.dry_run:
+                status = "dry-run"
+                verdict = "would be promoted" if decision.promote else "would not be promoted"
+                message = f"Dry run: candidate #{candidate_id} {verdict} ({decision.summary})"
+            elif current != active_id:
+                # Someone activated another model while we evaluated: do not overrule them.
+                status = "kept"
+                message = (
+                    "Kept the active model: it changed while the candidate was evaluated; "
+                    f"compare again or activate #{candidate_id} by hand."
+                )
+                await registry.set_status(conn, candidate_id, registry.REJECTED)
+            elif decision.promote:
+                await registry.activate_model(conn, candidate_id)
+            else:
+                await registry.set_status(conn, candidate_id, registry.REJECTED)
+            outcome = RetrainOutcome(
+                job_id=self.job.id,
+                status=status,
+                message=message,
+                learner=self.learner_name,
+                candidate_id=candidate_id,
+                previous_active_id=active_id,
+                counts=data.counts(),
+                evaluations=tuple(evaluations),
+                comparisons=comparisons,
+                decision=decision,
+            )
+            await jobs.finish_job(conn, self.job.id, jobs.SUCCEEDED, result=outcome.to_result())
+            await record_action(
+                conn,
+                user=self.request.requested_by,
+                action="retrain",
+                outcome=status,
+                detail={"job_id": self.job.id, "candidate_id": candidate_id, "message": message},
+            )
+        if status == "promoted" and self.ctx.on_model_activated is not None:
+            self.ctx.on_model_activated(candidate_id, candidate)
+        self.emit("decide", message, 1.0)
+        return outcome
+
+    # Endings ---------------------------------------------------------------------------
+
+    async def finish_cancelled(self) -> RetrainOutcome:
+        remote_id = self.state.get("remote_job_id")
+        if self.remote_learner is not None and isinstance(remote_id, str):
+            try:
+                await self.remote_learner.cancel(remote_id)
+            except Exception:
+                log.warning(
+                    "retrain %s: could not cancel %s", self.job.id, remote_id, exc_info=True
+                )
+        candidate_id = self.state.get("candidate_id")
+        async with self.ctx.db.transaction() as conn:
+            if isinstance(candidate_id, int):
+                await registry.set_status(conn, candidate_id, registry.REJECTED)
+            message = "Cancelled; the active model is unchanged."
+            await jobs.finish_job(
+                conn,
+                self.job.id,
+                jobs.CANCELLED,
+                result={"status": "cancelled", "message": message},
+            )
+        await self.audit("cancelled", {})
+        return RetrainOutcome(self.job.id, "cancelled", message, learner=self.learner_name)
+
+    async def finish_failed(self, exc: BaseException) -> RetrainOutcome:
+        if isinstance(exc, AdminError | ClassifierError):
+            message = str(exc)
+        else:
+            log.exception("retrain %s failed", self.job.id, exc_info=exc)
+            message = "The retrain failed unexpectedly; the logs have the details."
+        async with self.ctx.db.transaction() as conn:
+            await jobs.finish_job(
+                conn,
+                self.job.id,
+                jobs.FAILED,
+                result={"status": "failed", "message": message},
+                error=repr(exc),
+            )
+        await self.audit("failed", {"message": message})
+        return RetrainOutcome(self.job.id, "failed", message, learner=self.learner_name)
+
+    async def audit(self, outcome: str, detail: dict[str, Any]) -> None:
+        async with self.ctx.db.transaction() as conn:
+            await record_action(
+                conn,
+                user=self.request.requested_by,
+                action="retrain",
+                outcome=outcome,
+                detail={"job_id": self.job.id, **self.request.to_params(), **detail},
+            )
+
+
+def _describe_counts(data: TrainingData) -> str:
+    counts = data.counts()
+    by_label = ", ".join(f"{k} {v}" for k, v in counts["by_label"].items())
+    by_source = ", ".join(f"{k} {v}" for k, v in counts["by_source"].items())
+    return (
+        f"{counts['train']} training examples ({by_label}; from {by_source}); "
+        f"{counts['holdout']} held out"
+    )
+
+
+def _describe_scores(evaluations: Sequence[EvaluatedModel]) -> str:
+    return "; ".join(
+        f"{e.role} macro-F1 {e.result.score.macro_f1:.3f}, accuracy {e.result.score.accuracy:.1%}"
+        for e in evaluations
+    )
+
+
+__all__ = [
+    "KIND",
+    "EvaluatedModel",
+    "RemoteTrainingLearner",
+    "RetrainOutcome",
+    "RetrainRequest",
+    "cancel_retrain",
+    "resume_orphaned_retrains",
+    "retrain",
+    "run_retrain",
+    "start_retrain",
+]

@@ -1,0 +1,153 @@
+"""Training a local model in a child process, so the bot's event loop keeps its CPU.
+
+Local training is CPU-bound Python (tokenising, n-grams) that holds the GIL: run in a thread it
+starves the threads that serve tickets (the database driver's, the classifier's), and routing
+latency climbs from milliseconds to seconds. A child process has its own interpreter. It is
+cancellable (killed), reports progress as JSON lines on stderr and writes the artefact to a
+file; the parent loads it back. Given a holdout (and the active model), the child also
+predicts it with the new model (and the active one), so the retrain's heaviest inference runs
+there too; the parent only scores the labels.
+
+    python -m admin.training_process LEARNER TAXONOMY SEED EXAMPLES.jsonl LABELS OUT \
+        [HOLDOUT.jsonl ACTIVE.triage|- PREDICTIONS.json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classifier.errors import TrainingError
+from classifier.examples import Example, read_examples, write_examples
+from classifier.model import ProgressCallback, ProgressEvent, no_progress
+
+_PROGRESS = "progress "
+_ERROR = "error "
+
+
+@dataclass(frozen=True)
+class ChildTraining:
+    """What the child produced: the artefact, and holdout predictions by role when asked."""
+
+    artefact: bytes
+    #: "candidate" / "active" -> one predicted label per holdout example, in order.
+    predictions: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def train_in_subprocess(
+    learner: str,
+    taxonomy: Path,
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    *,
+    seed: int = 0,
+    progress: ProgressCallback = no_progress,
+    holdout: Sequence[Example] = (),
+    active_artefact: bytes | None = None,
+) -> ChildTraining:
+    """Train ``learner`` on ``examples`` in a child process (and predict ``holdout``).
+
+    Raises TrainingError with the child's message if training fails there.
+    """
+    with tempfile.TemporaryDirectory(prefix="triage-train-") as tmp:
+        folder = Path(tmp)
+        await asyncio.to_thread(write_examples, folder / "examples.jsonl", examples)
+        out = folder / "model.triage"
+        extra: list[str] = []
+        if holdout:
+            await asyncio.to_thread(write_examples, folder / "holdout.jsonl", holdout)
+            active = "-"
+            if active_artefact is not None:
+                await asyncio.to_thread((folder / "active.triage").write_bytes, active_artefact)
+                active = str(folder / "active.triage")
+            extra = [str(folder / "holdout.jsonl"), active, str(folder / "predictions.json")]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "admin.training_process",
+            learner,
+            str(taxonomy),
+            str(seed),
+            str(folder / "examples.jsonl"),
+            json.dumps(list(labels)),
+            str(out),
+            *extra,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        error = ""
+        try:
+            assert process.stderr is not None
+            async for raw in process.stderr:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line.startswith(_PROGRESS):
+                    event = json.loads(line[len(_PROGRESS) :])
+                    progress(ProgressEvent("train", event["message"], event["fraction"]))
+                elif line.startswith(_ERROR):
+                    error = line[len(_ERROR) :]
+            code = await process.wait()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        if code != 0:
+            raise TrainingError(error or f"Training stopped unexpectedly (exit code {code}).")
+        artefact = await asyncio.to_thread(out.read_bytes)
+        predictions: dict[str, list[str]] = {}
+        if extra:
+            text = await asyncio.to_thread(Path(extra[2]).read_text, encoding="utf-8")
+            predictions = json.loads(text)
+        return ChildTraining(artefact, predictions)
+
+
+def _child(argv: list[str]) -> int:
+    from classifier.artifacts import load_model
+    from classifier.errors import ClassifierError
+    from classifier.learners import LearnerContext, get_learner
+    from classifier.taxonomy import load_taxonomy
+
+    name, taxonomy_path, seed, examples_path, labels_json, out = argv[:6]
+    # Background work: whenever the bot needs the CPU, it gets it first.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
+
+    def report(event: ProgressEvent) -> None:
+        record = {"message": event.message, "fraction": event.fraction}
+        print(_PROGRESS + json.dumps(record), file=sys.stderr, flush=True)
+
+    try:
+        taxonomy = load_taxonomy(Path(taxonomy_path))
+        learner = get_learner(name, LearnerContext(taxonomy=taxonomy, seed=int(seed)))
+        examples = read_examples(Path(examples_path))
+        model = asyncio.run(
+            learner.train(examples, json.loads(labels_json), seed=int(seed), progress=report)
+        )
+        Path(out).write_bytes(model.to_bytes())
+        if len(argv) == 9:
+            holdout_path, active_path, predictions_out = argv[6:]
+            texts = [e.text for e in read_examples(Path(holdout_path))]
+            models = {"candidate": model}
+            if active_path != "-":
+                models["active"] = load_model(Path(active_path).read_bytes())
+            predicted = {
+                role: [p.label for p in asyncio.run(each.predict(texts))]
+                for role, each in models.items()
+            }
+            Path(predictions_out).write_text(json.dumps(predicted), encoding="utf-8")
+    except ClassifierError as exc:
+        print(_ERROR + str(exc).replace("\n", " "), file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

@@ -1,0 +1,117 @@
+"""Block Kit for the admin surfaces: retrain progress, the evaluation report, the App Home."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from admin.home import HomeSummary
+from admin.report import ModelReport, render_report
+from bot.admin_payloads import HOME_REPORT_ACTION, HOME_RETRAIN_ACTION
+
+Blocks = list[dict[str, Any]]
+
+#: Slack's limit for a section's text.
+_SECTION_LIMIT = 3000
+
+
+def _sections(text: str) -> Blocks:
+    """``text`` as mrkdwn sections, split at line ends to stay under Slack's limit."""
+    blocks: Blocks = []
+    chunk = ""
+    for line in text.splitlines(keepends=True):
+        if len(chunk) + len(line) > _SECTION_LIMIT - 10:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+            chunk = ""
+        chunk += line
+    if chunk:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+    return blocks
+
+
+def retrain_started(job_id: int, learner: str, user: str, dry_run: bool) -> str:
+    """The parent message of a retrain's progress thread."""
+    mode = " (dry run)" if dry_run else ""
+    return f":gear: Retrain #{job_id} with *{learner}*{mode} started by <@{user}>."
+
+
+def retrain_board_title(job_id: int, learner: str) -> str:
+    """The title line of the progress board."""
+    return f"Retrain #{job_id} ({learner})"
+
+
+def retrain_finished(status: str, message: str) -> str:
+    """The last line of the board."""
+    icon = {"promoted": ":white_check_mark:", "kept": ":raised_hand:", "dry-run": ":test_tube:"}
+    return f"{icon.get(status, ':x:')} *{status}*: {message}"
+
+
+def report_message(report: ModelReport) -> tuple[str, Blocks]:
+    """The evaluation report as a message (fallback text and blocks)."""
+    text = render_report(report)
+    headline = text.splitlines()[1] if len(text.splitlines()) > 1 else text
+    return f"Evaluation report: {headline}", _sections(text)
+
+
+def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
+    """The App Home tab."""
+    blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Ticket triage"}}]
+    active = summary.active
+    if active is None:
+        model_text = "*Active model:* none yet. An admin can run `/retrain`."
+    else:
+        figures = []
+        if summary.accuracy is not None:
+            figures.append(f"accuracy {summary.accuracy:.1%}")
+        if summary.macro_f1 is not None:
+            figures.append(f"macro-F1 {summary.macro_f1:.3f}")
+        on_holdout = f" ({', '.join(figures)} on the holdout)" if figures else ""
+        since = active.activated_at.strftime("%Y-%m-%d %H:%M UTC") if active.activated_at else "?"
+        model_text = (
+            f"*Active model:* #{active.id} `{active.model_id}` ({active.learner}){on_holdout}, "
+            f"active since {since}, trained on {active.counts.get('train', '?')} examples."
+        )
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": model_text}})
+    blocks.append(
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*Last {summary.days} days:* {summary.tickets} tickets, "
+                f"{summary.corrections} corrections.",
+            },
+        }
+    )
+    if summary.jobs:
+        lines = []
+        for job in summary.jobs:
+            result = job.result or {}
+            outcome = result.get("status") or job.status
+            detail = f" — {result['message']}" if result.get("message") else ""
+            when = job.created_at.strftime("%Y-%m-%d %H:%M")
+            lines.append(f"• #{job.id} {job.kind} ({when}): *{outcome}*{detail}")
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Recent jobs*\n" + "\n".join(lines)[:2900]},
+            }
+        )
+    if is_admin:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": HOME_RETRAIN_ACTION,
+                        "text": {"type": "plain_text", "text": "Retrain"},
+                        "style": "primary",
+                    },
+                    {
+                        "type": "button",
+                        "action_id": HOME_REPORT_ACTION,
+                        "text": {"type": "plain_text", "text": "Evaluation report"},
+                    },
+                ],
+            }
+        )
+    return {"type": "home", "blocks": blocks}

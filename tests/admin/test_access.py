@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import pytest
+
+from admin.access import AdminPolicy, authorize
+from admin.errors import NotAllowedError
+from admin.settings import load_settings
+from data.db.admin_actions import list_actions
+from data.db.database import Database
+
+
+async def _members(group: str) -> Collection[str]:
+    return {"S-ADMINS": {"U-GROUP"}}.get(group, set())
+
+
+async def _broken(group: str) -> Collection[str]:
+    raise ConnectionError("slack is down")
+
+
+async def test_users_and_group_members_are_admins_others_are_refused_and_logged(
+    sqlite_url: str,
+) -> None:
+    settings = load_settings(admin_users="U1, U2", admin_usergroup="S-ADMINS")
+    policy = AdminPolicy.from_settings(settings, _members)
+    assert [await policy.is_admin(u) for u in ("U1", "U2", "U-GROUP", "U3")] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert not await AdminPolicy.from_settings(settings, _broken).is_admin("U-GROUP")
+    db = Database(sqlite_url)
+    await db.start()
+    try:
+        await authorize(db, policy, "U1", "retrain", {})
+        with pytest.raises(NotAllowedError, match="only triage admins"):
+            await authorize(db, policy, "U3", "retrain", {"learner": "local"})
+        async with db.transaction() as conn:
+            actions = await list_actions(conn)
+        assert [(a.user, a.action, a.outcome, a.detail) for a in actions] == [
+            ("U3", "retrain", "refused", {"learner": "local"})
+        ]
+    finally:
+        await db.close()

@@ -1,0 +1,279 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from admin import registry as admin_registry
+from admin.active_model import ActiveModelPoller
+from admin.context import AdminContext
+from admin.errors import AdminError, JobConflictError
+from admin.retrain import (
+    RetrainRequest,
+    cancel_retrain,
+    resume_orphaned_retrains,
+    retrain,
+    run_retrain,
+    start_retrain,
+)
+from admin.settings import load_settings
+from classifier.examples import Example
+from classifier.model import ProgressCallback, ProgressEvent
+from classifier.taxonomy import Taxonomy
+from data.db import jobs
+from data.db import models as store
+from data.db.admin_actions import list_actions
+from data.db.database import Database
+from tests.admin.conftest import (
+    STARTER_TEST,
+    STARTER_TRAIN,
+    add_labelled_ticket,
+    learner_factory,
+    write_jsonl,
+)
+from tests.admin.keyword_learner import (
+    BlockingLearner,
+    FakeRemoteService,
+    RemoteJobLearner,
+    load_keyword_model,
+    load_test_model,
+)
+
+
+async def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+async def test_corrections_promote_a_better_model_and_the_next_ticket_uses_it(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    swapped: list[int] = []
+    ctx = make_context(on_model_activated=lambda rid, _m: swapped.append(rid))
+    first = await retrain(ctx, RetrainRequest(requested_by="UADMIN"))
+    assert (first.status, first.candidate_id) == ("promoted", 1)
+    assert "no active model" in first.message
+
+    # A running bot replica follows the registry.
+    replica = ActiveModelPoller(ctx.db, load_keyword_model)
+    await replica.refresh()
+    assert replica.current is not None
+    before = (await replica.current.predict(["our okta sso sign in is broken"]))[0]
+    assert before.label != "Account"
+
+    async with ctx.db.transaction() as conn:
+        # Agents corrected these tickets; one of them falls in the fixed holdout.
+        await add_labelled_ticket(conn, "okta sso sign in broken", "Account", holdout=False)
+        await add_labelled_ticket(conn, "saml sso via okta fails", "Account", holdout=False)
+        await add_labelled_ticket(conn, "sso okta saml login", "Account", holdout=True)
+
+    events: list[ProgressEvent] = []
+    second = await retrain(ctx, RetrainRequest(requested_by="UADMIN"), events.append)
+    assert second.status == "promoted", second.message
+    assert second.counts["by_source"] == {"correction": 2, "starter": 10}
+    assert second.counts["holdout"] == len(first.evaluations[0].result.predicted) + 1
+    scores = {e.role: e.result.score for e in second.evaluations}
+    assert scores["candidate"].macro_f1 > scores["active"].macro_f1
+    assert second.comparisons["active"]["only_a_right"] >= 2
+    assert second.comparisons["active"]["only_b_right"] == 0
+    assert [e.stage for e in events if e.fraction == 1.0] == [
+        "assemble",
+        "train",
+        "evaluate",
+        "decide",
+    ]
+    assert swapped == [1, 2]
+
+    assert await replica.refresh()
+    assert replica.registry_id == second.candidate_id
+    after = (await replica.current.predict(["our okta sso sign in is broken"]))[0]
+    assert after.label == "Account"
+    async with ctx.db.transaction() as conn:
+        entry = await store.get_model(conn, 2)
+        job = await jobs.get_job(conn, second.job_id)
+        actions = await list_actions(conn)
+    assert entry.metrics["holdout"]["macro_f1"] == scores["candidate"].macro_f1
+    assert entry.metrics["compared_with"]["active"]["model_id"] == first.evaluations[0].model_id
+    assert (entry.created_by, entry.job_id, entry.status) == ("UADMIN", second.job_id, "active")
+    assert (job.status, job.result and job.result["status"]) == ("succeeded", "promoted")
+    assert [(a.action, a.outcome) for a in actions] == [
+        ("retrain", "promoted"),
+        ("retrain", "promoted"),
+    ]
+
+
+async def test_a_worse_candidate_is_not_promoted_and_says_why(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    ctx = make_context()
+    good = await retrain(ctx, RetrainRequest())
+    worse = await retrain(ctx, RetrainRequest(learner="constant"))
+    assert worse.status == "kept"
+    assert worse.message.startswith("Kept the active model: macro-F1 would fall from")
+    assert "recall would fall" in worse.message
+    async with ctx.db.transaction() as conn:
+        assert await store.get_active_model_id(conn) == good.candidate_id
+        assert (await store.get_model(conn, worse.candidate_id or 0)).status == "rejected"
+
+
+async def test_dry_run_evaluates_but_never_promotes(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    ctx = make_context()
+    outcome = await retrain(ctx, RetrainRequest(dry_run=True))
+    assert outcome.status == "dry-run"
+    assert "would be promoted" in outcome.message
+    async with ctx.db.transaction() as conn:
+        assert await store.get_active_model_id(conn) is None
+
+
+async def test_a_second_retrain_is_refused_and_cancel_stops_the_first(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    blocking = BlockingLearner()
+    ctx = make_context(learners={"blocking": blocking})
+    job = await start_retrain(ctx, RetrainRequest(learner="blocking", requested_by="UADMIN"))
+    running = asyncio.create_task(run_retrain(ctx, job.id))
+    await asyncio.wait_for(blocking.started.wait(), 5)
+
+    # Another replica (its own context, same database) is refused and told which job runs.
+    other = make_context(learners={"blocking": blocking})
+    with pytest.raises(JobConflictError, match=rf"job #{job.id} \(blocking\), started by UADMIN"):
+        await start_retrain(other, RetrainRequest(requested_by="U2"))
+
+    cancelled = await cancel_retrain(other)
+    assert cancelled is not None
+    assert cancelled.id == job.id
+    outcome = await asyncio.wait_for(running, 5)
+    assert outcome.status == "cancelled"
+    async with ctx.db.transaction() as conn:
+        stored = await jobs.get_job(conn, job.id)
+        assert stored.status == "cancelled"
+        assert await store.count_models(conn) == 0
+    # The lock is free again.
+    assert await cancel_retrain(ctx) is None
+    assert (await retrain(ctx, RetrainRequest())).status == "promoted"
+
+
+async def test_a_restart_mid_retrain_follows_the_same_remote_job(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    service = FakeRemoteService()
+    settings = load_settings(job_lease_seconds=0.2, learner="auto")
+    first_process = make_context(
+        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p1"
+    )
+    job = await start_retrain(first_process, RetrainRequest(learner="remote"))
+    running = asyncio.create_task(run_retrain(first_process, job.id))
+    await _wait_for(lambda: service.follows == ["ftjob-1"])
+    running.cancel()  # the process dies while the remote job runs
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    async with first_process.db.transaction() as conn:
+        orphan = await jobs.get_job(conn, job.id)
+    assert (orphan.status, orphan.state["remote_job_id"]) == ("running", "ftjob-1")
+
+    # While the lease is fresh nobody takes the job over; once stale, exactly one process does.
+    restarted = make_context(
+        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p2"
+    )
+    assert await resume_orphaned_retrains(restarted) == []
+    await asyncio.sleep(0.25)
+    replica = make_context(
+        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p3"
+    )
+    resumed = await resume_orphaned_retrains(restarted)
+    assert len(resumed) == 1
+    assert await resume_orphaned_retrains(replica) == []
+    with pytest.raises(JobConflictError):
+        await start_retrain(replica, RetrainRequest(learner="remote"))
+
+    await _wait_for(lambda: len(service.follows) == 2)
+    service.finished.set()
+    outcome = await asyncio.wait_for(resumed[0], 5)
+    assert outcome.status == "promoted"
+    assert list(service.jobs) == ["ftjob-1"]  # never a second remote job
+    assert service.follows == ["ftjob-1", "ftjob-1"]
+
+
+async def test_cancelling_a_remote_retrain_cancels_the_remote_job(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    service = FakeRemoteService()
+    ctx = make_context(learners={"remote": RemoteJobLearner(service)})
+    job = await start_retrain(ctx, RetrainRequest(learner="remote"))
+    running = asyncio.create_task(run_retrain(ctx, job.id))
+    await _wait_for(lambda: bool(service.follows))
+    await cancel_retrain(ctx)
+    assert (await asyncio.wait_for(running, 5)).status == "cancelled"
+    assert service.cancelled == ["ftjob-1"]
+
+
+async def test_bad_requests_never_take_the_lock_and_failures_release_it(
+    make_context: Callable[..., AdminContext], tmp_path: object
+) -> None:
+    ctx = make_context()
+    with pytest.raises(AdminError, match="Unknown learner"):
+        await start_retrain(ctx, RetrainRequest(learner="nope"))
+    with pytest.raises(AdminError, match="needs an LLM"):
+        await start_retrain(ctx, RetrainRequest(generate=10))
+    empty = make_context(starter_train=(), starter_test=())
+    failed = await retrain(empty, RetrainRequest())
+    assert failed.status == "failed"
+    assert "too little data" in failed.message
+    assert (await retrain(ctx, RetrainRequest())).status == "promoted"
+
+
+async def test_generated_examples_are_stored_once_and_reused(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    calls: list[tuple[int, tuple[str, ...]]] = []
+
+    async def generate(
+        count: int, labels: Sequence[str], seeds: Sequence[Example], progress: ProgressCallback
+    ) -> list[Example]:
+        calls.append((count, tuple(labels)))
+        progress(ProgressEvent("generate", "writing", 0.5))
+        return [Example(f"okta sso problem number {i}", "Account") for i in range(count)]
+
+    ctx = make_context(generate=generate)
+    outcome = await retrain(ctx, RetrainRequest(generate=3))
+    assert outcome.counts["by_source"] == {"generated": 3, "starter": 10}
+    assert calls == [(3, ("Technical", "Billing", "Account", "Product", "Other"))]
+    # The next retrain reuses them without asking the LLM again.
+    again = await retrain(ctx, RetrainRequest())
+    assert again.counts["by_source"] == {"generated": 3, "starter": 10}
+    assert len(calls) == 1
+
+
+async def test_retrain_and_rollback_on_postgres(
+    postgres_url: str, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+
+    db = Database(postgres_url)
+    await db.start()
+    try:
+        ctx = AdminContext(
+            db=db,
+            settings=load_settings(learner="auto"),
+            taxonomy=taxonomy,
+            learners=learner_factory(),
+            load_model=load_test_model,
+            starter_train=(write_jsonl(tmp_path / "train.jsonl", STARTER_TRAIN),),
+            starter_test=(write_jsonl(tmp_path / "test.jsonl", STARTER_TEST),),
+            poll_seconds=0.02,
+        )
+        first = await retrain(ctx, RetrainRequest())
+        async with db.transaction() as conn:
+            await add_labelled_ticket(conn, "okta sso sign in broken", "Account", holdout=False)
+        second = await retrain(ctx, RetrainRequest())
+        assert (first.status, second.status) == ("promoted", "promoted")
+        back = await admin_registry.rollback(ctx, "UADMIN")
+        assert back.id == first.candidate_id
+    finally:
+        await db.close()

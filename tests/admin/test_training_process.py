@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from admin.training_process import train_in_subprocess
+from classifier.artifacts import load_model
+from classifier.errors import TrainingError
+from classifier.examples import Example
+from classifier.model import ProgressEvent
+from data import DEFAULT_TAXONOMY
+
+
+async def test_a_child_process_trains_the_model_and_reports_progress() -> None:
+    examples = [Example(f"refund my invoice {i}", "Billing") for i in range(5)] + [
+        Example(f"the app crashes with error {i}", "Technical") for i in range(5)
+    ]
+    events: list[ProgressEvent] = []
+    first = await train_in_subprocess(
+        "tfidf", DEFAULT_TAXONOMY, examples, ["Billing", "Technical"], progress=events.append
+    )
+    model = load_model(first.artefact)
+    assert [p.label for p in await model.predict(["please refund", "error on start"])] == [
+        "Billing",
+        "Technical",
+    ]
+    assert first.predictions == {}
+    assert events
+    assert all(e.stage == "train" for e in events)
+
+    # Given a holdout and the active model, the child predicts it with both.
+    holdout = [Example("refund please", "Billing"), Example("crash error", "Technical")]
+    second = await train_in_subprocess(
+        "tfidf",
+        DEFAULT_TAXONOMY,
+        examples[1:9],
+        ["Billing", "Technical"],
+        holdout=holdout,
+        active_artefact=first.artefact,
+    )
+    assert second.predictions["active"] == ["Billing", "Technical"]
+    assert second.predictions["candidate"] == [
+        p.label for p in await load_model(second.artefact).predict([e.text for e in holdout])
+    ]
+
+
+async def test_a_failure_in_the_child_comes_back_as_its_message() -> None:
+    with pytest.raises(TrainingError) as failure:
+        await train_in_subprocess(
+            "tfidf", DEFAULT_TAXONOMY, [Example("only one", "Billing")], ["Billing"]
+        )
+    assert str(failure.value)
+    assert "exit code" not in str(failure.value)

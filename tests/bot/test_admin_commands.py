@@ -1,0 +1,369 @@
+"""/retrain, /evalreport and the App Home, through the real Bolt app and the fake Slack.
+
+The admin jobs use the small test learners of ``tests.admin`` (fast and deterministic); the
+bot, its database, its model holder and every Slack call are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from admin.context import AdminContext
+from bot.admin_desk import AdminDesk
+from bot.admin_payloads import HOME_REPORT_ACTION, HOME_RETRAIN_ACTION, RetrainCommand
+from classifier.learners import get_learner
+from classifier.model import Learner
+from classifier.taxonomy import Taxonomy
+from data.db import jobs
+from data.db import models as registry
+from data.db import tickets as tickets_repo
+from data.db.admin_actions import list_actions
+from tests.admin.conftest import (
+    STARTER_TEST,
+    STARTER_TRAIN,
+    add_labelled_ticket,
+    learner_factory,
+    write_jsonl,
+)
+from tests.admin.keyword_learner import BlockingLearner, load_test_model
+from tests.bot.conftest import SUPPORT, BotHarness
+from tests.fakes.slack_api import TEAM_ID, FakeSlack
+
+ADMIN = "U0ADMIN"
+ADMIN_CHANNEL = "C0ADMIN"
+
+
+@pytest.fixture
+async def admin_bot(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(
+        fake_slack,
+        tmp_path / "triage.db",
+        taxonomy,
+        admin_users=(ADMIN,),
+        admin_usergroup="S0ADMINS",
+        admin_channel=ADMIN_CHANNEL,
+    )
+    fake_slack.usergroups["S0ADMINS"] = []
+    await harness.start()
+    yield harness
+    desk = harness.svc.extras.get("admin")
+    if isinstance(desk, AdminDesk):
+        await desk.stop()
+    await harness.stop()
+
+
+async def use_test_desk(
+    bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy, learners: dict[str, Learner] | None = None
+) -> AdminDesk:
+    """Replace the bot's admin desk with one whose jobs use the test learners."""
+    old = bot.svc.extras.get("admin")
+    if isinstance(old, AdminDesk):
+        await old.stop()
+    ctx = AdminContext(
+        db=bot.svc.db,
+        settings=bot.settings,
+        taxonomy=taxonomy,
+        learners=learner_factory(learners),
+        load_model=load_test_model,
+        starter_train=(write_jsonl(tmp_path / "train.jsonl", STARTER_TRAIN),),
+        starter_test=(write_jsonl(tmp_path / "test.jsonl", STARTER_TEST),),
+        poll_seconds=0.02,
+    )
+    desk = AdminDesk(bot.svc, ctx)
+    desk.update_interval = 0.01
+    bot.svc.extras["admin"] = desk
+    return desk
+
+
+async def slash(bot: BotHarness, command: str, text: str, user: str) -> str:
+    """Send a signed slash command (form-encoded, as Slack does); the ephemeral answer."""
+    body = urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "fake-workspace",
+            "channel_id": SUPPORT,
+            "channel_name": "support",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0APP",
+            "is_enterprise_install": "false",
+            "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/1/abc",
+            "trigger_id": "1234.5678.abcdef",
+        }
+    )
+    status, answer = await bot.send.post(body, "application/x-www-form-urlencoded")
+    assert status == 200
+    # Bolt answers ack(text=...) with the bare text; ack(blocks=...) would be JSON.
+    return answer
+
+
+def _board(fake: FakeSlack) -> str:
+    """The retrain progress message in the admin channel's thread, as last updated."""
+    replies = [m for m in fake.live_messages(ADMIN_CHANNEL) if m.get("thread_ts")]
+    return str(replies[-1]["text"]) if replies else ""
+
+
+async def test_a_non_admin_is_refused_and_nothing_starts(
+    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    await use_test_desk(admin_bot, tmp_path, taxonomy)
+    answer = await slash(admin_bot, "/retrain", "", "U0MALLORY")
+    assert answer.startswith("Sorry, only triage admins")
+    assert "Sorry, only triage admins" in await slash(admin_bot, "/evalreport", "", "U0MALLORY")
+    async with admin_bot.svc.db.transaction() as conn:
+        assert await jobs.list_jobs(conn) == []
+        actions = await list_actions(conn)
+    assert [(a.user, a.action, a.outcome) for a in actions] == [
+        ("U0MALLORY", "evalreport", "refused"),
+        ("U0MALLORY", "retrain", "refused"),
+    ]
+    assert admin_bot.fake.posts(ADMIN_CHANNEL) == []
+
+
+async def test_retrain_with_corrections_promotes_and_the_next_ticket_uses_the_new_model(
+    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    desk = await use_test_desk(admin_bot, tmp_path, taxonomy)
+    fake = admin_bot.fake
+    fake.usergroups["S0ADMINS"].append("U0GROUPADMIN")
+    async with admin_bot.svc.db.transaction() as conn:
+        await add_labelled_ticket(conn, "okta sso sign in broken", "Account", holdout=False)
+        await add_labelled_ticket(conn, "saml sso via okta fails", "Account", holdout=False)
+
+    answer = await slash(admin_bot, "/retrain", "local", "U0GROUPADMIN")
+    assert answer == f"Started retrain #1; progress is in a thread in <#{ADMIN_CHANNEL}>."
+    await fake.wait_for(lambda: "*promoted*" in _board(fake))
+    (parent,) = fake.posts(ADMIN_CHANNEL, threads=False)
+    assert parent["text"] == ":gear: Retrain #1 with *auto* started by <@U0GROUPADMIN>."
+    board = _board(fake)
+    assert "● Assemble data — 12 training examples" in board
+    assert "correction 2, starter 10" in board
+    assert "– Generate examples — skipped" in board
+    assert "● Evaluate on holdout" in board
+    assert "there is no active model yet" in board
+    assert fake.called("chat.update", channel=ADMIN_CHANNEL)
+
+    async with admin_bot.svc.db.transaction() as conn:
+        active = await registry.get_active_model(conn)
+    assert active is not None
+    assert admin_bot.svc.model.current().model_id == active.model_id
+
+    ts = await admin_bot.ticket("our okta sso sign in is broken")
+    async with admin_bot.svc.db.transaction() as conn:
+        ticket = await tickets_repo.find_ticket_by_message(conn, SUPPORT, ts)
+        assert ticket is not None
+        prediction = await tickets_repo.latest_prediction(conn, ticket.id)
+    assert prediction is not None
+    assert (prediction.label, prediction.model_id) == ("Account", active.model_id)
+    assert desk.ctx.owner
+
+
+async def test_a_worse_candidate_is_kept_out_and_the_thread_says_why(
+    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    await use_test_desk(admin_bot, tmp_path, taxonomy)
+    fake = admin_bot.fake
+    await slash(admin_bot, "/retrain", "", ADMIN)
+    await fake.wait_for(lambda: "*promoted*" in _board(fake))
+    model_before = admin_bot.svc.model.current().model_id
+    # A learner name the desk knows only in tests: it always answers one department.
+    desk = admin_bot.svc.extras["admin"]
+    assert isinstance(desk, AdminDesk)
+    outcome_text = await desk.retrain(
+        RetrainCommand(user=ADMIN, channel=SUPPORT, learner="constant")
+    )
+    assert outcome_text.startswith("Started retrain #2")
+    await fake.wait_for(lambda: "*kept*" in _board(fake))
+    assert "macro-F1 would fall from" in _board(fake)
+    assert admin_bot.svc.model.current().model_id == model_before
+
+
+async def test_a_second_retrain_is_refused_and_cancel_stops_the_first(
+    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    blocking = BlockingLearner()
+    await use_test_desk(admin_bot, tmp_path, taxonomy, {"auto": blocking})
+    fake = admin_bot.fake
+    assert (await slash(admin_bot, "/retrain", "", ADMIN)).startswith("Started retrain #1")
+    await asyncio.wait_for(blocking.started.wait(), 5)
+    second = await slash(admin_bot, "/retrain", "dry-run", ADMIN)
+    assert second.startswith("A retrain is already running: job #1 (local), started by U0ADMIN")
+    assert "`/retrain cancel`" in second
+    assert await slash(admin_bot, "/retrain", "cancel", ADMIN) == (
+        "Asked retrain #1 to stop; its thread will say when it has."
+    )
+    await fake.wait_for(lambda: "*cancelled*" in _board(fake))
+    assert "the active model is unchanged" in _board(fake)
+    assert await slash(admin_bot, "/retrain", "cancel", ADMIN) == "No retrain is running."
+    assert "I don't understand `please`" in await slash(admin_bot, "/retrain", "please", ADMIN)
+
+
+async def test_evalreport_posts_the_report_and_uploads_the_confusion_matrix(
+    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    await use_test_desk(admin_bot, tmp_path, taxonomy)
+    fake = admin_bot.fake
+    await slash(admin_bot, "/retrain", "", ADMIN)
+    await fake.wait_for(lambda: "*promoted*" in _board(fake))
+    await admin_bot.ticket("I was charged twice, please refund")
+
+    answer = await slash(admin_bot, "/evalreport", "", ADMIN)
+    assert (
+        answer
+        == "Building the evaluation report for the active model; it will appear here shortly."
+    )
+    await fake.wait_for(lambda: bool(fake.shared_files))
+    report = next(m for m in fake.live_messages(SUPPORT) if "Evaluation report" in m["text"])
+    blocks = json.dumps(report["blocks"])
+    assert "on 7 held-out tickets" in blocks
+    assert "department" in blocks
+    assert "precision" in blocks
+    assert "*Live, last 7 days:* 1 tickets, 1 routed" in blocks
+    # files_upload_v2: get an upload URL, send the bytes there, complete into the channel.
+    (url_call,) = fake.called("files.getUploadURLExternal")
+    assert url_call.params["filename"] == "confusion-model-1.png"
+    (shared,) = fake.shared_files
+    assert shared["data"] is not None
+    assert shared["data"].startswith(b"\x89PNG\r\n\x1a\n")
+    assert int(url_call.params["length"]) == len(shared["data"])
+    # The picture goes in the report's thread, in the channel where it was asked.
+    assert (shared["channel_id"], shared["thread_ts"]) == (SUPPORT, report["ts"])
+    assert fake.called("files.completeUploadExternal", channel_id=SUPPORT)
+
+
+async def test_app_home_shows_the_model_and_gives_admins_buttons(
+    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    await use_test_desk(admin_bot, tmp_path, taxonomy)
+    fake = admin_bot.fake
+    for user in (ADMIN, "U0AGENT"):
+        status, _ = await admin_bot.send.event(
+            {
+                "type": "app_home_opened",
+                "user": user,
+                "channel": "D0HOME",
+                "tab": "home",
+                "event_ts": "1700000000.000100",
+            }
+        )
+        assert status == 200
+    await fake.wait_for(lambda: len(fake.home_views) == 2)
+    admin_view = json.dumps(fake.home_views[ADMIN])
+    assert "Active model:* none yet" in admin_view
+    assert HOME_RETRAIN_ACTION in admin_view
+    assert HOME_REPORT_ACTION in admin_view
+    assert HOME_RETRAIN_ACTION not in json.dumps(fake.home_views["U0AGENT"])
+
+    status, _ = await admin_bot.send.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": ADMIN, "username": "admin", "team_id": TEAM_ID},
+            "api_app_id": "A0APP",
+            "token": "legacy-verification-token",
+            "container": {"type": "view", "view_id": "V00000001"},
+            "trigger_id": "1234.5678.abcdef",
+            "team": {"id": TEAM_ID, "domain": "fake-workspace"},
+            "view": {"id": "V00000001", "type": "home"},
+            "actions": [
+                {
+                    "action_id": HOME_RETRAIN_ACTION,
+                    "block_id": "b",
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Retrain"},
+                    "action_ts": "1700000001.000100",
+                }
+            ],
+        }
+    )
+    assert status == 200
+    await fake.wait_for(lambda: "*promoted*" in _board(fake))
+    (dm,) = fake.posts(ADMIN)
+    assert dm["text"].startswith("Started retrain #1")
+    await fake.wait_for(lambda: "Active model:* #1" in json.dumps(fake.home_views[ADMIN]))
+    assert "Recent jobs" in json.dumps(fake.home_views[ADMIN])
+
+
+async def test_another_replica_picks_up_the_promoted_model_without_a_restart(
+    admin_bot: BotHarness, fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    # A real learner here: the replica loads the model with the production loader.
+    await use_test_desk(admin_bot, tmp_path, taxonomy, {"auto": get_learner("tfidf")})
+    replica = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy, admin_users=(ADMIN,))
+    await replica.start()
+    try:
+        replica_desk = replica.svc.extras["admin"]
+        assert isinstance(replica_desk, AdminDesk)
+        await replica_desk.stop()
+        replica_desk = await use_test_desk(replica, tmp_path, taxonomy)
+        replica_desk.start(poll_interval=0.05)  # production polls every few seconds
+        assert replica.svc.model.current().model_id == "keywords-test"
+
+        await slash(admin_bot, "/retrain", "", ADMIN)
+        await fake_slack.wait_for(lambda: "*promoted*" in _board(fake_slack))
+        async with admin_bot.svc.db.transaction() as conn:
+            active = await registry.get_active_model(conn)
+        assert active is not None
+        await fake_slack.wait_for(
+            lambda: replica.svc.model.current().model_id == active.model_id, within=5
+        )
+    finally:
+        desk = replica.svc.extras.get("admin")
+        if isinstance(desk, AdminDesk):
+            await desk.stop()
+        await replica.stop()
+
+
+async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    from tests.admin.keyword_learner import FakeRemoteService, RemoteJobLearner
+
+    fake_slack.usergroups["S0ADMINS"] = []
+    service = FakeRemoteService()
+    bot = BotHarness(
+        fake_slack,
+        tmp_path / "triage.db",
+        taxonomy,
+        admin_users=(ADMIN,),
+        admin_channel=ADMIN_CHANNEL,
+        job_lease_seconds=0.2,
+    )
+    await bot.start()
+    try:
+        await use_test_desk(bot, tmp_path, taxonomy, {"auto": RemoteJobLearner(service)})
+        await slash(bot, "/retrain", "", ADMIN)
+        await fake_slack.wait_for(lambda: service.follows == ["ftjob-1"])
+        await fake_slack.wait_for(lambda: "ftjob-1" in _board(fake_slack))
+        # The process dies mid-retrain (its tasks are cancelled, the job stays running).
+        desk = bot.svc.extras["admin"]
+        assert isinstance(desk, AdminDesk)
+        await desk.stop()
+        await bot.restart()
+        resumed = await use_test_desk(bot, tmp_path, taxonomy, {"auto": RemoteJobLearner(service)})
+        resumed.start(poll_interval=0.05)
+        await fake_slack.wait_for(lambda: len(service.follows) == 2)
+        await fake_slack.wait_for(
+            lambda: "*Retrain #1 (auto), resumed after a restart*" in _board(fake_slack)
+        )
+        service.finished.set()
+        await fake_slack.wait_for(lambda: "*promoted*" in _board(fake_slack))
+        assert list(service.jobs) == ["ftjob-1"]
+        assert service.follows == ["ftjob-1", "ftjob-1"]
+        # Still one progress message: the resumed job kept updating the same thread reply.
+        assert len(fake_slack.posts(ADMIN_CHANNEL, threads=True)) == 1
+    finally:
+        desk = bot.svc.extras.get("admin") if bot.services else None
+        if isinstance(desk, AdminDesk):
+            await desk.stop()
+        await bot.stop()
