@@ -33,7 +33,7 @@ from classifier.examples import Example
 from classifier.learners import LearnerContext
 from classifier.learners.arrays import content_hash, load_arrays, save_arrays
 from classifier.learners.linear_head import LinearHead, fit_linear_head
-from classifier.learners.predictions import predictions_from_probabilities
+from classifier.learners.predictions import ProbabilityPredictor
 from classifier.learners.tfidf import (
     FEATURE_ARRAYS,
     HEAD_ARRAYS,
@@ -45,7 +45,7 @@ from classifier.learners.tfidf import (
     labels_from_meta,
 )
 from classifier.learners.training_data import prepare_training_set
-from classifier.model import Prediction, ProgressCallback, ProgressEvent, no_progress
+from classifier.model import ProgressCallback, ProgressEvent, no_progress
 
 NAME = "embedding"
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -156,7 +156,7 @@ class EncoderInfo:
     dimension: int
 
 
-class EmbeddingModel:
+class EmbeddingModel(ProbabilityPredictor):
     """A trained embedding + TF-IDF model; the encoder is the process's shared one."""
 
     learner = NAME
@@ -191,21 +191,6 @@ class EmbeddingModel:
         """Label probabilities, one row per text, columns in ``labels`` order."""
         embeddings = shared_encoder().encode(texts)
         return self._head.probabilities(stacked_features(self._features, texts, embeddings))
-
-    def predict_sync(self, texts: Sequence[str]) -> list[Prediction]:
-        """Predict on the calling thread (benchmarks and batch jobs)."""
-        if not texts:
-            return []
-        start = time.perf_counter()
-        probabilities = self.probabilities(texts)
-        latency = (time.perf_counter() - start) * 1000 / len(texts)
-        return predictions_from_probabilities(
-            probabilities, self._labels, model_id=self._model_id, latency_ms=latency
-        )
-
-    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Predict in a worker thread so the event loop stays free."""
-        return await asyncio.to_thread(self.predict_sync, list(texts))
 
     def to_bytes(self) -> bytes:
         meta = {

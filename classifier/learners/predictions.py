@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,3 +37,32 @@ def predictions_from_probabilities(
             )
         )
     return out
+
+
+class ProbabilityPredictor:
+    """``predict_sync`` and ``predict`` for a model that defines ``probabilities``.
+
+    Subclasses set ``_labels`` and ``_model_id`` and implement ``probabilities(texts)``.
+    """
+
+    _labels: tuple[str, ...]
+    _model_id: str
+
+    def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Label probabilities, one row per text, columns in ``_labels`` order."""
+        raise NotImplementedError
+
+    def predict_sync(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict on the calling thread (benchmarks and batch jobs)."""
+        if not texts:
+            return []
+        start = time.perf_counter()
+        probabilities = self.probabilities(texts)
+        latency = (time.perf_counter() - start) * 1000 / len(texts)
+        return predictions_from_probabilities(
+            probabilities, self._labels, model_id=self._model_id, latency_ms=latency
+        )
+
+    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict in a worker thread so the event loop stays free."""
+        return await asyncio.to_thread(self.predict_sync, list(texts))

@@ -32,9 +32,9 @@ from classifier.learners.arrays import (
     save_arrays,
 )
 from classifier.learners.linear_head import LinearHead, fit_linear_head
-from classifier.learners.predictions import predictions_from_probabilities
+from classifier.learners.predictions import ProbabilityPredictor
 from classifier.learners.training_data import prepare_training_set
-from classifier.model import Prediction, ProgressCallback, ProgressEvent, no_progress
+from classifier.model import ProgressCallback, ProgressEvent, no_progress
 
 NAME = "tfidf"
 
@@ -187,7 +187,7 @@ def labels_from_meta(meta: dict[str, Any]) -> tuple[str, ...]:
     return tuple(labels)
 
 
-class TfidfModel:
+class TfidfModel(ProbabilityPredictor):
     """A trained TF-IDF model: thread-safe, fast single-ticket inference."""
 
     learner = NAME
@@ -218,21 +218,6 @@ class TfidfModel:
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Label probabilities, one row per text, columns in ``labels`` order."""
         return self._head.probabilities(self._features.transform(texts))
-
-    def predict_sync(self, texts: Sequence[str]) -> list[Prediction]:
-        """Predict on the calling thread (benchmarks and batch jobs)."""
-        if not texts:
-            return []
-        start = time.perf_counter()
-        probabilities = self.probabilities(texts)
-        latency = (time.perf_counter() - start) * 1000 / len(texts)
-        return predictions_from_probabilities(
-            probabilities, self._labels, model_id=self._model_id, latency_ms=latency
-        )
-
-    async def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Predict in a worker thread so the event loop stays free."""
-        return await asyncio.to_thread(self.predict_sync, list(texts))
 
     def to_bytes(self) -> bytes:
         meta = {
