@@ -9,6 +9,9 @@ tickets a second for ``--seconds`` seconds, then waits for the queue to drain, a
 * event to card posted (the card's chat.postMessage reaching Slack): p50 / p99 / max
 * tickets lost (stored, sent, but never carded) and routed twice (more than one card)
 * the bot process's resident memory at the end and at its peak
+* cost per ticket: the bot's CPU time, its SQL statements and transactions, the Slack calls;
+  and the CPU time of this process (fake Slack and load generator), which must not be what
+  limits the figures
 
 The bot runs in its own process (Slack is elsewhere in production); this process plays Slack
 (the fake Web API) and the load generator.
@@ -42,6 +45,7 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 from admin.settings import Settings  # noqa: E402
 from bot.app import create_app  # noqa: E402
@@ -76,6 +80,9 @@ class Phase:
     limited: int
     wall_s: float
     memory_mb: tuple[float, float]
+    bot_cost: dict[str, float]
+    slack_calls: int
+    driver_cpu_s: float
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,6 +131,17 @@ async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -
     services = build_services(settings, slack_config(settings), taxonomy, workers=workers)
     services.model.use(await light_classifier(taxonomy, learner))
     await services.start()
+    counts = {"statements": 0, "commits": 0}
+
+    def count_statement(*_args: object) -> None:
+        counts["statements"] += 1
+
+    def count_commit(*_args: object) -> None:
+        counts["commits"] += 1
+
+    event.listen(services.db.engine.sync_engine, "before_cursor_execute", count_statement)
+    event.listen(services.db.engine.sync_engine, "commit", count_commit)
+    cpu_before = os.times()
     web_app = create_web_app(create_app(settings, services), services)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
@@ -140,6 +158,9 @@ async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -
     if profiler is not None and profile_to:
         profiler.disable()
         profiler.dump_stats(profile_to)
+    cpu_after = os.times()
+    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    print("COST " + json.dumps({**counts, "cpu_s": cpu}), flush=True)
     await runner.cleanup()
     await services.stop()
 
@@ -180,6 +201,7 @@ async def run_phase(
                 line = (await child.stdout.readline()).decode()
             _, port, _, model_id = line.split()
             base = f"http://127.0.0.1:{port}"
+            driver_cpu = time.process_time()
             if ratelimit:
                 fake.fail_randomly(ratelimit, status=429, retry_after=0, seed=1)
             connector = aiohttp.TCPConnector(limit=0)
@@ -220,9 +242,14 @@ async def run_phase(
                         break
                     await asyncio.sleep(0.2)
                 wall = time.monotonic() - begin
+            driver_cpu = time.process_time() - driver_cpu
             memory = memory_mb(child.pid)
             child.terminate()
+            rest = (await child.stdout.read()).decode()
             await child.wait()
+            cost: dict[str, float] = next(
+                (json.loads(x[5:]) for x in rest.splitlines() if x.startswith("COST ")), {}
+            )
             cards: dict[int, list[float]] = {}
             for call in fake.called("chat.postMessage"):
                 if call.params.get("thread_ts") or call.params.get("channel") == SUPPORT:
@@ -245,6 +272,9 @@ async def run_phase(
         limited=limited,
         wall_s=wall,
         memory_mb=memory,
+        bot_cost=cost,
+        slack_calls=len(fake.calls),
+        driver_cpu_s=driver_cpu,
     )
 
 
@@ -263,6 +293,17 @@ def report(phase: Phase) -> None:
     print(f"  429s answered      {phase.limited}")
     print(f"  tickets by status  {phase.statuses}")
     print(f"  lost {phase.lost}, routed twice {phase.twice}")
+    cost, n = phase.bot_cost, phase.sent
+    if cost:
+        print(
+            f"  per ticket, bot    {cost['cpu_s'] / n * 1000:.2f} ms CPU, "
+            f"{cost['statements'] / n:.2f} SQL statements, {cost['commits'] / n:.2f} commits"
+        )
+    print(
+        f"  per ticket, Slack  {phase.slack_calls / n:.2f} calls; load generator and fake Slack "
+        f"{phase.driver_cpu_s / n * 1000:.2f} ms CPU ({phase.driver_cpu_s / phase.wall_s:.0%} "
+        "of a core)"
+    )
     current, peak = phase.memory_mb
     print(f"  bot memory         {current:.0f} MB resident at the end, {peak:.0f} MB peak")
 
