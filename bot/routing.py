@@ -19,6 +19,7 @@ from bot.active_model import ActiveModel
 from bot.errors import PermanentSlackError, TransientSlackError
 from bot.group_commit import GroupCommit
 from bot.policy import RoutingPolicy
+from bot.prediction_batch import PredictionBatch
 from bot.redaction import redact_pii
 from bot.slack_gateway import SlackGateway
 from bot.views import (
@@ -63,6 +64,7 @@ class TicketRouter:
         self._model = model
         self._taxonomy = taxonomy
         self._policy = policy
+        self._predictions = PredictionBatch()
         self._fresh: dict[int, Ticket] = {}
 
     def expect(self, ticket: Ticket) -> None:
@@ -166,7 +168,7 @@ class TicketRouter:
         if self._policy.redact_pii:
             text = redact_pii(text)
         started = time.perf_counter()
-        (raw,) = await classifier.predict([text])
+        raw = await self._predictions.predict(classifier, text)
         latency = raw.latency_ms or (time.perf_counter() - started) * 1000
         prediction = self._known_label(raw, classifier.model_id, latency)
 
