@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from sqlalchemy import event  # noqa: E402
+from sqlalchemy import Engine, event  # noqa: E402
 
 from admin.settings import Settings  # noqa: E402
 from bot.app import create_app  # noqa: E402
@@ -139,8 +139,8 @@ async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -
     def count_commit(*_args: object) -> None:
         counts["commits"] += 1
 
-    event.listen(services.db.engine.sync_engine, "before_cursor_execute", count_statement)
-    event.listen(services.db.engine.sync_engine, "commit", count_commit)
+    event.listen(Engine, "before_cursor_execute", count_statement)  # every engine
+    event.listen(Engine, "commit", count_commit)
     cpu_before = os.times()
     web_app = create_web_app(create_app(settings, services), services)
     runner = web.AppRunner(web_app, access_log=None)
