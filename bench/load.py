@@ -316,7 +316,9 @@ async def main() -> int:
         "--ratelimit", type=float, default=0.10, help="fraction of Slack calls answered 429"
     )
     parser.add_argument("--learner", default="tfidf", help="the learner of the bot's model")
-    parser.add_argument("--workers", type=int, default=8, help="the bot's ticket workers")
+    parser.add_argument(
+        "--workers", type=int, default=16, help="the bot's ticket workers (as build_services)"
+    )
     parser.add_argument("--serve-bot", nargs=2, metavar=("SLACK_URL", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bot:
