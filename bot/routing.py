@@ -9,6 +9,8 @@ run cut short repeats nothing that finished and skips nothing that did not.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -78,6 +80,23 @@ class TicketRouter:
     async def process(self, ticket_id: int) -> None:
         """Classify the ticket if needed and reconcile its Slack state; see the module doc."""
         fresh = self._fresh.pop(ticket_id, None)
+        permalink: asyncio.Task[str] | None = None
+        if fresh is not None and not self._policy.shadow_mode:
+            # A new ticket will get a card, whose permalink does not depend on the label:
+            # ask Slack for it while the model classifies (a read; nothing to record).
+            permalink = asyncio.create_task(self._slack.permalink(fresh.channel, fresh.ts))
+        try:
+            await self._process(ticket_id, fresh, permalink)
+        finally:
+            if permalink is not None and not permalink.done():
+                permalink.cancel()
+            if permalink is not None:
+                with contextlib.suppress(BaseException):
+                    await permalink  # retrieve its error, if nobody needed it
+
+    async def _process(
+        self, ticket_id: int, fresh: Ticket | None, permalink: asyncio.Task[str] | None
+    ) -> None:
         if fresh is not None:
             history: list[Correction] = []
             records: list[Routing] = []
@@ -111,7 +130,7 @@ class TicketRouter:
             return
         try:
             finished = await self._reconcile(
-                ticket, prediction, human, bool(history), records, seen
+                ticket, prediction, human, bool(history), records, seen, permalink
             )
         except TransientSlackError as exc:
             await self._transient_failure(ticket, exc)
@@ -219,6 +238,7 @@ class TicketRouter:
         ever_corrected: bool,
         records: list[Routing],
         seen: datetime | None,
+        permalink: asyncio.Task[str] | None = None,
     ) -> bool:
         """Bring Slack in line; True when the ticket was also marked routed on the way."""
         label = human.to_label if human else prediction.label
@@ -241,7 +261,7 @@ class TicketRouter:
             decided_by=human.user if human else None,
             ask_for_department=human is None and self._policy.needs_person(confidence),
         )
-        await self._reconcile_card(ticket, card, destination, key, records)
+        await self._reconcile_card(ticket, card, destination, key, records, permalink)
         await self._reconcile_tag(ticket, dept, records)
         return await self._reconcile_thread(
             ticket, dept, prediction, human, ever_corrected, destination, key, records, seen
@@ -273,16 +293,26 @@ class TicketRouter:
         await self._db.run(removed)
 
     async def _reconcile_card(
-        self, ticket: Ticket, card: CardContent, destination: str, key: str, records: list[Routing]
+        self,
+        ticket: Ticket,
+        card: CardContent,
+        destination: str,
+        key: str,
+        records: list[Routing],
+        early_permalink: asyncio.Task[str] | None,
     ) -> None:
+        async def permalink() -> str:
+            if early_permalink is not None:
+                return await early_permalink
+            return await self._slack.permalink(ticket.channel, ticket.ts)
+
         cards = [r for r in records if r.kind == routings_repo.CARD and r.active]
         keep = next((r for r in cards if r.channel == destination and r.label == key), None)
         edited = ticket.edited_at is not None and (
             keep is None or keep.created_at < ticket.edited_at
         )
         if keep is None or edited:
-            permalink = await self._slack.permalink(ticket.channel, ticket.ts)
-            card = CardContent(**{**card.__dict__, "permalink": permalink})
+            card = CardContent(**{**card.__dict__, "permalink": await permalink()})
             text, blocks = ticket_card(card, self._taxonomy)
             if keep is None:
                 ts = await self._slack.post_message(destination, text, blocks=blocks)
@@ -296,8 +326,7 @@ class TicketRouter:
             if old is keep or old.ts is None:
                 continue
             if old.channel == self._policy.triage_channel and old.channel != destination:
-                permalink = await self._slack.permalink(ticket.channel, ticket.ts)
-                resolved = CardContent(**{**card.__dict__, "permalink": permalink})
+                resolved = CardContent(**{**card.__dict__, "permalink": await permalink()})
                 text, blocks = resolved_triage_card(resolved, card.department, card.decided_by)
                 await self._slack.update_message(old.channel, old.ts, text, blocks)
             else:
