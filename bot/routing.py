@@ -10,7 +10,6 @@ run cut short repeats nothing that finished and skips nothing that did not.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -50,6 +49,11 @@ log = logging.getLogger(__name__)
 _CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _retrieve_error(task: asyncio.Task[str]) -> None:
+    if not task.cancelled():
+        task.exception()  # a failure the ticket did not wait for is not "never retrieved"
+
+
 class TicketRouter:
     """Runs the ticket flow for one ticket at a time (see the module docstring)."""
 
@@ -85,14 +89,12 @@ class TicketRouter:
             # A new ticket will get a card, whose permalink does not depend on the label:
             # ask Slack for it while the model classifies (a read; nothing to record).
             permalink = asyncio.create_task(self._slack.permalink(fresh.channel, fresh.ts))
+            permalink.add_done_callback(_retrieve_error)  # when no step needed it
         try:
             await self._process(ticket_id, fresh, permalink)
         finally:
-            if permalink is not None and not permalink.done():
-                permalink.cancel()
             if permalink is not None:
-                with contextlib.suppress(BaseException):
-                    await permalink  # retrieve its error, if nobody needed it
+                permalink.cancel()  # no-op once done
 
     async def _process(
         self, ticket_id: int, fresh: Ticket | None, permalink: asyncio.Task[str] | None
