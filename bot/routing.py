@@ -9,6 +9,7 @@ run cut short repeats nothing that finished and skips nothing that did not.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from bot.active_model import ActiveModel
 from bot.errors import PermanentSlackError, TransientSlackError
 from bot.group_commit import GroupCommit
 from bot.policy import RoutingPolicy
+from bot.prediction_batch import PredictionBatch
 from bot.redaction import redact_pii
 from bot.slack_gateway import SlackGateway
 from bot.views import (
@@ -47,6 +49,11 @@ log = logging.getLogger(__name__)
 _CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _retrieve_error(task: asyncio.Task[str]) -> None:
+    if not task.cancelled():
+        task.exception()  # a failure the ticket did not wait for is not "never retrieved"
+
+
 class TicketRouter:
     """Runs the ticket flow for one ticket at a time (see the module docstring)."""
 
@@ -63,6 +70,7 @@ class TicketRouter:
         self._model = model
         self._taxonomy = taxonomy
         self._policy = policy
+        self._predictions = PredictionBatch()
         self._fresh: dict[int, Ticket] = {}
 
     def expect(self, ticket: Ticket) -> None:
@@ -76,6 +84,21 @@ class TicketRouter:
     async def process(self, ticket_id: int) -> None:
         """Classify the ticket if needed and reconcile its Slack state; see the module doc."""
         fresh = self._fresh.pop(ticket_id, None)
+        permalink: asyncio.Task[str] | None = None
+        if fresh is not None and not self._policy.shadow_mode:
+            # A new ticket will get a card, whose permalink does not depend on the label:
+            # ask Slack for it while the model classifies (a read; nothing to record).
+            permalink = asyncio.create_task(self._slack.permalink(fresh.channel, fresh.ts))
+            permalink.add_done_callback(_retrieve_error)  # when no step needed it
+        try:
+            await self._process(ticket_id, fresh, permalink)
+        finally:
+            if permalink is not None:
+                permalink.cancel()  # no-op once done
+
+    async def _process(
+        self, ticket_id: int, fresh: Ticket | None, permalink: asyncio.Task[str] | None
+    ) -> None:
         if fresh is not None:
             history: list[Correction] = []
             records: list[Routing] = []
@@ -109,7 +132,7 @@ class TicketRouter:
             return
         try:
             finished = await self._reconcile(
-                ticket, prediction, human, bool(history), records, seen
+                ticket, prediction, human, bool(history), records, seen, permalink
             )
         except TransientSlackError as exc:
             await self._transient_failure(ticket, exc)
@@ -166,7 +189,7 @@ class TicketRouter:
         if self._policy.redact_pii:
             text = redact_pii(text)
         started = time.perf_counter()
-        (raw,) = await classifier.predict([text])
+        raw = await self._predictions.predict(classifier, text)
         latency = raw.latency_ms or (time.perf_counter() - started) * 1000
         prediction = self._known_label(raw, classifier.model_id, latency)
 
@@ -217,6 +240,7 @@ class TicketRouter:
         ever_corrected: bool,
         records: list[Routing],
         seen: datetime | None,
+        permalink: asyncio.Task[str] | None = None,
     ) -> bool:
         """Bring Slack in line; True when the ticket was also marked routed on the way."""
         label = human.to_label if human else prediction.label
@@ -239,7 +263,7 @@ class TicketRouter:
             decided_by=human.user if human else None,
             ask_for_department=human is None and self._policy.needs_person(confidence),
         )
-        await self._reconcile_card(ticket, card, destination, key, records)
+        await self._reconcile_card(ticket, card, destination, key, records, permalink)
         await self._reconcile_tag(ticket, dept, records)
         return await self._reconcile_thread(
             ticket, dept, prediction, human, ever_corrected, destination, key, records, seen
@@ -271,16 +295,26 @@ class TicketRouter:
         await self._db.run(removed)
 
     async def _reconcile_card(
-        self, ticket: Ticket, card: CardContent, destination: str, key: str, records: list[Routing]
+        self,
+        ticket: Ticket,
+        card: CardContent,
+        destination: str,
+        key: str,
+        records: list[Routing],
+        early_permalink: asyncio.Task[str] | None,
     ) -> None:
+        async def permalink() -> str:
+            if early_permalink is not None:
+                return await early_permalink
+            return await self._slack.permalink(ticket.channel, ticket.ts)
+
         cards = [r for r in records if r.kind == routings_repo.CARD and r.active]
         keep = next((r for r in cards if r.channel == destination and r.label == key), None)
         edited = ticket.edited_at is not None and (
             keep is None or keep.created_at < ticket.edited_at
         )
         if keep is None or edited:
-            permalink = await self._slack.permalink(ticket.channel, ticket.ts)
-            card = CardContent(**{**card.__dict__, "permalink": permalink})
+            card = CardContent(**{**card.__dict__, "permalink": await permalink()})
             text, blocks = ticket_card(card, self._taxonomy)
             if keep is None:
                 ts = await self._slack.post_message(destination, text, blocks=blocks)
@@ -294,8 +328,7 @@ class TicketRouter:
             if old is keep or old.ts is None:
                 continue
             if old.channel == self._policy.triage_channel and old.channel != destination:
-                permalink = await self._slack.permalink(ticket.channel, ticket.ts)
-                resolved = CardContent(**{**card.__dict__, "permalink": permalink})
+                resolved = CardContent(**{**card.__dict__, "permalink": await permalink()})
                 text, blocks = resolved_triage_card(resolved, card.department, card.decided_by)
                 await self._slack.update_message(old.channel, old.ts, text, blocks)
             else:

@@ -7,6 +7,7 @@ auth.test, active model, resume), then served until interrupted, then everything
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -78,6 +79,9 @@ async def started(settings: Settings) -> AsyncIterator[tuple[AsyncApp, Services]
             log.info("Trained the first model (registry id %s) on the starter data", trained)
         await services.model.reload()
         await services.start(migrate=False)
+        # Everything loaded so far (libraries, the model) lives as long as the process: keep it
+        # out of the collector's full passes, which otherwise pause the loop under load.
+        gc.freeze()
         yield create_app(settings, services), services
     finally:
         await services.stop()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import create_engine as create_blocking_engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -35,6 +36,39 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def create_sqlite_writer(url: str) -> Engine | None:
+    """A blocking engine on the same SQLite file, for a thread that runs batches of writes.
+
+    Each batch opens with ``BEGIN IMMEDIATE``: it takes the write lock first (waiting out
+    other writers with the busy timeout) instead of failing when a batch that read something
+    then writes. None for other databases and in-memory SQLite (another engine would not see
+    the same data).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.query.get("mode") == "memory":
+        return None
+    engine = create_blocking_engine(
+        parsed.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+        dbapi_conn.isolation_level = None  # type: ignore[attr-defined]  # BEGIN is ours
+        cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:

@@ -25,6 +25,8 @@ REPLY = "reply"
 CONFIRM = "confirm"
 TAG = "tag"
 
+_INSERT = routings.insert().returning(routings.c.id)
+
 
 @dataclass(frozen=True)
 class Routing:
@@ -63,16 +65,15 @@ async def record_routing(
 ) -> int:
     """Record that the bot posted (or reacted) for a ticket; returns the record's id."""
     result = await conn.execute(
-        routings.insert()
-        .values(
-            ticket_id=ticket_id,
-            kind=kind,
-            label=label,
-            channel=channel,
-            ts=ts,
-            created_at=utcnow(),
-        )
-        .returning(routings.c.id)
+        _INSERT,  # built once; a statement with .values() is traversed again on every call
+        {
+            "ticket_id": ticket_id,
+            "kind": kind,
+            "label": label,
+            "channel": channel,
+            "ts": ts,
+            "created_at": utcnow(),
+        },
     )
     return int(result.scalar_one())
 

@@ -13,15 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Executable, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from classifier.model import Prediction
 from data.db.database import utcnow
 from data.db.schema import predictions, tickets
+
+_DATETIME = tickets.c.updated_at.type
 
 RECEIVED = "received"
 CLASSIFIED = "classified"
@@ -113,14 +116,35 @@ def _prediction(row: Any) -> StoredPrediction:
     )
 
 
-def _insert_ignoring_duplicates(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+# The hot statements are built once, with their values passed at execution: a statement
+# built with ``.values(...)`` on every call is traversed again for its cache key each time.
+
+
+@cache
+def _insert_ignoring_duplicates(dialect: str) -> Executable:
     """INSERT .. ON CONFLICT DO NOTHING in the connection's dialect (one statement, no race)."""
     keys = ["workspace", "channel", "ts"]
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(tickets).values(values).on_conflict_do_nothing(index_elements=keys)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(tickets).values(values).on_conflict_do_nothing(index_elements=keys)
-    return insert(tickets).values(values)  # pragma: no cover - only SQLite and PostgreSQL run
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(tickets).on_conflict_do_nothing(index_elements=keys)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(tickets).on_conflict_do_nothing(index_elements=keys)
+    else:  # pragma: no cover - only SQLite and PostgreSQL run
+        statement = insert(tickets)
+    return statement.returning(tickets.c.id)  # type: ignore[no-any-return]
+
+
+@cache
+def _set_status(count_attempt: bool, unless_changed: bool) -> Executable:
+    condition = tickets.c.id == bindparam("b_id")
+    if unless_changed:
+        condition = condition & (tickets.c.updated_at == bindparam("b_seen", type_=_DATETIME))
+    values: dict[str, Any] = {"status": bindparam("b_status"), "updated_at": bindparam("b_now")}
+    if count_attempt:
+        values["attempts"] = tickets.c.attempts + 1
+    return update(tickets).where(condition).values(values)
+
+
+_INSERT_PREDICTION = predictions.insert().returning(predictions.c.id)
 
 
 async def store_ticket(conn: AsyncConnection, new: NewTicket) -> tuple[Ticket, bool]:
@@ -130,20 +154,18 @@ async def store_ticket(conn: AsyncConnection, new: NewTicket) -> tuple[Ticket, b
     """
     now = utcnow()
     result = await conn.execute(
-        _insert_ignoring_duplicates(
-            conn,
-            {
-                "workspace": new.workspace,
-                "channel": new.channel,
-                "ts": new.ts,
-                "user": new.user,
-                "text": new.text,
-                "status": RECEIVED,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            },
-        ).returning(tickets.c.id)
+        _insert_ignoring_duplicates(conn.dialect.name),
+        {
+            "workspace": new.workspace,
+            "channel": new.channel,
+            "ts": new.ts,
+            "user": new.user,
+            "text": new.text,
+            "status": RECEIVED,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     created_id = result.scalar_one_or_none()
     if created_id is not None:
@@ -213,13 +235,11 @@ async def set_status(
     ``updated_at``, or None when nothing was changed.
     """
     now = utcnow()
-    values: dict[str, Any] = {"status": status, "updated_at": now}
-    if count_attempt:
-        values["attempts"] = tickets.c.attempts + 1
-    condition = tickets.c.id == ticket_id
+    params: dict[str, Any] = {"b_id": ticket_id, "b_status": status, "b_now": now}
     if unless_changed_since is not None:
-        condition = condition & (tickets.c.updated_at == unless_changed_since)
-    result = await conn.execute(update(tickets).where(condition).values(values))
+        params["b_seen"] = unless_changed_since
+    statement = _set_status(count_attempt, unless_changed_since is not None)
+    result = await conn.execute(statement, params)
     return now if result.rowcount else None
 
 
@@ -262,17 +282,16 @@ async def save_prediction(
     now = utcnow()
     ranking = tuple((label, float(score)) for label, score in prediction.ranking)
     result = await conn.execute(
-        predictions.insert()
-        .values(
-            ticket_id=ticket_id,
-            label=prediction.label,
-            confidence=float(prediction.confidence),
-            ranking=[list(item) for item in ranking],
-            model_id=prediction.model_id,
-            latency_ms=float(prediction.latency_ms),
-            created_at=now,
-        )
-        .returning(predictions.c.id)
+        _INSERT_PREDICTION,
+        {
+            "ticket_id": ticket_id,
+            "label": prediction.label,
+            "confidence": float(prediction.confidence),
+            "ranking": [list(item) for item in ranking],
+            "model_id": prediction.model_id,
+            "latency_ms": float(prediction.latency_ms),
+            "created_at": now,
+        },
     )
     return StoredPrediction(
         id=int(result.scalar_one()),
