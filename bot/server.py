@@ -12,17 +12,21 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from admin.models import learner_context
 from admin.settings import Settings
 from bot.active_model import ensure_active_model
+from bot.admin_desk import AdminDesk
 from bot.app import create_app
 from bot.config import slack_config
 from bot.services import Services, build_services
+from classifier.artifacts import load_model
 from classifier.taxonomy import load_taxonomy
 from data.db import tickets as tickets_repo
 
@@ -70,7 +74,11 @@ async def started(settings: Settings) -> AsyncIterator[tuple[AsyncApp, Services]
     """Check the settings, start the services with the active model, close them afterwards."""
     config = slack_config(settings)
     taxonomy = load_taxonomy(settings.taxonomy)
-    services = build_services(settings, config, taxonomy)
+    # An active prompted or fine-tuned model needs the OpenAI client to answer.
+    context = learner_context(settings, taxonomy)
+    services = build_services(
+        settings, config, taxonomy, loader=partial(load_model, context=context)
+    )
     try:
         await services.db.start()
         await services.slack.connect()  # a bad token stops start-up before any training
@@ -84,7 +92,12 @@ async def started(settings: Settings) -> AsyncIterator[tuple[AsyncApp, Services]
         gc.freeze()
         yield create_app(settings, services), services
     finally:
+        desk = services.extras.get("admin")
+        if isinstance(desk, AdminDesk):
+            await desk.stop()  # a running retrain stays resumable by the next start
         await services.stop()
+        if context.openai is not None:
+            await context.openai.aclose()
 
 
 async def run_bot(settings: Settings) -> None:

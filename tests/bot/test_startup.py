@@ -9,12 +9,17 @@ import pytest
 from aiohttp import web
 from typer.testing import CliRunner
 
+from admin.models import learner_context
 from admin.settings import Settings
 from bot.cli import app as cli_app
 from bot.errors import PermanentSlackError
 from bot.server import EVENTS_PATH, create_web_app, started
+from classifier.learners import get_learner
+from classifier.taxonomy import load_taxonomy
 from data.db import models as registry
+from data.db.database import Database
 from tests.bot.conftest import SIGNING_SECRET, SUPPORT
+from tests.fakes.openai_api import API_KEY, FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_events import SlackSender, message_event
 
@@ -93,3 +98,47 @@ def test_serve_without_a_bot_token_names_the_setting(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "SLACK_BOT_TOKEN is not set" in result.output
     assert "shh-do-not-print" not in result.output
+
+
+async def test_an_active_prompted_model_answers_through_the_configured_endpoint(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    fake_openai = FakeOpenAI()
+    await fake_openai.start()
+    try:
+        settings = _settings(
+            fake_slack,
+            tmp_path,
+            openai_api_key=API_KEY,
+            openai_base_url=fake_openai.base_url,
+            openai_timeout_seconds=5.0,
+        )
+        taxonomy = load_taxonomy(settings.taxonomy)
+        context = learner_context(settings, taxonomy)
+        prompted = await get_learner("openai", context).train([], taxonomy.labels)
+        assert context.openai is not None
+        await context.openai.aclose()
+        db = Database(settings.database_url)
+        await db.start()
+        async with db.transaction() as conn:
+            await registry.save_model(
+                conn,
+                model_id=prompted.model_id,
+                learner="openai",
+                artefact=prompted.to_bytes(),
+                data_hash="none",
+                counts={},
+                metrics={},
+                status=registry.ACTIVE,
+            )
+        await db.close()
+
+        # The bot loads the stored prompted model with its own client, so tickets reach the
+        # configured endpoint.
+        async with started(settings) as (_app, services):
+            assert str(services.model.status()["model_id"]).startswith("openai:")
+            predictions = await services.model.current().predict(["I want a refund"])
+        assert predictions[0].label == "Billing"
+        assert fake_openai.requests_to("POST", "/v1/chat/completions")
+    finally:
+        await fake_openai.stop()
