@@ -44,6 +44,18 @@ def test_encoder_gives_unit_vectors(encoder: SentenceEncoder) -> None:
     assert shared_encoder() is encoder
 
 
+def test_encode_matches_sentence_transformers(encoder: SentenceEncoder) -> None:
+    """The hand-run pipeline gives sentence-transformers' own vectors, in the caller's order."""
+    texts = [*PROBES, "a much longer ticket " * 40, "ok", "  padded text  ", "x" * 3_000]
+    wanted = encoder._model.encode(
+        [t[:2_000] for t in texts], normalize_embeddings=True, convert_to_numpy=True
+    )
+    np.testing.assert_allclose(encoder.encode(texts), wanted, atol=1e-5)
+    for text, row in zip(texts, wanted, strict=True):  # one at a time: the live-ticket path
+        np.testing.assert_allclose(encoder.encode([text])[0], row, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 384)
+
+
 async def test_learns_and_ranks(model: EmbeddingModel) -> None:
     predictions = await model.predict(PROBES)
     assert [p.label for p in predictions] == ["Billing", "Technical", "Account"]
