@@ -32,7 +32,7 @@ from classifier.errors import LearnerUnavailableError, ModelFormatError
 from classifier.examples import Example
 from classifier.learners import LearnerContext
 from classifier.learners.arrays import content_hash, load_arrays, save_arrays
-from classifier.learners.linear_head import LinearHead, fit_linear_head
+from classifier.learners.linear_head import LinearHead, fit_linear_head, softmax
 from classifier.learners.predictions import ProbabilityPredictor
 from classifier.learners.tfidf import (
     FEATURE_ARRAYS,
@@ -221,7 +221,13 @@ class EmbeddingModel(ProbabilityPredictor):
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Label probabilities, one row per text, columns in ``labels`` order."""
         embeddings = shared_encoder().encode(texts)
-        return self._head.probabilities(stacked_features(self._features, texts, embeddings))
+        # The head's scores on the stacked features, computed part by part: the same sums
+        # without building the stacked sparse matrix (about 2 ms of a live ticket's latency).
+        head, size = self._head, self._features.size
+        text_scores = self._features.transform(texts) @ head.coef[:, :size].T
+        meaning_scores = (embeddings * EMBEDDING_WEIGHT) @ head.coef[:, size:].T
+        scores = np.asarray(text_scores, dtype=np.float64) + meaning_scores.astype(np.float64)
+        return softmax((scores + head.intercept.astype(np.float64)) / head.temperature)
 
     def to_bytes(self) -> bytes:
         meta = {

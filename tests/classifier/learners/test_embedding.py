@@ -64,6 +64,16 @@ async def test_learns_and_ranks(model: EmbeddingModel) -> None:
     assert model.model_id.startswith("embedding-")
 
 
+def test_probabilities_equal_the_head_on_stacked_features(model: EmbeddingModel) -> None:
+    from classifier.learners.embedding import stacked_features
+
+    embeddings = shared_encoder().encode(PROBES)
+    stacked = stacked_features(model._features, PROBES, embeddings)
+    np.testing.assert_allclose(
+        model.probabilities(PROBES), model._head.probabilities(stacked), atol=1e-6
+    )
+
+
 async def test_round_trip_through_bytes_predicts_identically(model: EmbeddingModel) -> None:
     data = model.to_bytes()
     meta = unpack(data).meta
