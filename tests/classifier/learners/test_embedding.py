@@ -44,12 +44,34 @@ def test_encoder_gives_unit_vectors(encoder: SentenceEncoder) -> None:
     assert shared_encoder() is encoder
 
 
+def test_encode_matches_sentence_transformers(encoder: SentenceEncoder) -> None:
+    """The hand-run pipeline gives sentence-transformers' own vectors, in the caller's order."""
+    texts = [*PROBES, "a much longer ticket " * 40, "ok", "  padded text  ", "x" * 3_000]
+    wanted = encoder._model.encode(
+        [t[:2_000] for t in texts], normalize_embeddings=True, convert_to_numpy=True
+    )
+    np.testing.assert_allclose(encoder.encode(texts), wanted, atol=1e-5)
+    for text, row in zip(texts, wanted, strict=True):  # one at a time: the live-ticket path
+        np.testing.assert_allclose(encoder.encode([text])[0], row, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 384)
+
+
 async def test_learns_and_ranks(model: EmbeddingModel) -> None:
     predictions = await model.predict(PROBES)
     assert [p.label for p in predictions] == ["Billing", "Technical", "Account"]
     for prediction in predictions:
         assert sum(p for _, p in prediction.ranking) == pytest.approx(1.0)
     assert model.model_id.startswith("embedding-")
+
+
+def test_probabilities_equal_the_head_on_stacked_features(model: EmbeddingModel) -> None:
+    from classifier.learners.embedding import stacked_features
+
+    embeddings = shared_encoder().encode(PROBES)
+    stacked = stacked_features(model._features, PROBES, embeddings)
+    np.testing.assert_allclose(
+        model.probabilities(PROBES), model._head.probabilities(stacked), atol=1e-6
+    )
 
 
 async def test_round_trip_through_bytes_predicts_identically(model: EmbeddingModel) -> None:
