@@ -13,6 +13,8 @@ from bot.errors import BotError
 from bot.listeners import register_all
 from bot.services import Services
 
+errors_log = logging.getLogger("bot.errors")
+
 
 def create_app(settings: Settings, services: Services) -> AsyncApp:
     """The Bolt app with every listener registered.
@@ -49,4 +51,23 @@ def create_app(settings: Settings, services: Services) -> AsyncApp:
         logger=bolt_log,
     )
     register_all(app, services)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        # The one place unhandled listener errors end: details go to the log, never to a
+        # person. Bolt then answers Slack with an error, so Slack retries the event; the
+        # ticket is stored idempotently, so the retry loses nothing and doubles nothing.
+        event = body.get("event") if isinstance(body.get("event"), dict) else {}
+        errors_log.error(
+            "listener.failed",
+            exc_info=error,
+            extra={
+                "error_type": type(error).__name__,
+                "payload_type": body.get("type"),
+                "event_type": event.get("type") if event else None,
+                "channel": event.get("channel") if event else None,
+                "command": body.get("command"),
+            },
+        )
+
     return app

@@ -208,6 +208,14 @@ class TicketRouter:
             stored.confidence,
             stored.model_id,
             stored.latency_ms,
+            extra={
+                "ticket_id": ticket.id,
+                "channel": ticket.channel,
+                "label": stored.label,
+                "confidence": round(stored.confidence, 4),
+                "model": stored.model_id,
+                "latency_ms": round(stored.latency_ms, 2),
+            },
         )
         return stored, seen
 

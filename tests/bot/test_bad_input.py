@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot.config import slack_config
 from bot.errors import SlackConfigError
@@ -196,3 +197,26 @@ async def test_a_message_event_without_text_key_is_handled(bot: BotHarness) -> N
     assert status == 200
     async with bot.svc.db.transaction() as conn:
         assert await tickets_repo.count_by_status(conn) == {}
+
+
+async def test_a_storage_failure_is_logged_and_slack_told_to_retry(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Break the database for real: the listener cannot store the ticket.
+    async with bot.svc.db.transaction() as conn:
+        await conn.execute(text("ALTER TABLE tickets RENAME TO tickets_away"))
+    event = message_event(SUPPORT, bot.send.new_ts(), "refund me")
+    status, body = await bot.send.event(event)
+    assert status >= 500  # Slack retries a failed delivery
+    assert "Traceback" not in body
+    [record] = [r for r in caplog.records if r.getMessage() == "listener.failed"]
+    assert record.__dict__["event_type"] == "message"
+    assert record.exc_info is not None
+    assert bot.fake.posts() == []
+    # Once storage is back, Slack's retry of the same event is stored and routed.
+    async with bot.svc.db.transaction() as conn:
+        await conn.execute(text("ALTER TABLE tickets_away RENAME TO tickets"))
+    status, _ = await bot.send.event(event)
+    assert status == 200
+    await bot.drain()
+    assert len(bot.fake.posts()) == 2  # the card and the thread reply
