@@ -210,14 +210,6 @@ class EmbeddingModel(ProbabilityPredictor):
         digest = content_hash(self._arrays, *self._labels, encoder.name, encoder.version)
         self._model_id = f"{NAME}-{digest}"
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Label probabilities, one row per text, columns in ``labels`` order."""
         embeddings = shared_encoder().encode(texts)

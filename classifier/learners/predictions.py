@@ -48,6 +48,16 @@ class ProbabilityPredictor:
     _labels: tuple[str, ...]
     _model_id: str
 
+    @property
+    def model_id(self) -> str:
+        """The learner name plus a hash of the model's arrays."""
+        return self._model_id
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels the model can return."""
+        return self._labels
+
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Label probabilities, one row per text, columns in ``_labels`` order."""
         raise NotImplementedError

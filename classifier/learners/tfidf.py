@@ -207,14 +207,6 @@ class TfidfModel(ProbabilityPredictor):
         self._arrays = {**features.to_arrays(), **head_to_arrays(head)}
         self._model_id = f"{NAME}-{content_hash(self._arrays, *self._labels)}"
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Label probabilities, one row per text, columns in ``labels`` order."""
         return self._head.probabilities(self._features.transform(texts))
