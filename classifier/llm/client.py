@@ -165,6 +165,17 @@ def require_client(client: Any) -> OpenAIClient:
     )
 
 
+class OpenAILearnerBase:
+    """What the LLM learners share: built with a LearnerContext, available when it has a client."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def available(self) -> bool:
+        """Whether an OpenAI client is configured (the SDK itself is a core dependency)."""
+        return getattr(self.context, "openai", None) is not None
+
+
 _SECRET = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-*.]{4,}")
 
 

@@ -49,6 +49,7 @@ from classifier.llm.chat import (
 )
 from classifier.llm.client import (
     OpenAIClient,
+    OpenAILearnerBase,
     is_transient,
     provider_message,
     require_client,
@@ -665,7 +666,7 @@ def load(meta: dict[str, Any], payload: bytes, context: Any) -> FineTunedClassif
     )
 
 
-class FineTuneLearner:
+class FineTuneLearner(OpenAILearnerBase):
     """Fine-tunes an OpenAI model on the examples and returns it as a classifier.
 
     ``context.options``: ``base_model``, ``suffix``, ``poll_interval`` (seconds), ``max_wait``
@@ -678,13 +679,6 @@ class FineTuneLearner:
         "OpenAI fine-tuning job (needs OPENAI_API_KEY and an organisation or provider that "
         "still offers fine-tuning)."
     )
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-
-    def available(self) -> bool:
-        """Whether an OpenAI client is configured (the SDK itself is a core dependency)."""
-        return getattr(self.context, "openai", None) is not None
 
     async def train(
         self,

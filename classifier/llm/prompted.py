@@ -27,7 +27,7 @@ from classifier.llm.chat import (
     predict_all,
     prediction_from,
 )
-from classifier.llm.client import OpenAIClient, require_client
+from classifier.llm.client import OpenAIClient, OpenAILearnerBase, require_client
 from classifier.llm.prompts import (
     PROMPT_VERSION,
     label_response_format,
@@ -174,7 +174,7 @@ def _config_value(context: Any, name: str, default: Any) -> Any:
     return getattr(config, name, default)
 
 
-class PromptedLearner:
+class PromptedLearner(OpenAILearnerBase):
     """Builds a PromptedClassifier; training only stores the few-shot pool."""
 
     name = KIND
@@ -182,13 +182,6 @@ class PromptedLearner:
         "Prompted LLM classifier on any OpenAI-compatible chat endpoint (needs OPENAI_API_KEY; "
         "no training job)."
     )
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-
-    def available(self) -> bool:
-        """Whether an OpenAI client is configured (the SDK itself is a core dependency)."""
-        return getattr(self.context, "openai", None) is not None
 
     async def train(
         self,
