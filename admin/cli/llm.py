@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -204,6 +204,17 @@ def _training_examples(data: list[Path] | None) -> list[Example]:
     return read_datasets(data)
 
 
+def _on_job(job_id: str, action: Callable[[FineTuner, str], Awaitable[Any]]) -> Any:
+    """Run one FineTuner call (status, cancel) on ``job_id`` with a client opened for it."""
+    client = open_client()
+
+    async def call() -> Any:
+        async with client:
+            return await action(_tuner(client, None), job_id)
+
+    return run(call())
+
+
 def _tuner(client: OpenAIClient, base_model: str | None) -> FineTuner:
     return FineTuner(
         client, base_model=base_model, poll_interval=settings().openai_finetune_poll_seconds
@@ -331,13 +342,7 @@ def finetune_status(
     """Show the job's status, fine-tuned model and trained tokens."""
     with user_errors():
         target = _job_id(job_id, state)
-        client = open_client()
-
-        async def look() -> Any:
-            async with client:
-                return await _tuner(client, None).status(target)
-
-        status = run(look())
+        status = _on_job(target, FineTuner.status)
     stdout.print(f"{status.job_id}: {status.status}", highlight=False)
     for name in ("base_model", "fine_tuned_model", "trained_tokens", "error"):
         value = getattr(status, name)
@@ -353,13 +358,7 @@ def finetune_cancel(
     """Cancel the job (a job that already ended is left as it is)."""
     with user_errors():
         target = _job_id(job_id, state)
-        client = open_client()
-
-        async def cancel() -> Any:
-            async with client:
-                return await _tuner(client, None).cancel(target)
-
-        status = run(cancel())
+        status = _on_job(target, FineTuner.cancel)
         _write_state(state, job_id=target, status=status.status)
     stdout.print(f"{status.job_id}: {status.status}", highlight=False)
 
