@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import sklearn
-from scipy.sparse import csr_matrix, hstack
+from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from classifier.artifacts import pack
@@ -92,6 +93,36 @@ def _rebuilt(vectorizer: TfidfVectorizer, idf: npt.NDArray[np.float64]) -> Tfidf
     return vectorizer
 
 
+class _Weighting:
+    """One fitted vectorizer's analyser, vocabulary and idf, applied without scikit-learn.
+
+    Gives what ``TfidfVectorizer.transform`` gives for ``sublinear_tf=True, norm="l2"``: counts
+    n become (1 + ln n) * idf, then the row is scaled to unit length. Its per-call checks and
+    sparse-matrix steps cost about 0.6 ms a vectorizer on one ticket; this costs about 0.05.
+    """
+
+    def __init__(self, vectorizer: TfidfVectorizer, offset: int) -> None:
+        self.analyze: Callable[[str], list[str]] = vectorizer.build_analyzer()
+        self.vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self.idf = np.asarray(vectorizer.idf_, dtype=np.float64)
+        self.offset = offset
+
+    def row(self, text: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """(column indices, weights) of one text's non-zero features."""
+        vocabulary = self.vocabulary
+        found = [
+            (vocabulary[term], count)
+            for term, count in Counter(self.analyze(text)).items()
+            if term in vocabulary
+        ]
+        if not found:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        pairs = np.array(found, dtype=np.int64)
+        columns = pairs[:, 0]
+        weights = (1.0 + np.log(pairs[:, 1])) * self.idf[columns]
+        return columns + self.offset, weights / np.sqrt(weights @ weights)
+
+
 class TextFeatures:
     """Fitted word and character TF-IDF vectorizers, side by side."""
 
@@ -101,6 +132,7 @@ class TextFeatures:
         self._word = word
         self._char = char
         self.settings = settings
+        self._parts = (_Weighting(word, 0), _Weighting(char, len(word.vocabulary_)))
 
     @classmethod
     def fit(cls, texts: Sequence[str], settings: FeatureSettings) -> TextFeatures:
@@ -123,9 +155,30 @@ class TextFeatures:
         return len(self._word.vocabulary_) + len(self._char.vocabulary_)
 
     def transform(self, texts: Sequence[str]) -> csr_matrix:
-        """One sparse row per text."""
-        cut = [t[: self.settings.max_chars] for t in texts]
-        return hstack([self._word.transform(cut), self._char.transform(cut)], format="csr")
+        """One sparse row per text: unit-length word part, then unit-length character part."""
+        columns: list[npt.NDArray[np.int64]] = []
+        weights: list[npt.NDArray[np.float64]] = []
+        ends = [0]
+        for text in texts:
+            cut = text[: self.settings.max_chars]
+            for part in self._parts:
+                found, weight = part.row(cut)
+                columns.append(found)
+                weights.append(weight)
+                ends.append(ends[-1] + len(found))
+        indptr = np.asarray(ends[:: len(self._parts)], dtype=np.int64)
+        if not columns:
+            return csr_matrix((len(texts), self.size), dtype=np.float32)
+        matrix = csr_matrix(
+            (
+                np.concatenate(weights).astype(np.float32),
+                np.concatenate(columns),
+                indptr,
+            ),
+            shape=(len(texts), self.size),
+        )
+        matrix.sort_indices()
+        return matrix
 
     def to_arrays(self) -> Arrays:
         """Vocabularies (in feature order) and idf weights as arrays."""

@@ -56,6 +56,31 @@ def test_encode_matches_sentence_transformers(encoder: SentenceEncoder) -> None:
     assert encoder.encode([]).shape == (0, 384)
 
 
+def test_encoder_runs_in_onnx_runtime(encoder: SentenceEncoder) -> None:
+    """With the embeddings extra installed, the forward pass is the exported ONNX graph."""
+    assert encoder.backend == "onnxruntime"
+
+
+def test_without_an_onnx_export_the_encoder_runs_in_torch(
+    encoder: SentenceEncoder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed export (torch's old exporter is deprecated) costs speed, not vectors."""
+    import torch
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("exporter removed")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    fallback = SentenceEncoder()
+    assert fallback.backend == "torch"
+    assert "Could not export the sentence encoder to ONNX (RuntimeError: exporter removed)" in (
+        caplog.text
+    )
+    texts = [*PROBES, "a much longer ticket " * 40, "ok"]
+    np.testing.assert_allclose(fallback.encode(texts), encoder.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(fallback.encode(texts[:1]), encoder.encode(texts[:1]), atol=1e-5)
+
+
 async def test_learns_and_ranks(model: EmbeddingModel) -> None:
     predictions = await model.predict(PROBES)
     assert [p.label for p in predictions] == ["Billing", "Technical", "Account"]
