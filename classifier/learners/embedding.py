@@ -78,8 +78,14 @@ TORCH_THREADS = 2
 #: them were never slower than one, even with the other core busy: it always uses both.
 SINGLE_THREAD_UP_TO = 8
 ENCODE_BATCH = 256
-#: Texts per transformer forward pass (what sentence-transformers' ``encode`` used).
+#: Most texts per transformer forward pass (what sentence-transformers' ``encode`` used).
 FORWARD_BATCH = 64
+#: A forward pass takes texts of nearly one length: up to this factor (plus ``PAD_TOKENS``)
+#: longer than its shortest. Padding costs as much as real word pieces and the weights are
+#: read once a pass either way: 16 live tickets of mixed length padded to the longest cost
+#: 39 ms of CPU each, grouped by length 10 ms, one at a time 11 ms (starter tickets).
+PAD_FACTOR = 1.25
+PAD_TOKENS = 4
 #: What ONNX Runtime needs besides torch (which exports the graph): see ``_export_onnx``.
 ONNX_MODULES = ("onnxruntime", "onnx")
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -141,14 +147,13 @@ class SentenceEncoder:
         mean pooling over real tokens and L2 normalisation, in ONNX Runtime (or torch, under
         ``torch.inference_mode()``). That skips ``SentenceTransformer.encode``'s per-call
         overhead (about 2 ms of a live ticket's latency). Texts are encoded shortest first in
-        batches of ``FORWARD_BATCH``, so a batch pads only to its own longest text, then put
-        back in their order.
+        groups of about one length (``length_groups``), so little is padded, then put back in
+        their order.
         """
         cut = [t[:MAX_ENCODER_CHARS] for t in texts]
         out = np.empty((len(cut), self.dimension), dtype=np.float32)
         if not cut:
             return out
-        order = sorted(range(len(cut)), key=lambda i: len(cut[i]))
         session, torch = self._session, self._torch
         threads = self._bulk_threads
         if session is None and len(cut) <= SINGLE_THREAD_UP_TO:
@@ -157,11 +162,17 @@ class SentenceEncoder:
             # One forward pass at a time: they would only fight over two cores.
             if session is None and torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
-            for start in range(0, len(order), FORWARD_BATCH):
-                rows = order[start : start + FORWARD_BATCH]
+            for rows in self._length_groups(cut):
                 batch = [cut[i] for i in rows]
                 out[rows] = self._forward(batch) if session is None else self._run(session, batch)
         return out
+
+    def _length_groups(self, texts: list[str]) -> list[list[int]]:
+        """Indices of ``texts``, shortest first, grouped for forward passes (see PAD_FACTOR)."""
+        if len(texts) == 1:
+            return [[0]]
+        pieces = self._tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+        return length_groups([len(ids) for ids in pieces])
 
     def _run(self, session: Any, texts: list[str]) -> npt.NDArray[np.float32]:
         batch = self._tokenizer(
@@ -176,6 +187,24 @@ class SentenceEncoder:
         )
         unit = self._pooled(*(batch[name] for name in ONNX_INPUTS))
         return np.asarray(unit.numpy(), dtype=np.float32)
+
+
+def length_groups(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices by ascending length, cut into groups of at most ``FORWARD_BATCH`` whose longest
+    is at most ``PAD_FACTOR`` times their shortest plus ``PAD_TOKENS``."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    for index in order:
+        group = groups[-1] if groups else None
+        if (
+            group is None
+            or len(group) >= FORWARD_BATCH
+            or lengths[index] > lengths[group[0]] * PAD_FACTOR + PAD_TOKENS
+        ):
+            groups.append([index])
+        else:
+            group.append(index)
+    return groups
 
 
 def _pooled_module(transformer: Any) -> Any:

@@ -13,6 +13,7 @@ from classifier.learners.embedding import (
     EmbeddingModel,
     SentenceEncoder,
     encoder_available,
+    length_groups,
     shared_encoder,
 )
 from tests.classifier.learners.conftest import LABELS
@@ -54,6 +55,15 @@ def test_encode_matches_sentence_transformers(encoder: SentenceEncoder) -> None:
     for text, row in zip(texts, wanted, strict=True):  # one at a time: the live-ticket path
         np.testing.assert_allclose(encoder.encode([text])[0], row, atol=1e-5)
     assert encoder.encode([]).shape == (0, 384)
+
+
+def test_length_groups_pad_little_and_keep_every_text() -> None:
+    lengths = [30, 5, 100, 6, 31, 5, 128, 36, 44]
+    groups = length_groups(lengths)
+    assert groups == [[1, 5, 3], [0, 4, 7], [8], [2, 6]]  # 30 * 1.25 + 4 < 44
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
+    assert [len(g) for g in length_groups([12] * 150)] == [64, 64, 22]
+    assert length_groups([]) == []
 
 
 def test_encoder_runs_in_onnx_runtime(encoder: SentenceEncoder) -> None:
