@@ -5,6 +5,7 @@
     ├── ModelNotReadyError      no active model is loaded yet
     └── SlackCallError          a Slack Web API call failed (raised by ``bot.slack_gateway``)
         ├── TransientSlackError still rate limited, a 5xx or a connection error: retry later
+        │   └── RateLimitedError    a 429 not waited out in place; ``retry_after`` says when
         └── PermanentSlackError Slack said no (not_in_channel, invalid_auth, ...): retrying
                                 will not help until someone fixes the setup; ``hint`` says how
 
@@ -38,6 +39,14 @@ class SlackCallError(BotError):
 
 class TransientSlackError(SlackCallError):
     """Worth retrying later: rate limited after the client's own retries, 5xx, network."""
+
+
+class RateLimitedError(TransientSlackError):
+    """Slack answered 429 and the call did not wait: try again after ``retry_after`` seconds."""
+
+    def __init__(self, method: str, retry_after: float) -> None:
+        super().__init__(method, "ratelimited")
+        self.retry_after = retry_after
 
 
 class PermanentSlackError(SlackCallError):

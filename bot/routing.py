@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.active_model import ActiveModel
-from bot.errors import PermanentSlackError, TransientSlackError
+from bot.errors import PermanentSlackError, RateLimitedError, TransientSlackError
 from bot.group_commit import GroupCommit
 from bot.policy import RoutingPolicy
 from bot.prediction_batch import PredictionBatch
 from bot.redaction import redact_pii
-from bot.slack_gateway import SlackGateway
+from bot.slack_gateway import SlackGateway, waits_in_place_up_to
 from bot.views import (
     CardContent,
     correction_reply,
@@ -82,7 +83,16 @@ class TicketRouter:
         self._fresh[ticket.id] = ticket
 
     async def process(self, ticket_id: int) -> None:
-        """Classify the ticket if needed and reconcile its Slack state; see the module doc."""
+        """Classify the ticket if needed and reconcile its Slack state; see the module doc.
+
+        A 429 is waited out in place only when Slack says to retry at once; otherwise the
+        ticket goes back to the queue until ``Retry-After`` has passed, and its worker takes
+        other tickets meanwhile. Being rate limited does not count as a failed attempt.
+        """
+        with waits_in_place_up_to(0.0):
+            await self._process_fresh(ticket_id)
+
+    async def _process_fresh(self, ticket_id: int) -> None:
         fresh = self._fresh.pop(ticket_id, None)
         permalink: asyncio.Task[str] | None = None
         if fresh is not None and not self._policy.shadow_mode:
@@ -134,6 +144,12 @@ class TicketRouter:
             finished = await self._reconcile(
                 ticket, prediction, human, bool(history), records, seen, permalink
             )
+        except RateLimitedError as exc:
+            delay = exc.retry_after + random.uniform(0, 0.25)  # not all at the same instant
+            log.info(
+                "Ticket %s: Slack %s rate limited; again in %.1fs", ticket.id, exc.method, delay
+            )
+            raise RetryLater(delay) from None
         except TransientSlackError as exc:
             await self._transient_failure(ticket, exc)
             return

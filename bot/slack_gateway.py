@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,14 +30,44 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import PermanentSlackError, TransientSlackError
+from bot.errors import PermanentSlackError, RateLimitedError, TransientSlackError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Longest Retry-After the client waits out itself; longer waits go back to the ticket queue.
+#: Longest Retry-After the client waits out itself; a longer one fails the call.
 MAX_RETRY_AFTER_SECONDS = 30
+
+#: The longest Retry-After waited out inside a call made from this context. Start-up and admin
+#: calls wait (up to ``MAX_RETRY_AFTER_SECONDS``); the ticket router waits out only an
+#: immediate retry and otherwise hands the ticket back to the queue (``RateLimitedError``), so
+#: a rate-limited ticket does not hold a worker that other tickets could use meanwhile.
+_wait_in_place: ContextVar[float] = ContextVar(
+    "slack_wait_in_place", default=MAX_RETRY_AFTER_SECONDS
+)
+
+
+@contextmanager
+def waits_in_place_up_to(seconds: float) -> Iterator[None]:
+    """Within this block (and tasks it starts), 429s with a longer Retry-After fail at once."""
+    token = _wait_in_place.set(seconds)
+    try:
+        yield
+    finally:
+        _wait_in_place.reset(token)
+
+
+def retry_after(headers: Any) -> float:
+    """Seconds from a response's Retry-After header (1 when missing or unreadable)."""
+    for key, values in (headers or {}).items():
+        if key.lower() == "retry-after" and values:
+            value = values if isinstance(values, str) else values[0]
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                break
+    return 1.0
 
 
 class RateLimitRetryHandler(AsyncRetryHandler):
@@ -43,22 +75,13 @@ class RateLimitRetryHandler(AsyncRetryHandler):
 
     slack_sdk's own handler adds up to a whole second of jitter to every wait, which at a few
     hundred calls a second turns one 429 into a second of latency; this keeps the jitter small
-    and refuses waits longer than ``max_wait`` (the queue retries those later).
+    and refuses waits longer than ``max_wait`` or than the calling context allows
+    (``waits_in_place_up_to``): those calls fail with the 429 and are retried later.
     """
 
     def __init__(self, max_retry_count: int = 3, max_wait: float = MAX_RETRY_AFTER_SECONDS):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
-
-    @staticmethod
-    def _retry_after(response: HttpResponse) -> float:
-        for key, values in response.headers.items():
-            if key.lower() == "retry-after" and values:
-                try:
-                    return max(0.0, float(values[0]))
-                except ValueError:
-                    break
-        return 1.0
 
     async def _can_retry_async(
         self,
@@ -71,7 +94,7 @@ class RateLimitRetryHandler(AsyncRetryHandler):
         return (
             response is not None
             and response.status_code == 429
-            and self._retry_after(response) <= self.max_wait
+            and retry_after(response.headers) <= min(self.max_wait, _wait_in_place.get())
         )
 
     async def prepare_for_next_attempt_async(
@@ -84,7 +107,7 @@ class RateLimitRetryHandler(AsyncRetryHandler):
     ) -> None:
         assert response is not None
         state.next_attempt_requested = True
-        await asyncio.sleep(self._retry_after(response) + random.uniform(0, 0.05))
+        await asyncio.sleep(retry_after(response.headers) + random.uniform(0, 0.05))
         state.increment_current_attempt()
 
 
@@ -173,6 +196,9 @@ class SlackGateway:
             status = response.status_code if response is not None else 0
             if error in _ALREADY_DONE.get(method, frozenset()):
                 return None
+            if status == 429:
+                headers = getattr(response, "headers", None)
+                raise RateLimitedError(method, retry_after(headers)) from None
             if status == 429 or status >= 500 or error in {"ratelimited", "internal_error"}:
                 raise TransientSlackError(method, error) from None
             hint = HINTS.get(error, "").format(channel=channel or "?")

@@ -51,7 +51,36 @@ async def test_a_storm_longer_than_the_client_retries_comes_back_later(bot: BotH
     assert len(bot.fake.posts(SUPPORT, threads=True)) == 1
     assert await _statuses(bot) == {"routed": 1}
     async with bot.svc.db.transaction() as conn:
-        assert (await tickets_repo.get_ticket(conn, 1)).attempts == 1
+        assert (await tickets_repo.get_ticket(conn, 1)).attempts == 0  # not a failure
+
+
+async def test_a_rate_limited_ticket_waits_in_the_queue_not_in_a_worker(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    """With one worker, a ticket told to wait a second does not hold up the next one."""
+    bot = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy)
+    await bot.start(workers=1)
+    try:
+        fake_slack.fail("chat.postMessage", retry_after=1, times=1)  # the first card
+        first = await bot.send.event(message_event(SUPPORT, bot.send.new_ts(), "refund please"))
+        second = await bot.send.event(message_event(SUPPORT, bot.send.new_ts(), "app crashes"))
+        assert first[0] == second[0] == 200
+        await bot.drain()
+        cards = [c for c in fake_slack.calls if c.method == "chat.postMessage"]
+        limited = next(c for c in cards if c.answered == 429)
+        billing = [c for c in cards if c.params.get("channel") == BILLING and c.answered == 200]
+        technical = [
+            c for c in cards if c.params.get("channel") == "C0TECHNICAL" and c.answered == 200
+        ]
+        assert len(billing) == 1
+        assert len(technical) == 1
+        assert technical[0].at < limited.at + 1.0  # the second ticket did not wait
+        assert billing[0].at - limited.at >= 1.0  # Retry-After honoured
+        assert await _statuses(bot) == {"routed": 2}
+        async with bot.svc.db.transaction() as conn:
+            assert (await tickets_repo.get_ticket(conn, 1)).attempts == 0
+    finally:
+        await bot.stop()
 
 
 async def test_a_channel_the_bot_is_not_in_is_logged_once_with_the_fix(
