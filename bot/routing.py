@@ -5,6 +5,12 @@ correction, after an edit and on restart. It works out what Slack should show (f
 prediction and the standing human label) and compares it with what ``routings`` says was done;
 only the difference is sent. Every Slack side effect is recorded right after it succeeds, so a
 run cut short repeats nothing that finished and skips nothing that did not.
+
+One gap is left by recording after the fact: a post that reached Slack but whose answer was
+lost (a crash, a 5xx, a dropped connection) has no record. So every post carries message
+metadata naming the ticket, and a ticket whose last run ended that way ("uncertain": resumed
+after a restart, or after such an error) first looks for the post in Slack and records it
+instead of posting again. Certain runs, the normal case, make no extra call.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from bot.group_commit import GroupCommit
 from bot.policy import RoutingPolicy
 from bot.prediction_batch import PredictionBatch
 from bot.redaction import redact_pii
-from bot.slack_gateway import SlackGateway, waits_in_place_up_to
+from bot.slack_gateway import TICKET_MESSAGE_EVENT, SlackGateway, ticket_calls
 from bot.views import (
     CardContent,
     correction_reply,
@@ -73,6 +79,11 @@ class TicketRouter:
         self._policy = policy
         self._predictions = PredictionBatch()
         self._fresh: dict[int, Ticket] = {}
+        self._uncertain: set[int] = set()
+
+    def mark_uncertain(self, ticket_ids: list[int]) -> None:
+        """Tickets whose last run may have posted without recording it (see the module doc)."""
+        self._uncertain.update(ticket_ids)
 
     def expect(self, ticket: Ticket) -> None:
         """Remember a ticket just stored, so its first run need not read it back.
@@ -89,8 +100,14 @@ class TicketRouter:
         ticket goes back to the queue until ``Retry-After`` has passed, and its worker takes
         other tickets meanwhile. Being rate limited does not count as a failed attempt.
         """
-        with waits_in_place_up_to(0.0):
-            await self._process_fresh(ticket_id)
+        with ticket_calls():
+            try:
+                await self._process_fresh(ticket_id)
+            except RetryLater:
+                raise
+            except Exception:
+                self._uncertain.add(ticket_id)  # it may have stopped between a post and its record
+                raise
 
     async def _process_fresh(self, ticket_id: int) -> None:
         fresh = self._fresh.pop(ticket_id, None)
@@ -126,6 +143,9 @@ class TicketRouter:
                 )
 
             ticket, prediction, history, records = await self._db.run(read)
+            if prediction is None:  # never classified, so nothing was ever posted
+                self._uncertain.discard(ticket_id)
+        check = ticket_id in self._uncertain
         standing = [c for c in history if c.undone_at is None]
         human = standing[-1] if standing else None  # the latest standing human label wins
         seen: datetime | None = ticket.updated_at
@@ -142,7 +162,7 @@ class TicketRouter:
             return
         try:
             finished = await self._reconcile(
-                ticket, prediction, human, bool(history), records, seen, permalink
+                ticket, prediction, human, bool(history), records, seen, permalink, check
             )
         except RateLimitedError as exc:
             delay = exc.retry_after + random.uniform(0, 0.25)  # not all at the same instant
@@ -151,15 +171,18 @@ class TicketRouter:
             )
             raise RetryLater(delay) from None
         except TransientSlackError as exc:
+            self._uncertain.add(ticket.id)  # a post may have reached Slack unanswered
             await self._transient_failure(ticket, exc)
             return
         except PermanentSlackError as exc:
+            self._uncertain.discard(ticket.id)
             # The fix was logged once by the gateway; this line only counts the ticket.
             log.warning("Ticket %s not routed: Slack %s said %s", ticket.id, exc.method, exc.error)
             await self._finish(ticket, tickets_repo.FAILED, None)
             return
         if not finished:
             await self._finish(ticket, tickets_repo.ROUTED, seen)
+        self._uncertain.discard(ticket.id)
 
     async def _finish(self, ticket: Ticket, status: str, seen: datetime | None) -> None:
         async def mark(conn: AsyncConnection) -> None:
@@ -265,8 +288,12 @@ class TicketRouter:
         records: list[Routing],
         seen: datetime | None,
         permalink: asyncio.Task[str] | None = None,
+        check: bool = False,
     ) -> bool:
-        """Bring Slack in line; True when the ticket was also marked routed on the way."""
+        """Bring Slack in line; True when the ticket was also marked routed on the way.
+
+        ``check``: look for each post in Slack before making it (see the module doc).
+        """
         label = human.to_label if human else prediction.label
         dept = self._taxonomy.get(label)
         if dept is None:  # a department removed from the taxonomy since
@@ -287,10 +314,41 @@ class TicketRouter:
             decided_by=human.user if human else None,
             ask_for_department=human is None and self._policy.needs_person(confidence),
         )
-        await self._reconcile_card(ticket, card, destination, key, records, permalink)
+        await self._reconcile_card(ticket, card, destination, key, records, permalink, check)
         await self._reconcile_tag(ticket, dept, records)
         return await self._reconcile_thread(
-            ticket, dept, prediction, human, ever_corrected, destination, key, records, seen
+            ticket, dept, prediction, human, ever_corrected, destination, key, records, seen, check
+        )
+
+    async def _post(
+        self,
+        ticket: Ticket,
+        kind: str,
+        key: str,
+        nth: int,
+        channel: str,
+        text: str,
+        *,
+        check: bool,
+        blocks: list[dict[str, object]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Post the ticket's ``nth`` message of ``kind``, unless ``check`` finds it posted."""
+        payload = {"ticket_id": ticket.id, "kind": kind, "label": key, "n": nth}
+        if check:
+            found = await self._slack.find_ticket_message(
+                channel, payload, after_ts=ticket.ts, thread_ts=thread_ts
+            )
+            if found is not None:
+                log.info(
+                    "Ticket %s: its %s was already posted; recorded, not posted again",
+                    ticket.id,
+                    kind,
+                )
+                return found
+        metadata = {"event_type": TICKET_MESSAGE_EVENT, "event_payload": payload}
+        return await self._slack.post_message(
+            channel, text, blocks=blocks, thread_ts=thread_ts, metadata=metadata
         )
 
     async def _record(
@@ -326,6 +384,7 @@ class TicketRouter:
         key: str,
         records: list[Routing],
         early_permalink: asyncio.Task[str] | None,
+        check: bool,
     ) -> None:
         async def permalink() -> str:
             if early_permalink is not None:
@@ -341,7 +400,17 @@ class TicketRouter:
             card = CardContent(**{**card.__dict__, "permalink": await permalink()})
             text, blocks = ticket_card(card, self._taxonomy)
             if keep is None:
-                ts = await self._slack.post_message(destination, text, blocks=blocks)
+                nth = sum(r.kind == routings_repo.CARD for r in records)
+                ts = await self._post(
+                    ticket,
+                    routings_repo.CARD,
+                    key,
+                    nth,
+                    destination,
+                    text,
+                    check=check,
+                    blocks=blocks,
+                )
                 await self._record(ticket, routings_repo.CARD, key, destination, ts)
             else:
                 assert keep.ts is not None
@@ -385,6 +454,7 @@ class TicketRouter:
         key: str,
         records: list[Routing],
         seen: datetime | None,
+        check: bool,
     ) -> bool:
         said = [r for r in records if r.kind in (routings_repo.REPLY, routings_repo.CONFIRM)]
         if said and said[-1].label == key:
@@ -399,7 +469,9 @@ class TicketRouter:
         else:
             text = reclassified_reply(dept, prediction.confidence, destination)
         kind = routings_repo.CONFIRM if said else routings_repo.REPLY
-        ts = await self._slack.post_message(ticket.channel, text, thread_ts=ticket.ts)
+        ts = await self._post(
+            ticket, kind, key, len(said), ticket.channel, text, check=check, thread_ts=ticket.ts
+        )
         await self._record(
             ticket, kind, key, ticket.channel, ts, finish=(tickets_repo.ROUTED, seen)
         )

@@ -93,6 +93,8 @@ class Services:
         """Queue every ticket stored but not yet routed; returns how many."""
         async with self.db.transaction() as conn:
             ids = await tickets_repo.unfinished_tickets(conn)
+        # The last process may have stopped between a post and its record: look before posting.
+        self.router.mark_uncertain(ids)
         for ticket_id in ids:
             self.queue.submit(ticket_id)
         return len(ids)

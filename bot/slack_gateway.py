@@ -10,6 +10,7 @@ repeat them safely.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
@@ -48,14 +49,63 @@ _wait_in_place: ContextVar[float] = ContextVar(
 )
 
 
+#: Whether a chat.postMessage that failed with a 5xx or a lost connection (it may have been
+#: posted all the same) is sent again by the client. The ticket router turns this off: it
+#: looks for the message first (``find_ticket_message``) and posts only if it is not there.
+_resend_posts: ContextVar[bool] = ContextVar("slack_resend_posts", default=True)
+
+
 @contextmanager
-def waits_in_place_up_to(seconds: float) -> Iterator[None]:
-    """Within this block (and tasks it starts), 429s with a longer Retry-After fail at once."""
-    token = _wait_in_place.set(seconds)
+def ticket_calls(wait_in_place: float = 0.0) -> Iterator[None]:
+    """Calls made in this block (and tasks it starts) are a ticket's: 429s with a longer
+    Retry-After than ``wait_in_place`` fail at once, and posts are never sent twice blindly."""
+    waits = _wait_in_place.set(wait_in_place)
+    resends = _resend_posts.set(False)
     try:
         yield
     finally:
-        _wait_in_place.reset(token)
+        _resend_posts.reset(resends)
+        _wait_in_place.reset(waits)
+
+
+def _blind_repost(request: HttpRequest) -> bool:
+    return request.url.endswith("/chat.postMessage") and not _resend_posts.get()
+
+
+class ServerErrorRetryHandler(AsyncServerErrorRetryHandler):
+    """slack_sdk's 5xx retries, except a ticket's posts (see ``ticket_calls``)."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _blind_repost(request):
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+class ConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's connection-error retries, except a ticket's posts (see ``ticket_calls``)."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _blind_repost(request):
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
 
 
 def retry_after(headers: Any) -> float:
@@ -129,8 +179,8 @@ def create_slack_client(
         timeout=10,
         retry_handlers=[
             RateLimitRetryHandler(max_retry_count=retries),
-            AsyncServerErrorRetryHandler(max_retry_count=retries),
-            AsyncConnectionErrorRetryHandler(max_retry_count=retries),
+            ServerErrorRetryHandler(max_retry_count=retries),
+            ConnectionErrorRetryHandler(max_retry_count=retries),
         ],
     )
 
@@ -153,6 +203,12 @@ HINTS: dict[str, str] = {
     ),
     "restricted_action": "The workspace does not let the bot post in {channel}.",
 }
+
+#: ``metadata.event_type`` of every message the bot posts about a ticket; the payload names
+#: the ticket, the kind of message and its label, so the message can be found again.
+TICKET_MESSAGE_EVENT = "triage_ticket_message"
+#: Pages of channel history (200 messages each) searched for a message that may have been posted.
+FIND_PAGES = 5
 
 #: Slack's answers that mean the thing is already as wanted.
 _ALREADY_DONE: dict[str, frozenset[str]] = {
@@ -235,8 +291,12 @@ class SlackGateway:
         *,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
-        """Post a message (a card or a thread reply); returns its ts."""
+        """Post a message (a card or a thread reply); returns its ts.
+
+        ``metadata`` is Slack message metadata (``event_type`` and ``event_payload``).
+        """
         response = await self._call(
             "chat.postMessage",
             lambda: self.client.chat_postMessage(
@@ -246,11 +306,47 @@ class SlackGateway:
                 thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=metadata,
             ),
             channel=channel,
         )
         assert response is not None
         return str(response["ts"])
+
+    async def find_ticket_message(
+        self, channel: str, payload: dict[str, Any], *, after_ts: str, thread_ts: str | None
+    ) -> str | None:
+        """The ts of a message the bot posted with ``payload`` as its metadata, or None.
+
+        Searches the thread ``thread_ts`` (conversations.replies), or else the channel's
+        messages newer than ``after_ts`` (conversations.history, at most ``FIND_PAGES`` pages).
+        """
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        fetch = (
+            self.client.conversations_replies if thread_ts else self.client.conversations_history
+        )
+        where: dict[str, Any] = {"ts": thread_ts} if thread_ts else {"oldest": after_ts}
+        cursor: str | None = None
+        for _page in range(FIND_PAGES):
+            call = functools.partial(
+                fetch, channel=channel, include_all_metadata=True, limit=200, cursor=cursor, **where
+            )
+            response = await self._call(method, call, channel=channel)
+            assert response is not None
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if (
+                    metadata.get("event_type") == TICKET_MESSAGE_EVENT
+                    and metadata.get("event_payload") == payload
+                ):
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not response.get("has_more") or not cursor:
+                return None
+        log.warning(
+            "Gave up looking for an earlier message in %s after %d pages", channel, FIND_PAGES
+        )
+        return None
 
     async def update_message(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None

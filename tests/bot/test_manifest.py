@@ -22,6 +22,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "reactions_add": {"reactions:write"},
     "reactions_remove": {"reactions:write"},
     "conversations_info": {"channels:read", "groups:read"},
+    "conversations_history": {"channels:history", "groups:history"},
+    "conversations_replies": {"channels:history", "groups:history"},
     "users_info": {"users:read"},
     "usergroups_users_list": {"usergroups:read"},
     "views_publish": set(),
@@ -65,14 +67,13 @@ def _listened(kind: str) -> set[str]:
 
 
 def _called_methods() -> set[str]:
-    """Slack Web API methods called through a client anywhere in bot/."""
+    """Slack Web API methods used through a client anywhere in bot/ (called or passed on)."""
     called: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr.split("_")[0]
+                isinstance(node, ast.Attribute)
+                and node.attr.split("_")[0]
                 in {
                     "auth",
                     "chat",
@@ -83,9 +84,9 @@ def _called_methods() -> set[str]:
                     "views",
                     "files",
                 }
-                and "_" in node.func.attr
+                and "_" in node.attr
             ):
-                called.add(node.func.attr)
+                called.add(node.attr)
     return called
 
 

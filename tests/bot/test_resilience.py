@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from classifier.taxonomy import Taxonomy
+from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from tests.bot.conftest import SUPPORT, TRIAGE, BotHarness
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
@@ -164,3 +167,55 @@ async def test_start_up_names_each_channel_the_bot_is_not_in(
             assert await tickets_repo.count_by_status(conn) == {"failed": 1}
     finally:
         await harness.stop()
+
+
+def _is_card(params: dict[str, object]) -> bool:
+    return params.get("channel") == BILLING
+
+
+async def test_a_post_whose_answer_was_lost_is_found_not_posted_again(bot: BotHarness) -> None:
+    """Slack posted the card but the answer was a 500: the retry finds it instead of reposting."""
+    fake = bot.fake
+    fake.fail("chat.postMessage", status=500, error="internal_error", done=True, when=_is_card)
+    await bot.ticket("refund my invoice please")
+    await bot.drain()
+    assert len(fake.live_messages(BILLING)) == 1  # the card that was posted, once
+    assert len(fake.called("conversations.history", channel=BILLING)) == 1
+    async with bot.svc.db.transaction() as conn:
+        [card] = [r for r in await routings_repo.routings_for(conn, 1) if r.kind == "card"]
+        assert card.ts == fake.live_messages(BILLING)[0]["ts"]
+        assert await tickets_repo.count_by_status(conn) == {"routed": 1}
+    assert len(fake.posts(SUPPORT, threads=True)) == 1
+
+
+async def test_a_stop_between_a_post_and_its_record_does_not_post_twice(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process stops after Slack took the card, before it was recorded: after the restart
+    the card is found in the channel by its metadata and recorded, not posted again."""
+    fake = bot.fake
+    real = routings_repo.record_routing
+    stopped = asyncio.Event()
+
+    async def stop_before_recording_the_card(conn: Any, ticket_id: int, **kw: Any) -> int:
+        if kw["kind"] == "card" and not stopped.is_set():
+            stopped.set()
+            raise asyncio.CancelledError  # as if the process were killed here
+        return await real(conn, ticket_id, **kw)
+
+    monkeypatch.setattr(routings_repo, "record_routing", stop_before_recording_the_card)
+    ts = bot.send.new_ts()
+    await bot.send.event(message_event(SUPPORT, ts, "refund my invoice"))
+    await asyncio.wait_for(stopped.wait(), 10)
+    await bot.stop()
+    assert len(fake.live_messages(BILLING)) == 1
+    assert not fake.called("conversations.history")  # a normal run does not look
+
+    await bot.start()
+    await bot.drain()
+    assert len(fake.live_messages(BILLING)) == 1  # found, not posted again
+    assert len(fake.called("conversations.history", channel=BILLING)) == 1
+    assert len(fake.posts(SUPPORT, threads=True)) == 1
+    assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
+    async with bot.svc.db.transaction() as conn:
+        assert await tickets_repo.count_by_status(conn) == {"routed": 1}

@@ -54,6 +54,7 @@ class _Failure:
     retry_after: int | None
     times: int | None  # None: every matching call
     when: Callable[[Params], bool] | None
+    done: bool = False  # the call takes effect; only its answer is the error
 
 
 @dataclass
@@ -113,17 +114,19 @@ class FakeSlack:
         retry_after: int | None = None,
         times: int | None = 1,
         when: Callable[[Params], bool] | None = None,
+        done: bool = False,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` (all when None) with an error.
 
         ``error="ratelimited"`` answers HTTP 429 with Retry-After (default 0); an ``error`` with
-        ``status=500`` answers a server error; otherwise HTTP 200 with ``ok: false``.
+        ``status=500`` answers a server error; otherwise HTTP 200 with ``ok: false``. With
+        ``done`` the call takes effect first (a post is posted): an answer lost on its way back.
         """
         if status is None:
             status = 429 if error == "ratelimited" else 200
         if status == 429 and retry_after is None:
             retry_after = 0
-        self._failures.append(_Failure(method, status, error, retry_after, times, when))
+        self._failures.append(_Failure(method, status, error, retry_after, times, when, done))
 
     def fail_randomly(
         self, fraction: float, *, status: int = 429, retry_after: int = 0, seed: int = 0
@@ -231,13 +234,15 @@ class FakeSlack:
         if token != self.token:
             return self._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
         failure = self._scripted(method, params)
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
         if failure is not None:
+            if failure.done and handler is not None:
+                handler(params)
             headers = {}
             if failure.retry_after is not None:
                 headers["Retry-After"] = str(failure.retry_after)
             body = {"ok": False, "error": failure.error}
             return self._answer(method, params, now, body, failure.status, headers, failed=True)
-        handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return self._answer(method, params, now, {"ok": False, "error": "unknown_method"})
         body = handler(params)
@@ -296,6 +301,8 @@ class FakeSlack:
         }
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
+        if isinstance(params.get("metadata"), dict):
+            message["metadata"] = params["metadata"]
         self._messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
@@ -367,6 +374,47 @@ class FakeSlack:
                 "is_archived": False,
                 "is_member": channel not in self.outside,
             },
+        }
+
+    def _conversations_history(self, params: Params) -> dict[str, Any]:
+        """Top-level messages newer than ``oldest``, newest first, paged by ``cursor``."""
+        channel = str(params.get("channel", ""))
+        oldest = float(params.get("oldest") or 0)
+        found = [
+            m
+            for (c, ts), m in self._messages.items()
+            if c == channel and float(ts) > oldest and m.get("thread_ts", ts) == ts
+        ]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return self._page(found, params)
+
+    def _conversations_replies(self, params: Params) -> dict[str, Any]:
+        """A thread: its parent, then the replies oldest first, paged by ``cursor``."""
+        channel, parent = str(params.get("channel", "")), str(params.get("ts", ""))
+        if not channel or not parent:
+            return {"ok": False, "error": "thread_not_found"}
+        head = self._messages.get((channel, parent), {"type": "message", "ts": parent})
+        replies = [
+            m
+            for (c, _), m in self._messages.items()
+            if c == channel and m.get("thread_ts") == parent and m is not head
+        ]
+        replies.sort(key=lambda m: float(m["ts"]))
+        return self._page([head, *replies], params)
+
+    @staticmethod
+    def _page(messages: list[Params], params: Params) -> dict[str, Any]:
+        start = int(str(params.get("cursor") or "0").removeprefix("offset:") or 0)
+        limit = max(1, min(int(params.get("limit") or 100), 999))
+        page = messages[start : start + limit]
+        if str(params.get("include_all_metadata", "")).lower() not in {"1", "true"}:
+            page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+        more = start + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": f"offset:{start + limit}" if more else ""},
         }
 
     def _chat_postEphemeral(self, params: Params) -> dict[str, Any]:
