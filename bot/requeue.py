@@ -5,7 +5,9 @@ replica looks for them every few seconds and claims them with one compare-and-se
 (``tickets.claim_requeued``): each ticket goes to exactly one replica, which submits it to its
 queue; the others get nothing. A claimed ticket is unfinished again (``classified``), so if the
 replica dies before routing it, the next start resumes it like any other. The router then
-does only what the ticket's ``routings`` say was not done yet.
+does only what the ticket's ``routings`` say was not done yet, and, since the run that failed
+may have been cut short between a post and its record (another process, long ago), it looks
+for each post in Slack before making it, as it does for tickets resumed after a restart.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 
+from bot.routing import TicketRouter
 from bot.work_queue import TicketQueue
 from data.db import tickets as tickets_repo
 from data.db.database import Database
@@ -27,9 +30,16 @@ POLL_SECONDS = 2.0
 class RequeueWatcher:
     """Claims requeued tickets for this process and queues them (see the module docstring)."""
 
-    def __init__(self, db: Database, queue: TicketQueue, interval: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: TicketQueue,
+        router: TicketRouter,
+        interval: float = POLL_SECONDS,
+    ) -> None:
         self._db = db
         self._queue = queue
+        self._router = router
         self._interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -38,6 +48,7 @@ class RequeueWatcher:
         """Claim the requeued tickets no other process took and queue them; returns their ids."""
         async with self._db.transaction() as conn:
             claimed = await tickets_repo.claim_requeued(conn)
+        self._router.mark_uncertain(claimed)
         for ticket_id in claimed:
             self._queue.submit(ticket_id)
         if claimed:

@@ -172,5 +172,5 @@ def build_services(
         intake=Intake(db, commits, queue, router, policy),
         commits=commits,
         corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
-        requeue=RequeueWatcher(db, queue, requeue_interval),
+        requeue=RequeueWatcher(db, queue, router, requeue_interval),
     )

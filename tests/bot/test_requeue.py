@@ -1,5 +1,6 @@
 """A ticket Slack refused is retried by an admin and routed exactly once: by a running bot, by
-a bot started later, and with two replicas on one database."""
+a bot started later, with two replicas on one database, and when a post of the failed run
+reached Slack without being recorded."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from admin.cli import app
 from admin.tickets import retry_tickets
 from classifier.taxonomy import Taxonomy
 from data.db import tickets as tickets_repo
+from data.db.database import Database
 from tests.bot.conftest import SUPPORT, BotHarness
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
+from tests.fakes.slack_events import message_event
 
 BILLING = "C0BILLING"
 REFUND = "refund my invoice please"
@@ -29,6 +32,10 @@ def refuse_billing(fake: FakeSlack) -> None:
         times=None,
         when=lambda params: params.get("channel") == BILLING,
     )
+
+
+def _is_card(params: dict[str, object]) -> bool:
+    return params.get("channel") == BILLING
 
 
 async def triage(*args: str) -> Result:
@@ -149,3 +156,35 @@ async def test_with_two_replicas_each_requeued_ticket_is_routed_by_one(
     finally:
         for replica in replicas:
             await replica.stop()
+
+
+async def test_a_retried_ticket_whose_card_reached_slack_unrecorded_is_not_posted_twice(
+    bot: BotHarness,
+) -> None:
+    """The card reached Slack but its answer was lost, and the process that gave up on the
+    ticket is gone: the retry finds the card by its metadata instead of posting it again."""
+    fake = bot.fake
+    fake.fail("chat.postMessage", status=500, error="internal_error", done=True, when=_is_card)
+    ts = bot.send.new_ts()
+    await bot.send.event(message_event(SUPPORT, ts, REFUND))
+    await fake.wait_for(lambda: any(c.answered == 500 for c in fake.calls))
+    await fake.wait_for(lambda: bot.svc.queue.pending == 1 and not bot.svc.queue._running)
+    await bot.stop()  # the card is in Slack, unrecorded; the retry was only in memory
+    db = Database(bot.settings.database_url)
+    async with db.transaction() as conn:
+        # What that process would have written after its last attempt.
+        await tickets_repo.set_status(conn, 1, tickets_repo.FAILED)
+    await db.close()
+    assert len(fake.live_messages(BILLING)) == 1
+
+    await bot.start()
+    await bot.drain()
+    assert await statuses(bot) == {"failed": 1}  # a failed ticket is not resumed by itself
+    result = await triage("tickets", "retry", "1")
+    assert result.exit_code == 0, result.output
+    await fake.wait_for(lambda: len(fake.posts(SUPPORT, threads=True)) == 1, within=10)
+    await bot.drain()
+    assert len(fake.live_messages(BILLING)) == 1  # found, not posted again
+    assert len(fake.called("conversations.history", channel=BILLING)) == 1
+    assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
+    assert await statuses(bot) == {"routed": 1}
