@@ -23,7 +23,7 @@ from data.db.database import Database
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two looks for requeued tickets (one indexed UPDATE that usually finds none).
+#: Seconds between two looks for requeued tickets (one indexed count that is usually 0).
 POLL_SECONDS = 2.0
 
 
@@ -46,6 +46,11 @@ class RequeueWatcher:
 
     async def claim(self) -> list[int]:
         """Claim the requeued tickets no other process took and queue them; returns their ids."""
+        # A read first: the usual answer is none, and a read takes no SQLite write lock away
+        # from the ticket writes. Its own transaction, so the claim below starts as a write.
+        async with self._db.transaction() as conn:
+            if not await tickets_repo.count_in_status(conn, tickets_repo.REQUEUED):
+                return []
         async with self._db.transaction() as conn:
             claimed = await tickets_repo.claim_requeued(conn)
         self._router.mark_uncertain(claimed)
