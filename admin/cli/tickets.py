@@ -115,9 +115,10 @@ def _print_outcome(outcome: RetryOutcome, every_failed: bool) -> None:
     count = len(outcome.requeued)
     if count:
         listed = ", ".join(f"#{ticket_id}" for ticket_id in outcome.requeued)
+        noun, them = ("ticket", "it") if count == 1 else ("tickets", "them")
         stdout.print(
-            f"Requeued {count} ticket{'s' if count != 1 else ''}: {listed}. A running bot "
-            "routes them within seconds; a stopped one at its next start.",
+            f"Requeued {count} {noun}: {listed}. A running bot routes {them} within "
+            "seconds; a stopped one at its next start.",
             highlight=False,
             soft_wrap=True,
         )

@@ -152,7 +152,10 @@ def test_bad_input_is_one_line_and_exit_code_2(
 def test_retry_by_id_requeues_that_failed_ticket_only(seeded: Seeded) -> None:
     result = runner.invoke(app, ["tickets", "retry", str(seeded.failed)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"Requeued 1 ticket: #{seeded.failed}. A running bot")
+    assert result.stdout == (
+        f"Requeued 1 ticket: #{seeded.failed}. A running bot routes it within seconds; a "
+        "stopped one at its next start.\n"
+    )
     assert result.stderr == ""
     after = statuses(seeded)
     assert after[seeded.failed] == ("requeued", 0)  # attempts start again
@@ -166,8 +169,9 @@ def test_retry_by_id_requeues_that_failed_ticket_only(seeded: Seeded) -> None:
 def test_retry_failed_requeues_every_failed_ticket(seeded: Seeded) -> None:
     result = runner.invoke(app, ["tickets", "retry", "--failed"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(
-        f"Requeued 2 tickets: #{seeded.failed}, #{seeded.failed_unclassified}."
+    assert result.stdout == (
+        f"Requeued 2 tickets: #{seeded.failed}, #{seeded.failed_unclassified}. A running bot "
+        "routes them within seconds; a stopped one at its next start.\n"
     )
     after = statuses(seeded)
     assert after[seeded.failed] == after[seeded.failed_unclassified] == ("requeued", 0)
