@@ -1,4 +1,5 @@
-"""What the App Home shows: the active model, recent jobs and last week's activity."""
+"""What the App Home shows: the active model, recent jobs, last week's activity and how many
+tickets failed to route."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 from admin.context import AdminContext
 from data.db import jobs, stats
 from data.db import models as registry
+from data.db import tickets as tickets_repo
 from data.db.database import utcnow
 from data.db.jobs import Job
 from data.db.models import StoredModel
@@ -22,6 +24,8 @@ class HomeSummary:
     days: int
     tickets: int
     corrections: int
+    #: Tickets that could not be routed (Slack refused them or kept failing), now.
+    failed: int = 0
 
     @property
     def macro_f1(self) -> float | None:
@@ -44,4 +48,5 @@ async def home_summary(ctx: AdminContext, *, days: int = 7, job_limit: int = 5) 
         n_tickets, n_corrections = await stats.activity_counts(
             conn, utcnow() - timedelta(days=days)
         )
-    return HomeSummary(active, tuple(recent), days, n_tickets, n_corrections)
+        failed = await tickets_repo.count_in_status(conn, tickets_repo.FAILED)
+    return HomeSummary(active, tuple(recent), days, n_tickets, n_corrections, failed)

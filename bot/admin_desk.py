@@ -37,6 +37,7 @@ from admin.retrain import (
     run_retrain,
     start_retrain,
 )
+from admin.tickets import retry_tickets
 from bot.admin_payloads import EvalReportCommand, RetrainCommand
 from bot.admin_views import (
     home_view,
@@ -44,6 +45,7 @@ from bot.admin_views import (
     retrain_board_title,
     retrain_finished,
     retrain_started,
+    tickets_retried,
 )
 from bot.errors import SlackCallError
 from bot.services import Services
@@ -341,6 +343,16 @@ class AdminDesk:
         channel = self.services.settings.admin_channel or user
         text = await self.evalreport(EvalReportCommand(user=user, channel=channel))
         await self._dm(user, text)
+
+    async def home_retry_failed(self, user: str) -> None:
+        """The Home tab's Retry button: every failed ticket back to the bot, answered by DM."""
+        if not await self.is_admin(user):
+            await self._dm(user, await self._refuse(user, "ticket-retry", {"failed": True}))
+            return
+        outcome = await retry_tickets(self.ctx.db, None, user)
+        self.services.requeue.wake()  # this replica looks at once instead of in a few seconds
+        await self._dm(user, tickets_retried(outcome))
+        await self.publish_home(user)
 
     async def _dm(self, user: str, text: str) -> None:
         try:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 #: action_ids of the App Home buttons.
 HOME_RETRAIN_ACTION = "triage_admin_retrain"
 HOME_REPORT_ACTION = "triage_admin_report"
+HOME_RETRY_FAILED_ACTION = "triage_admin_retry_failed"
 
 RETRAIN_USAGE = (
     "Usage: `/retrain [local|openai|openai-finetune] [generate=N] [dry-run]`, "

@@ -6,7 +6,8 @@ from typing import Any
 
 from admin.home import HomeSummary
 from admin.report import ModelReport, render_report
-from bot.admin_payloads import HOME_REPORT_ACTION, HOME_RETRAIN_ACTION
+from admin.tickets import RetryOutcome
+from bot.admin_payloads import HOME_REPORT_ACTION, HOME_RETRAIN_ACTION, HOME_RETRY_FAILED_ACTION
 
 Blocks = list[dict[str, Any]]
 
@@ -52,6 +53,34 @@ def report_message(report: ModelReport) -> tuple[str, Blocks]:
     return f"Evaluation report: {headline}", _sections(text)
 
 
+def _failed_tickets(count: int) -> dict[str, Any]:
+    tickets = "1 ticket" if count == 1 else f"{count} tickets"
+    return {
+        "type": "section",
+        "text": {
+            "type": "mrkdwn",
+            "text": f":warning: *{tickets} failed to route.* Fix the cause first (the log "
+            "says which; often the bot is not in a department's channel: `/invite @bot` "
+            "there), then retry.",
+        },
+        "accessory": {
+            "type": "button",
+            "action_id": HOME_RETRY_FAILED_ACTION,
+            "text": {"type": "plain_text", "text": "Retry"},
+        },
+    }
+
+
+def tickets_retried(outcome: RetryOutcome) -> str:
+    """The answer to the Home tab's Retry button."""
+    count = len(outcome.requeued)
+    if not count:
+        return "No failed tickets to retry."
+    if count == 1:
+        return "Requeued 1 failed ticket; the bot is routing it again."
+    return f"Requeued {count} failed tickets; the bot is routing them again."
+
+
 def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
     """The App Home tab."""
     blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Ticket triage"}}]
@@ -95,6 +124,8 @@ def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
                 "text": {"type": "mrkdwn", "text": "*Recent jobs*\n" + "\n".join(lines)[:2900]},
             }
         )
+    if is_admin and summary.failed:
+        blocks.append(_failed_tickets(summary.failed))
     if is_admin:
         blocks.append(
             {

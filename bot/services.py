@@ -1,7 +1,8 @@
 """The bot's dependencies in one small frozen object, and their lifecycle.
 
-``build_services`` wires them; ``start`` checks Slack (auth.test), starts the workers and
-resumes unfinished tickets; ``stop`` closes everything it opened. Listeners receive the
+``build_services`` wires them; ``start`` checks Slack (auth.test), starts the workers,
+resumes unfinished tickets (claiming those an admin requeued) and starts watching for more
+requeued tickets; ``stop`` closes everything it opened. Listeners receive the
 ``Services`` and call one of its services; the admin surfaces use ``model.reload()`` after
 promoting a model.
 """
@@ -21,6 +22,7 @@ from bot.errors import SlackCallError
 from bot.group_commit import GroupCommit
 from bot.intake import Intake
 from bot.policy import RoutingPolicy
+from bot.requeue import POLL_SECONDS, RequeueWatcher
 from bot.routing import TicketRouter
 from bot.slack_gateway import SlackGateway, create_slack_client
 from bot.work_queue import TicketQueue
@@ -49,10 +51,12 @@ class Services:
     intake: Intake
     corrections: CorrectionDesk
     commits: GroupCommit
+    requeue: RequeueWatcher
     extras: dict[str, object] = field(default_factory=dict)  # room for admin surfaces
 
     async def start(self, *, migrate: bool = True) -> None:
-        """Migrate, check the token (auth.test), start workers, resume unfinished tickets."""
+        """Migrate, check the token (auth.test), start workers, resume unfinished tickets,
+        then watch for tickets an admin requeues."""
         if migrate:
             await self.db.start()
         identity = self.slack.identity or await self.slack.connect()
@@ -63,6 +67,7 @@ class Services:
         resumed = await self.resume()
         if resumed:
             log.info("Resuming %d ticket(s) stored but not routed", resumed)
+        self.requeue.start()
 
     async def check_channels(self) -> list[str]:
         """Log, with the fix, every configured channel the bot is not in; returns their ids.
@@ -90,7 +95,12 @@ class Services:
         return missing
 
     async def resume(self) -> int:
-        """Queue every ticket stored but not yet routed; returns how many."""
+        """Queue every ticket stored but not yet routed; returns how many.
+
+        Tickets an admin requeued while no bot ran are claimed first (never just read: another
+        replica may be claiming them at this moment), which makes them unfinished.
+        """
+        await self.requeue.claim()
         async with self.db.transaction() as conn:
             ids = await tickets_repo.unfinished_tickets(conn)
         # The last process may have stopped between a post and its record: look before posting.
@@ -108,6 +118,7 @@ class Services:
 
     async def stop(self) -> None:
         """Stop the workers and close the HTTP session and the database."""
+        await self.requeue.stop()
         await self.queue.stop()
         await self.commits.stop()
         await self.http.close()
@@ -133,8 +144,12 @@ def build_services(
     db: Database | None = None,
     loader: ModelLoader = load_model,
     workers: int = 16,
+    requeue_interval: float = POLL_SECONDS,
 ) -> Services:
-    """Wire the bot's services (nothing is contacted until ``Services.start``)."""
+    """Wire the bot's services (nothing is contacted until ``Services.start``).
+
+    ``requeue_interval``: seconds between looks for tickets an admin requeued.
+    """
     db = db or Database(settings.database_url)
     http = aiohttp.ClientSession()
     slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
@@ -157,4 +172,5 @@ def build_services(
         intake=Intake(db, commits, queue, router, policy),
         commits=commits,
         corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
+        requeue=RequeueWatcher(db, queue, router, requeue_interval),
     )

@@ -8,6 +8,7 @@ from admin.cli import local as _local  # noqa: F401  (registers commands)
 from admin.cli import models as _models  # noqa: F401
 from admin.cli import report as _report  # noqa: F401
 from admin.cli import retrain as _retrain  # noqa: F401
+from admin.cli import tickets as _tickets  # noqa: F401
 from admin.cli.app import app, main
 
 __all__ = ["app", "main"]

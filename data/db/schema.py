@@ -45,7 +45,8 @@ tickets = Table(
     Column("ts", String(32), nullable=False),
     Column("user", String(32), nullable=False),
     Column("text", Text, nullable=False),
-    # received -> classified -> routed | shadowed | failed
+    # received -> classified -> routed | shadowed | failed; an admin's retry: failed ->
+    # requeued -> (claimed by one bot) classified. A plain string: new statuses need no migration.
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     _ts("created_at"),

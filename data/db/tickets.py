@@ -6,6 +6,11 @@ retried Slack event finds the row already there and does nothing.
 Status: ``received`` (stored, not yet classified) -> ``classified`` (predicted, or corrected, and
 its Slack state not yet brought in line) -> ``routed`` | ``shadowed`` | ``failed``. The bot resumes
 every ``received`` and ``classified`` ticket on start.
+
+An admin hands ``failed`` tickets back with ``requeue_failed`` (-> ``requeued``). A bot takes them
+with ``claim_requeued``, one compare-and-set statement that moves each one back to ``classified``
+(or ``received`` when it was never classified) for exactly one caller, so among several replicas
+on one database only one routes it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, func, insert, select, update
+from sqlalchemy import Executable, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,8 +36,13 @@ CLASSIFIED = "classified"
 ROUTED = "routed"
 SHADOWED = "shadowed"
 FAILED = "failed"
+REQUEUED = "requeued"
 
-#: Statuses the bot picks up again after a restart.
+#: Every status a ticket can have, in the order of the flow.
+STATUSES: tuple[str, ...] = (RECEIVED, CLASSIFIED, ROUTED, SHADOWED, FAILED, REQUEUED)
+
+#: Statuses the bot picks up again after a restart. ``requeued`` is not one of them: those
+#: tickets are taken with ``claim_requeued``, so two replicas never both take one.
 UNFINISHED: tuple[str, ...] = (RECEIVED, CLASSIFIED)
 
 
@@ -66,6 +76,23 @@ class Ticket:
     created_at: datetime
     updated_at: datetime
     edited_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TicketSummary:
+    """A ticket with the label of its latest prediction (None before it is classified)."""
+
+    ticket: Ticket
+    label: str | None
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    """What ``requeue_failed`` did: the ids requeued, and the others with their status."""
+
+    requeued: tuple[int, ...]
+    #: id -> its status (not ``failed``), or None when there is no such ticket.
+    refused: dict[int, str | None]
 
 
 @dataclass(frozen=True)
@@ -267,6 +294,83 @@ async def unfinished_tickets(conn: AsyncConnection, limit: int = 10_000) -> list
         .limit(limit)
     )
     return [int(row.id) for row in rows]
+
+
+async def list_tickets(
+    conn: AsyncConnection, *, status: str | None = None, limit: int = 20
+) -> list[TicketSummary]:
+    """The newest ``limit`` tickets (only those in ``status`` when given), newest first."""
+    latest_label = (
+        select(predictions.c.label)
+        .where(predictions.c.ticket_id == tickets.c.id)
+        .order_by(predictions.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = select(tickets, latest_label.label("latest_label")).order_by(tickets.c.id.desc())
+    if status is not None:
+        query = query.where(tickets.c.status == status)
+    rows = await conn.execute(query.limit(limit))
+    return [TicketSummary(_ticket(row), row.latest_label) for row in rows]
+
+
+async def count_in_status(conn: AsyncConnection, status: str) -> int:
+    """How many tickets are in ``status`` (one indexed count)."""
+    count = await conn.scalar(
+        select(func.count()).select_from(tickets).where(tickets.c.status == status)
+    )
+    return int(count or 0)
+
+
+async def requeue_failed(
+    conn: AsyncConnection, ticket_ids: Sequence[int] | None = None
+) -> RequeueResult:
+    """Mark failed tickets ``requeued`` with their attempts reset, for a bot to claim.
+
+    ``ticket_ids`` None means every failed ticket. Only tickets still ``failed`` change (a
+    compare-and-set on the status); the other ids asked for are returned with their status.
+    The write comes first, so SQLite takes its write lock before anything is read.
+    """
+    statement = (
+        update(tickets)
+        .where(tickets.c.status == FAILED)
+        .values(status=REQUEUED, attempts=0, updated_at=utcnow())
+        .returning(tickets.c.id)
+    )
+    if ticket_ids is not None:
+        statement = statement.where(tickets.c.id.in_(list(ticket_ids)))
+    requeued = sorted(int(ticket_id) for ticket_id in (await conn.execute(statement)).scalars())
+    refused: dict[int, str | None] = {}
+    done = set(requeued)
+    rest = [ticket_id for ticket_id in ticket_ids or () if ticket_id not in done]
+    if rest:
+        rows = await conn.execute(
+            select(tickets.c.id, tickets.c.status).where(tickets.c.id.in_(rest))
+        )
+        found = {int(row.id): str(row.status) for row in rows}
+        refused = {ticket_id: found.get(ticket_id) for ticket_id in rest}
+    return RequeueResult(tuple(requeued), refused)
+
+
+async def claim_requeued(conn: AsyncConnection, limit: int = 500) -> list[int]:
+    """Take up to ``limit`` requeued tickets for this process; returns their ids, oldest first.
+
+    One UPDATE .. WHERE status = 'requeued' .. RETURNING: SQLite runs it under its write lock,
+    and PostgreSQL re-checks the condition on a row another transaction changed meanwhile, so
+    a ticket claimed elsewhere is skipped: each ticket goes to exactly one caller. A claimed
+    ticket is ``classified`` (``received`` if it has no prediction), where the router resumes.
+    """
+    waiting = (
+        select(tickets.c.id).where(tickets.c.status == REQUEUED).order_by(tickets.c.id).limit(limit)
+    )
+    classified = exists().where(predictions.c.ticket_id == tickets.c.id)
+    result = await conn.execute(
+        update(tickets)
+        .where(tickets.c.status == REQUEUED, tickets.c.id.in_(waiting))
+        .values(status=case((classified, CLASSIFIED), else_=RECEIVED), updated_at=utcnow())
+        .returning(tickets.c.id)
+    )
+    return sorted(int(ticket_id) for ticket_id in result.scalars())
 
 
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:

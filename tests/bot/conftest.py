@@ -15,6 +15,7 @@ from aiohttp import web
 from admin.settings import Settings
 from bot.app import create_app
 from bot.config import slack_config
+from bot.requeue import POLL_SECONDS
 from bot.server import EVENTS_PATH, create_web_app
 from bot.services import Services, build_services
 from classifier.model import Classifier
@@ -32,9 +33,16 @@ class BotHarness:
     """Starts, stops and restarts the bot over one database; sends it signed requests."""
 
     def __init__(
-        self, fake: FakeSlack, db_path: Path, taxonomy: Taxonomy, **overrides: Any
+        self,
+        fake: FakeSlack,
+        db_path: Path,
+        taxonomy: Taxonomy,
+        *,
+        requeue_interval: float = POLL_SECONDS,
+        **overrides: Any,
     ) -> None:
         self.fake = fake
+        self.requeue_interval = requeue_interval
         self.taxonomy = taxonomy
         self.settings = Settings(
             slack_bot_token=fake.token,
@@ -63,7 +71,11 @@ class BotHarness:
 
     async def start(self, workers: int = 4) -> None:
         services = build_services(
-            self.settings, slack_config(self.settings), self.taxonomy, workers=workers
+            self.settings,
+            slack_config(self.settings),
+            self.taxonomy,
+            workers=workers,
+            requeue_interval=self.requeue_interval,
         )
         services.model.use(self.classifier)
         await services.start()

@@ -16,7 +16,12 @@ import pytest
 
 from admin.context import AdminContext
 from bot.admin_desk import AdminDesk
-from bot.admin_payloads import HOME_REPORT_ACTION, HOME_RETRAIN_ACTION, RetrainCommand
+from bot.admin_payloads import (
+    HOME_REPORT_ACTION,
+    HOME_RETRAIN_ACTION,
+    HOME_RETRY_FAILED_ACTION,
+    RetrainCommand,
+)
 from classifier.learners import get_learner
 from classifier.model import Learner
 from classifier.taxonomy import Taxonomy
@@ -33,7 +38,7 @@ from tests.admin.conftest import (
 )
 from tests.admin.keyword_learner import BlockingLearner, load_test_model
 from tests.bot.conftest import SUPPORT, BotHarness
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
+from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlack
 
 ADMIN = "U0ADMIN"
 ADMIN_CHANNEL = "C0ADMIN"
@@ -367,3 +372,86 @@ async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
         if isinstance(desk, AdminDesk):
             await desk.stop()
         await bot.stop()
+
+
+async def _open_home(bot: BotHarness, user: str) -> None:
+    status, _ = await bot.send.event(
+        {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": "D0HOME",
+            "tab": "home",
+            "event_ts": "1700000000.000100",
+        }
+    )
+    assert status == 200
+
+
+async def _press(bot: BotHarness, user: str, action_id: str) -> None:
+    status, _ = await bot.send.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+            "api_app_id": "A0APP",
+            "token": "legacy-verification-token",
+            "container": {"type": "view", "view_id": "V00000001"},
+            "trigger_id": "1234.5678.abcdef",
+            "team": {"id": TEAM_ID, "domain": "fake-workspace"},
+            "view": {"id": "V00000001", "type": "home"},
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "b",
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Retry"},
+                    "action_ts": "1700000001.000100",
+                }
+            ],
+        }
+    )
+    assert status == 200
+
+
+async def test_app_home_offers_admins_to_retry_the_tickets_that_failed_to_route(
+    admin_bot: BotHarness,
+) -> None:
+    fake = admin_bot.fake
+    fake.fail(
+        "chat.postMessage",
+        error="not_in_channel",
+        times=None,
+        when=lambda params: params.get("channel") == "C0BILLING",
+    )
+    ts = await admin_bot.ticket("refund my invoice please")
+    for user in (ADMIN, "U0AGENT"):
+        await _open_home(admin_bot, user)
+    await fake.wait_for(lambda: len(fake.home_views) == 2)
+    admin_view = json.dumps(fake.home_views[ADMIN])
+    assert "*1 ticket failed to route.*" in admin_view
+    assert HOME_RETRY_FAILED_ACTION in admin_view
+    assert "failed to route" not in json.dumps(fake.home_views["U0AGENT"])
+
+    # Someone who is not an admin (a forged or stale button) is refused; nothing changes.
+    await _press(admin_bot, "U0AGENT", HOME_RETRY_FAILED_ACTION)
+    await fake.wait_for(lambda: len(fake.posts("U0AGENT")) == 1)
+    assert fake.posts("U0AGENT")[0]["text"].startswith("Sorry, only triage admins")
+    async with admin_bot.svc.db.transaction() as conn:
+        assert await tickets_repo.count_by_status(conn) == {"failed": 1}
+
+    fake.clear_failures()  # the admin invited the bot to #billing
+    await _press(admin_bot, ADMIN, HOME_RETRY_FAILED_ACTION)
+    await fake.wait_for(lambda: len(fake.posts(ADMIN)) == 1)
+    assert fake.posts(ADMIN)[0]["text"] == "Requeued 1 failed ticket; the bot is routing it again."
+    # Routed at once (the button wakes this replica's watcher, which polls every 2 s).
+    await fake.wait_for(lambda: len(fake.posts(SUPPORT, threads=True)) == 1, within=1.5)
+    await admin_bot.drain()
+    assert len(fake.posts("C0BILLING")) == 1
+    assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
+    async with admin_bot.svc.db.transaction() as conn:
+        assert await tickets_repo.count_by_status(conn) == {"routed": 1}
+        actions = await list_actions(conn)
+    assert [(a.user, a.action, a.outcome) for a in actions[:2]] == [
+        (ADMIN, "ticket-retry", "done"),
+        ("U0AGENT", "ticket-retry", "refused"),
+    ]
+    await fake.wait_for(lambda: "failed to route" not in json.dumps(fake.home_views[ADMIN]))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from classifier.model import Prediction
 from data.db import corrections, routings
@@ -157,3 +159,113 @@ async def test_undoing_the_only_correction_removes_the_example(db: Database) -> 
         )
         assert await corrections.sync_training_example(conn, ticket.id, "help") is None
         assert await corrections.example_for_ticket(conn, ticket.id) is None
+
+
+async def _store(conn: AsyncConnection, n: int, *, status: str, text: str = "help") -> int:
+    ticket, _ = await repo.store_ticket(conn, repo.NewTicket("T1", "C1", f"{n}.0", "U1", text))
+    await repo.set_status(conn, ticket.id, status, count_attempt=status == repo.FAILED)
+    return ticket.id
+
+
+def _prediction(label: str) -> Prediction:
+    return Prediction(label, 0.9, ((label, 0.9),), "m1", 1.0)
+
+
+async def test_list_shows_the_newest_tickets_with_their_latest_label(db: Database) -> None:
+    async with db.transaction() as conn:
+        routed = await _store(conn, 1, status=repo.ROUTED)
+        failed = await _store(conn, 2, status=repo.FAILED, text="refund please")
+        fresh = await _store(conn, 3, status=repo.RECEIVED)
+        await repo.save_prediction(conn, routed, _prediction("Technical"))
+        await repo.save_prediction(conn, failed, _prediction("Technical"))
+        await repo.save_prediction(conn, failed, _prediction("Billing"))  # the latest counts
+    async with db.transaction() as conn:
+        everything = await repo.list_tickets(conn)
+        only_failed = await repo.list_tickets(conn, status=repo.FAILED)
+        newest = await repo.list_tickets(conn, limit=1)
+        assert await repo.count_in_status(conn, repo.FAILED) == 1
+    assert [(s.ticket.id, s.label) for s in everything] == [
+        (fresh, None),
+        (failed, "Billing"),
+        (routed, "Technical"),
+    ]
+    (summary,) = only_failed
+    assert (summary.ticket.id, summary.ticket.status, summary.ticket.attempts) == (
+        failed,
+        "failed",
+        1,
+    )
+    assert summary.ticket.text == "refund please"
+    assert [s.ticket.id for s in newest] == [fresh]
+
+
+async def test_requeue_takes_only_failed_tickets_and_names_the_others(db: Database) -> None:
+    async with db.transaction() as conn:
+        failed = await _store(conn, 1, status=repo.FAILED)
+        other_failed = await _store(conn, 2, status=repo.FAILED)
+        routed = await _store(conn, 3, status=repo.ROUTED)
+    async with db.transaction() as conn:
+        result = await repo.requeue_failed(conn, [routed, failed, 999])
+    assert result.requeued == (failed,)
+    assert result.refused == {routed: "routed", 999: None}
+    async with db.transaction() as conn:
+        ticket = await repo.get_ticket(conn, failed)
+        assert (ticket.status, ticket.attempts) == ("requeued", 0)
+        assert (await repo.get_ticket(conn, other_failed)).status == "failed"
+        # Asking again: it is requeued now, not failed, so nothing changes.
+        again = await repo.requeue_failed(conn, [failed])
+        assert (again.requeued, again.refused) == ((), {failed: "requeued"})
+        # Every failed ticket at once; requeued tickets are not "unfinished" until claimed.
+        everything = await repo.requeue_failed(conn)
+        assert (everything.requeued, everything.refused) == ((other_failed,), {})
+        assert await repo.unfinished_tickets(conn) == []
+
+
+async def test_a_claim_moves_requeued_tickets_back_to_where_the_router_resumes(
+    db: Database,
+) -> None:
+    async with db.transaction() as conn:
+        classified = await _store(conn, 1, status=repo.FAILED)
+        await repo.save_prediction(conn, classified, _prediction("Billing"))
+        never_classified = await _store(conn, 2, status=repo.FAILED)
+        untouched = await _store(conn, 3, status=repo.FAILED)
+        await repo.requeue_failed(conn, [classified, never_classified])
+    async with db.transaction() as conn:
+        assert await repo.claim_requeued(conn) == [classified, never_classified]
+        assert await repo.claim_requeued(conn) == []  # taken once only
+        assert (await repo.get_ticket(conn, classified)).status == "classified"
+        assert (await repo.get_ticket(conn, never_classified)).status == "received"
+        assert (await repo.get_ticket(conn, untouched)).status == "failed"
+        assert await repo.unfinished_tickets(conn) == [classified, never_classified]
+
+
+async def test_racing_claimers_on_separate_engines_never_take_a_ticket_twice(
+    db: Database,
+) -> None:
+    async with db.transaction() as conn:
+        ids = [await _store(conn, n, status=repo.FAILED) for n in range(60)]
+        await repo.requeue_failed(conn)
+    # Three "replicas", each with its own engine (own connection pool), claim in small batches
+    # until nothing is left.
+    replicas = [db, Database(db.url), Database(db.url)]
+
+    async def claimer(replica: Database) -> list[int]:
+        taken: list[int] = []
+        while True:
+            async with replica.transaction() as conn:
+                batch = await repo.claim_requeued(conn, limit=4)
+            if not batch:
+                return taken
+            taken.extend(batch)
+            await asyncio.sleep(0)
+
+    try:
+        async with asyncio.timeout(30):
+            results = await asyncio.gather(*(claimer(r) for r in replicas * 2))
+    finally:
+        for replica in replicas[1:]:
+            await replica.close()
+    claimed = [ticket_id for taken in results for ticket_id in taken]
+    assert sorted(claimed) == ids  # every ticket claimed, none twice
+    async with db.transaction() as conn:
+        assert await repo.count_by_status(conn) == {"received": 60}

@@ -11,6 +11,7 @@ from bot.admin_desk import AdminDesk, admin_desk
 from bot.admin_payloads import (
     HOME_REPORT_ACTION,
     HOME_RETRAIN_ACTION,
+    HOME_RETRY_FAILED_ACTION,
     parse_button_user,
     parse_home_opened,
 )
@@ -39,3 +40,8 @@ def register(app: AsyncApp, services: Services) -> None:
     async def on_report_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         await desk().home_report(parse_button_user(body))
+
+    @app.action(HOME_RETRY_FAILED_ACTION)
+    async def on_retry_failed_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        await desk().home_retry_failed(parse_button_user(body))

@@ -1,0 +1,94 @@
+"""Tickets an admin handed back (``triage tickets retry``, the App Home) reach the work queue.
+
+A retry marks failed tickets ``requeued`` in the database, from any process. Every running
+replica looks for them every few seconds and claims them with one compare-and-set statement
+(``tickets.claim_requeued``): each ticket goes to exactly one replica, which submits it to its
+queue; the others get nothing. A claimed ticket is unfinished again (``classified``), so if the
+replica dies before routing it, the next start resumes it like any other. The router then
+does only what the ticket's ``routings`` say was not done yet, and, since the run that failed
+may have been cut short between a post and its record (another process, long ago), it looks
+for each post in Slack before making it, as it does for tickets resumed after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot.routing import TicketRouter
+from bot.work_queue import TicketQueue
+from data.db import tickets as tickets_repo
+from data.db.database import Database
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two looks for requeued tickets (one indexed count that is usually 0).
+POLL_SECONDS = 2.0
+
+
+class RequeueWatcher:
+    """Claims requeued tickets for this process and queues them (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        queue: TicketQueue,
+        router: TicketRouter,
+        interval: float = POLL_SECONDS,
+    ) -> None:
+        self._db = db
+        self._queue = queue
+        self._router = router
+        self._interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def claim(self) -> list[int]:
+        """Claim the requeued tickets no other process took and queue them; returns their ids."""
+        # A read first: the usual answer is none, and a read takes no SQLite write lock away
+        # from the ticket writes. Its own transaction, so the claim below starts as a write.
+        async with self._db.transaction() as conn:
+            if not await tickets_repo.count_in_status(conn, tickets_repo.REQUEUED):
+                return []
+        async with self._db.transaction() as conn:
+            claimed = await tickets_repo.claim_requeued(conn)
+        self._router.mark_uncertain(claimed)
+        for ticket_id in claimed:
+            self._queue.submit(ticket_id)
+        if claimed:
+            log.info(
+                "Claimed %d requeued ticket(s) for routing",
+                len(claimed),
+                extra={"ticket_ids": claimed[:50]},
+            )
+        return claimed
+
+    def start(self) -> None:
+        """Look for requeued tickets in the background until ``stop`` (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="requeue-watcher")
+
+    def wake(self) -> None:
+        """Look now instead of at the next interval (this process just requeued tickets)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop looking; requeued tickets wait for another replica or the next start."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.claim()
+            except Exception:
+                # The database may be briefly away; the tickets stay requeued for a later look.
+                log.warning("Could not claim requeued tickets", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            self._wake.clear()
