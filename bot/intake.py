@@ -88,7 +88,10 @@ class Intake:
             user=message.user,
             text=text,
         )
-        ticket, created = await self._commits.run(lambda conn: tickets_repo.store_ticket(conn, new))
+        owner, until = self._router.owner, self._router.lease_until()
+        ticket, created = await self._commits.run(
+            lambda conn: tickets_repo.store_ticket(conn, new, owner=owner, lease_until=until)
+        )
         if not created:
             log.info("Ticket %s delivered again (Slack retry); nothing to do", ticket.id)
             return IntakeOutcome.DUPLICATE

@@ -17,6 +17,9 @@ class RoutingPolicy:
     shadow_mode: bool
     redact_pii: bool
     max_attempts: int = 8
+    #: How long a process holds a ticket it routes before another replica may take it over
+    #: (longer than any one run: a few Slack calls with their bounded retries).
+    lease_seconds: float = 120.0
 
     def needs_person(self, confidence: float) -> bool:
         """Whether the model is too unsure to route on its own."""

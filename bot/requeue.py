@@ -41,6 +41,8 @@ class RequeueWatcher:
         self._queue = queue
         self._router = router
         self._interval = interval
+        #: Leases run out after ``lease_seconds``: look for abandoned tickets four times as often.
+        self._take_over_interval = router.lease_seconds / 4
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -52,7 +54,9 @@ class RequeueWatcher:
             if not await tickets_repo.count_in_status(conn, tickets_repo.REQUEUED):
                 return []
         async with self._db.transaction() as conn:
-            claimed = await tickets_repo.claim_requeued(conn)
+            claimed = await tickets_repo.claim_requeued(
+                conn, owner=self._router.owner, lease_until=self._router.lease_until()
+            )
         self._router.mark_uncertain(claimed)
         for ticket_id in claimed:
             self._queue.submit(ticket_id)
@@ -81,13 +85,35 @@ class RequeueWatcher:
                 await self._task
             self._task = None
 
+    async def take_over(self) -> list[int]:
+        """Claim unfinished tickets whose process died (lease run out) and queue them."""
+        async with self._db.transaction() as conn:
+            claimed = await tickets_repo.claim_unfinished(
+                conn, self._router.owner, self._router.lease_until(), others_only=True
+            )
+        self._router.mark_uncertain(claimed)
+        for ticket_id in claimed:
+            self._queue.submit(ticket_id)
+        if claimed:
+            log.warning(
+                "Took over %d ticket(s) whose bot process stopped holding them",
+                len(claimed),
+                extra={"ticket_ids": claimed[:50]},
+            )
+        return claimed
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_take_over = loop.time() + self._take_over_interval
         while True:
             try:
                 await self.claim()
+                if loop.time() >= next_take_over:
+                    next_take_over = loop.time() + self._take_over_interval
+                    await self.take_over()
             except Exception:
                 # The database may be briefly away; the tickets stay requeued for a later look.
-                log.warning("Could not claim requeued tickets", exc_info=True)
+                log.warning("Could not claim requeued or abandoned tickets", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()

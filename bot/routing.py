@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,6 +49,7 @@ from data.db import corrections as corrections_repo
 from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from data.db.corrections import Correction
+from data.db.database import utcnow
 from data.db.routings import Routing
 from data.db.tickets import StoredPrediction, Ticket
 
@@ -54,6 +57,13 @@ log = logging.getLogger(__name__)
 
 #: An ``updated_at`` no ticket has: finishing with it never matches (someone else finishes).
 _CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
+#: Seconds before asking again for a ticket another process is routing.
+CLAIM_RETRY_SECONDS = 2.0
+
+
+def default_owner() -> str:
+    """This process's name in ticket leases: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
 
 
 def _retrieve_error(task: asyncio.Task[str]) -> None:
@@ -71,7 +81,11 @@ class TicketRouter:
         model: ActiveModel,
         taxonomy: Taxonomy,
         policy: RoutingPolicy,
+        owner: str = "",
     ) -> None:
+        #: This process's name in ticket leases (see data/db/tickets.py).
+        self.owner = owner or default_owner()
+        self.lease_seconds = policy.lease_seconds
         self._db = db
         self._slack = slack
         self._model = model
@@ -80,6 +94,18 @@ class TicketRouter:
         self._predictions = PredictionBatch()
         self._fresh: dict[int, Ticket] = {}
         self._uncertain: set[int] = set()
+
+    def lease_until(self) -> datetime:
+        """When a lease taken now runs out."""
+        return utcnow() + timedelta(seconds=self.lease_seconds)
+
+    def _holds(self, ticket: Ticket) -> bool:
+        """Whether this process leased ``ticket`` with at least half the lease left."""
+        return (
+            ticket.owner == self.owner
+            and ticket.lease_until is not None
+            and ticket.lease_until - utcnow() > timedelta(seconds=self.lease_seconds / 2)
+        )
 
     def mark_uncertain(self, ticket_ids: list[int]) -> None:
         """Tickets whose last run may have posted without recording it (see the module doc)."""
@@ -111,6 +137,16 @@ class TicketRouter:
 
     async def _process_fresh(self, ticket_id: int) -> None:
         fresh = self._fresh.pop(ticket_id, None)
+        if fresh is None or not self._holds(fresh):
+            # Stored just now, the ticket is leased to this process; any other run takes the
+            # lease first, so two replicas never work on one ticket at once.
+            fresh = None
+            until = self.lease_until()
+            if not await self._db.run(
+                lambda conn: tickets_repo.claim_ticket(conn, ticket_id, self.owner, until)
+            ):
+                log.debug("Ticket %s is being routed by another process; later", ticket_id)
+                raise RetryLater(CLAIM_RETRY_SECONDS)
         permalink: asyncio.Task[str] | None = None
         if fresh is not None and not self._policy.shadow_mode:
             # A new ticket will get a card, whose permalink does not depend on the label:
@@ -190,14 +226,17 @@ class TicketRouter:
 
         await self._db.run(mark)
 
-    @staticmethod
     async def _mark(
-        conn: AsyncConnection, ticket: Ticket, status: str, seen: datetime | None
+        self, conn: AsyncConnection, ticket: Ticket, status: str, seen: datetime | None
     ) -> None:
         # Only if nothing changed since this run read the ticket; otherwise the run that the
-        # change queued finishes it (and after a crash, the ticket is still unfinished).
-        changed = await tickets_repo.set_status(conn, ticket.id, status, unless_changed_since=seen)
+        # change queued finishes it (and after a crash, the ticket is still unfinished). Either
+        # way this run is over: the lease is given up for whichever process runs it next.
+        changed = await tickets_repo.set_status(
+            conn, ticket.id, status, unless_changed_since=seen, release=True
+        )
         if changed is None:
+            await tickets_repo.release_ticket(conn, ticket.id, self.owner)
             log.debug("Ticket %s changed while routed; it runs again", ticket.id)
 
     async def _transient_failure(self, ticket: Ticket, exc: TransientSlackError) -> None:
@@ -207,7 +246,7 @@ class TicketRouter:
             )
             attempts = (await tickets_repo.get_ticket(conn, ticket.id)).attempts
             if attempts >= self._policy.max_attempts:
-                await tickets_repo.set_status(conn, ticket.id, tickets_repo.FAILED)
+                await tickets_repo.set_status(conn, ticket.id, tickets_repo.FAILED, release=True)
             return attempts
 
         attempts = await self._db.run(count)

@@ -102,7 +102,10 @@ class Services:
         """
         await self.requeue.claim()
         async with self.db.transaction() as conn:
-            ids = await tickets_repo.unfinished_tickets(conn)
+            # Only tickets no live replica holds: another one may be routing some right now.
+            ids = await tickets_repo.claim_unfinished(
+                conn, self.router.owner, self.router.lease_until()
+            )
         # The last process may have stopped between a post and its record: look before posting.
         self.router.mark_uncertain(ids)
         for ticket_id in ids:
@@ -120,6 +123,16 @@ class Services:
         """Stop the workers and close the HTTP session and the database."""
         await self.requeue.stop()
         await self.queue.stop()
+        try:
+            async with self.db.transaction() as conn:
+                released = await tickets_repo.release_unfinished(conn, self.router.owner)
+            if released:
+                log.info(
+                    "Gave up %d unfinished ticket(s) for another replica or the next start",
+                    released,
+                )
+        except Exception:  # the database may be what is failing; leases then run out instead
+            log.warning("Could not release this process's tickets", exc_info=True)
         await self.commits.stop()
         await self.http.close()
         await self.db.close()
@@ -145,18 +158,21 @@ def build_services(
     loader: ModelLoader = load_model,
     workers: int = 16,
     requeue_interval: float = POLL_SECONDS,
+    owner: str = "",
+    policy: RoutingPolicy | None = None,
 ) -> Services:
     """Wire the bot's services (nothing is contacted until ``Services.start``).
 
-    ``requeue_interval``: seconds between looks for tickets an admin requeued.
+    ``requeue_interval``: seconds between looks for tickets an admin requeued. ``owner``: this
+    process's name in ticket leases (default host:pid). ``policy``: instead of the settings'.
     """
     db = db or Database(settings.database_url)
     http = aiohttp.ClientSession()
     slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
     model = ActiveModel(db, loader)
-    policy = routing_policy(settings)
+    policy = policy or routing_policy(settings)
     commits = GroupCommit(db)
-    router = TicketRouter(commits, slack, model, taxonomy, policy)
+    router = TicketRouter(commits, slack, model, taxonomy, policy, owner)
     queue = TicketQueue(router.process, workers=workers)
     return Services(
         settings=settings,

@@ -52,6 +52,9 @@ tickets = Table(
     _ts("created_at"),
     _ts("updated_at"),
     _ts("edited_at", nullable=True),
+    # The bot process routing the ticket, until when (see data/db/tickets.py: leases).
+    Column("owner", String(64), nullable=True),
+    _ts("lease_until", nullable=True),
     UniqueConstraint("workspace", "channel", "ts", name="uq_tickets_workspace_channel_ts"),
     Index("ix_tickets_status", "status"),
 )

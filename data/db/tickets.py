@@ -7,6 +7,12 @@ Status: ``received`` (stored, not yet classified) -> ``classified`` (predicted, 
 its Slack state not yet brought in line) -> ``routed`` | ``shadowed`` | ``failed``. The bot resumes
 every ``received`` and ``classified`` ticket on start.
 
+Leases: with several bot replicas on one database, one process at a time routes a ticket. A
+ticket is stored with the storing process as ``owner`` and a ``lease_until``; any other run
+first takes the lease with ``claim_ticket`` (a compare-and-set: free, expired or already its
+own), and a run that ends releases it (``lease_until`` NULL). Unfinished tickets whose lease
+ran out (their process died) are taken over with ``claim_unfinished``.
+
 An admin hands ``failed`` tickets back with ``requeue_failed`` (-> ``requeued``). A bot takes them
 with ``claim_requeued``, one compare-and-set statement that moves each one back to ``classified``
 (or ``received`` when it was never classified) for exactly one caller, so among several replicas
@@ -17,11 +23,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, case, exists, func, insert, select, update
+from sqlalchemy import (
+    Executable,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,6 +93,8 @@ class Ticket:
     created_at: datetime
     updated_at: datetime
     edited_at: datetime | None
+    owner: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +146,16 @@ def _ticket(row: Any) -> Ticket:
         created_at=row.created_at,
         updated_at=row.updated_at,
         edited_at=row.edited_at,
+        owner=row.owner,
+        lease_until=_utc(row.lease_until),
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A stored time as UTC (SQLite hands back naive datetimes; every stored time is UTC)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _prediction(row: Any) -> StoredPrediction:
@@ -161,22 +189,31 @@ def _insert_ignoring_duplicates(dialect: str) -> Executable:
 
 
 @cache
-def _set_status(count_attempt: bool, unless_changed: bool) -> Executable:
+def _set_status(count_attempt: bool, unless_changed: bool, release: bool) -> Executable:
     condition = tickets.c.id == bindparam("b_id")
     if unless_changed:
         condition = condition & (tickets.c.updated_at == bindparam("b_seen", type_=_DATETIME))
     values: dict[str, Any] = {"status": bindparam("b_status"), "updated_at": bindparam("b_now")}
     if count_attempt:
         values["attempts"] = tickets.c.attempts + 1
+    if release:
+        values["lease_until"] = None
     return update(tickets).where(condition).values(values)
 
 
 _INSERT_PREDICTION = predictions.insert().returning(predictions.c.id)
 
 
-async def store_ticket(conn: AsyncConnection, new: NewTicket) -> tuple[Ticket, bool]:
+async def store_ticket(
+    conn: AsyncConnection,
+    new: NewTicket,
+    *,
+    owner: str | None = None,
+    lease_until: datetime | None = None,
+) -> tuple[Ticket, bool]:
     """Store ``new`` unless a ticket with its (workspace, channel, ts) exists.
 
+    ``owner`` and ``lease_until``: the storing process leases the ticket it will route.
     Returns the stored ticket and whether this call created it (False for a retried event).
     """
     now = utcnow()
@@ -192,6 +229,8 @@ async def store_ticket(conn: AsyncConnection, new: NewTicket) -> tuple[Ticket, b
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
+            "owner": owner,
+            "lease_until": lease_until,
         },
     )
     created_id = result.scalar_one_or_none()
@@ -208,6 +247,8 @@ async def store_ticket(conn: AsyncConnection, new: NewTicket) -> tuple[Ticket, b
             created_at=now,
             updated_at=now,
             edited_at=None,
+            owner=owner,
+            lease_until=lease_until,
         )
         return ticket, True
     existing = await find_ticket(conn, new.workspace, new.channel, new.ts)
@@ -254,8 +295,11 @@ async def set_status(
     *,
     count_attempt: bool = False,
     unless_changed_since: datetime | None = None,
+    release: bool = False,
 ) -> datetime | None:
     """Move a ticket to ``status`` (and count one more routing attempt when asked).
+
+    ``release``: also give up the ticket's lease (its run is over).
 
     With ``unless_changed_since`` (an ``updated_at`` read earlier) nothing happens if the ticket
     changed meanwhile, e.g. a correction arrived while it was being routed. Returns the new
@@ -265,7 +309,7 @@ async def set_status(
     params: dict[str, Any] = {"b_id": ticket_id, "b_status": status, "b_now": now}
     if unless_changed_since is not None:
         params["b_seen"] = unless_changed_since
-    statement = _set_status(count_attempt, unless_changed_since is not None)
+    statement = _set_status(count_attempt, unless_changed_since is not None, release)
     result = await conn.execute(statement, params)
     return now if result.rowcount else None
 
@@ -283,6 +327,82 @@ async def edit_text(conn: AsyncConnection, ticket_id: int, text: str) -> None:
         .where(tickets.c.id == ticket_id)
         .values(text=text, edited_at=now, updated_at=now, status=RECEIVED, attempts=0)
     )
+
+
+def _lease_free(owner: str, now: datetime) -> Any:
+    """The ticket's lease is free, ran out, or is ``owner``'s already."""
+    return or_(
+        tickets.c.lease_until.is_(None), tickets.c.lease_until < now, tickets.c.owner == owner
+    )
+
+
+async def claim_ticket(
+    conn: AsyncConnection, ticket_id: int, owner: str, lease_until: datetime
+) -> bool:
+    """Take (or renew) the lease of one ticket for ``owner``; False if another process holds it.
+
+    One UPDATE whose condition the database re-checks on a row changed concurrently, so two
+    processes never both get the lease.
+    """
+    result = await conn.execute(
+        update(tickets)
+        .where(tickets.c.id == ticket_id, _lease_free(owner, utcnow()))
+        .values(owner=owner, lease_until=lease_until)
+    )
+    return bool(result.rowcount)
+
+
+async def claim_unfinished(
+    conn: AsyncConnection,
+    owner: str,
+    lease_until: datetime,
+    *,
+    others_only: bool = False,
+    limit: int = 10_000,
+) -> list[int]:
+    """Take the leases of unfinished tickets nobody holds (oldest first); returns their ids.
+
+    ``others_only`` leaves out tickets ``owner`` itself leased: a running process already has
+    those in hand (maybe waiting to retry), only a restarted one takes them back.
+    """
+    now = utcnow()
+    free = or_(tickets.c.lease_until.is_(None), tickets.c.lease_until < now)
+    if not others_only:
+        free = or_(free, tickets.c.owner == owner)
+    else:
+        free = and_(free, or_(tickets.c.owner.is_(None), tickets.c.owner != owner))
+    waiting = (
+        select(tickets.c.id)
+        .where(tickets.c.status.in_(UNFINISHED), free)
+        .order_by(tickets.c.id)
+        .limit(limit)
+    )
+    result = await conn.execute(
+        update(tickets)
+        .where(tickets.c.id.in_(waiting), tickets.c.status.in_(UNFINISHED), free)
+        .values(owner=owner, lease_until=lease_until)
+        .returning(tickets.c.id)
+    )
+    return sorted(int(ticket_id) for ticket_id in result.scalars())
+
+
+async def release_ticket(conn: AsyncConnection, ticket_id: int, owner: str) -> None:
+    """Give up ``owner``'s lease of a ticket (another process may take it at once)."""
+    await conn.execute(
+        update(tickets)
+        .where(tickets.c.id == ticket_id, tickets.c.owner == owner)
+        .values(lease_until=None)
+    )
+
+
+async def release_unfinished(conn: AsyncConnection, owner: str) -> int:
+    """Give up ``owner``'s leases of unfinished tickets (a process stopping); returns how many."""
+    result = await conn.execute(
+        update(tickets)
+        .where(tickets.c.owner == owner, tickets.c.status.in_(UNFINISHED))
+        .values(lease_until=None)
+    )
+    return int(result.rowcount or 0)
 
 
 async def unfinished_tickets(conn: AsyncConnection, limit: int = 10_000) -> list[int]:
@@ -352,7 +472,13 @@ async def requeue_failed(
     return RequeueResult(tuple(requeued), refused)
 
 
-async def claim_requeued(conn: AsyncConnection, limit: int = 500) -> list[int]:
+async def claim_requeued(
+    conn: AsyncConnection,
+    limit: int = 500,
+    *,
+    owner: str | None = None,
+    lease_until: datetime | None = None,
+) -> list[int]:
     """Take up to ``limit`` requeued tickets for this process; returns their ids, oldest first.
 
     One UPDATE .. WHERE status = 'requeued' .. RETURNING: SQLite runs it under its write lock,
@@ -367,7 +493,12 @@ async def claim_requeued(conn: AsyncConnection, limit: int = 500) -> list[int]:
     result = await conn.execute(
         update(tickets)
         .where(tickets.c.status == REQUEUED, tickets.c.id.in_(waiting))
-        .values(status=case((classified, CLASSIFIED), else_=RECEIVED), updated_at=utcnow())
+        .values(
+            status=case((classified, CLASSIFIED), else_=RECEIVED),
+            updated_at=utcnow(),
+            owner=owner,
+            lease_until=lease_until,
+        )
         .returning(tickets.c.id)
     )
     return sorted(int(ticket_id) for ticket_id in result.scalars())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from bot.app import create_app
 from bot.config import slack_config
 from bot.requeue import POLL_SECONDS
 from bot.server import EVENTS_PATH, create_web_app
-from bot.services import Services, build_services
+from bot.services import Services, build_services, routing_policy
 from classifier.model import Classifier
 from classifier.taxonomy import Taxonomy
 from tests.bot.keyword_classifier import KeywordClassifier
@@ -39,10 +40,16 @@ class BotHarness:
         taxonomy: Taxonomy,
         *,
         requeue_interval: float = POLL_SECONDS,
+        owner: str = "",
+        lease_seconds: float | None = None,
         **overrides: Any,
     ) -> None:
+        """``owner`` and ``lease_seconds``: this replica's name in ticket leases, and how long
+        they last (the tests run every replica in one process, so give each its own name)."""
         self.fake = fake
         self.requeue_interval = requeue_interval
+        self.owner = owner
+        self.lease_seconds = lease_seconds
         self.taxonomy = taxonomy
         self.settings = Settings(
             slack_bot_token=fake.token,
@@ -70,12 +77,17 @@ class BotHarness:
         return self.sender
 
     async def start(self, workers: int = 4) -> None:
+        policy = routing_policy(self.settings)
+        if self.lease_seconds is not None:
+            policy = replace(policy, lease_seconds=self.lease_seconds)
         services = build_services(
             self.settings,
             slack_config(self.settings),
             self.taxonomy,
             workers=workers,
             requeue_interval=self.requeue_interval,
+            owner=self.owner,
+            policy=policy,
         )
         services.model.use(self.classifier)
         await services.start()

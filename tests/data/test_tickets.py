@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from classifier.model import Prediction
 from data.db import corrections, routings
 from data.db import tickets as repo
-from data.db.database import Database
+from data.db.database import Database, utcnow
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
 
+HOUR = timedelta(hours=1)
 NEW = repo.NewTicket(workspace="T1", channel="C1", ts="100.000001", user="U1", text="help")
 
 
@@ -269,3 +271,81 @@ async def test_racing_claimers_on_separate_engines_never_take_a_ticket_twice(
     assert sorted(claimed) == ids  # every ticket claimed, none twice
     async with db.transaction() as conn:
         assert await repo.count_by_status(conn) == {"received": 60}
+
+
+async def test_a_lease_goes_to_one_process_until_it_runs_out_or_is_given_up(db: Database) -> None:
+    now = utcnow()
+    async with db.transaction() as conn:
+        ticket, _ = await repo.store_ticket(conn, NEW, owner="a", lease_until=now + HOUR)
+        assert (ticket.owner, ticket.lease_until) == ("a", now + HOUR)
+        assert not await repo.claim_ticket(conn, ticket.id, "b", now + HOUR)
+        assert await repo.claim_ticket(conn, ticket.id, "a", now + 2 * HOUR)  # renewed
+        assert await repo.claim_unfinished(conn, "b", now + HOUR) == []
+        await repo.release_ticket(conn, ticket.id, "b")  # not b's: nothing happens
+        assert not await repo.claim_ticket(conn, ticket.id, "b", now + HOUR)
+        assert await repo.release_unfinished(conn, "a") == 1
+        assert await repo.claim_ticket(conn, ticket.id, "b", now + HOUR)
+        stored = await repo.get_ticket(conn, ticket.id)
+        assert (stored.owner, stored.lease_until) == ("b", now + HOUR)
+
+
+async def test_unfinished_tickets_whose_lease_ran_out_are_taken_over(db: Database) -> None:
+    now = utcnow()
+    async with db.transaction() as conn:
+        held, _ = await repo.store_ticket(conn, NEW, owner="a", lease_until=now + HOUR)
+        ran_out, _ = await repo.store_ticket(
+            conn, repo.NewTicket("T1", "C1", "101.0", "U1", "x"), owner="a", lease_until=now - HOUR
+        )
+        mine, _ = await repo.store_ticket(
+            conn, repo.NewTicket("T1", "C1", "102.0", "U1", "y"), owner="b", lease_until=now - HOUR
+        )
+        unleased, _ = await repo.store_ticket(conn, repo.NewTicket("T1", "C1", "103.0", "U1", "z"))
+        done, _ = await repo.store_ticket(
+            conn, repo.NewTicket("T1", "C1", "104.0", "U1", "w"), owner="a", lease_until=now - HOUR
+        )
+        await repo.set_status(conn, done.id, repo.ROUTED, release=True)
+        # A running process leaves its own tickets alone (it has them in hand) ...
+        taken = await repo.claim_unfinished(conn, "b", now + HOUR, others_only=True)
+        assert taken == [ran_out.id, unleased.id]
+        # ... a restarted one takes them back.
+        assert await repo.claim_unfinished(conn, "b", now + HOUR) == [
+            ran_out.id,
+            mine.id,
+            unleased.id,
+        ]
+        assert (await repo.get_ticket(conn, held.id)).owner == "a"
+        assert (await repo.get_ticket(conn, done.id)).lease_until is None
+
+
+async def test_racing_processes_never_both_take_a_lease(db: Database) -> None:
+    past = utcnow() - HOUR
+    async with db.transaction() as conn:
+        ids = [
+            (
+                await repo.store_ticket(
+                    conn,
+                    repo.NewTicket("T1", "C1", f"{n}.0", "U1", "x"),
+                    owner="dead",
+                    lease_until=past,
+                )
+            )[0].id
+            for n in range(40)
+        ]
+    replicas = [db, Database(db.url), Database(db.url)]
+
+    async def take(replica: Database, owner: str) -> list[int]:
+        taken: list[int] = []
+        for ticket_id in ids:
+            async with replica.transaction() as conn:
+                if await repo.claim_ticket(conn, ticket_id, owner, utcnow() + HOUR):
+                    taken.append(ticket_id)
+            await asyncio.sleep(0)
+        return taken
+
+    try:
+        async with asyncio.timeout(30):
+            results = await asyncio.gather(*(take(r, f"p{n}") for n, r in enumerate(replicas * 2)))
+    finally:
+        for replica in replicas[1:]:
+            await replica.close()
+    assert sorted(t for taken in results for t in taken) == ids  # each taken by one process
