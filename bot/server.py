@@ -105,13 +105,21 @@ async def started(settings: Settings) -> AsyncIterator[tuple[AsyncApp, Services]
 
 
 async def connect_socket_mode(app: AsyncApp, services: Services) -> AsyncSocketModeHandler:
-    """A Socket Mode handler for ``app``, connected with SLACK_APP_TOKEN; close it when done."""
+    """A Socket Mode handler for ``app``, connected with SLACK_APP_TOKEN; close it when done.
+
+    The token is checked first with one apps.connections.open, whose URL the handler then uses:
+    the SDK client retries a refused token every few seconds for ever, so a revoked token or one
+    without connections:write would leave start-up hanging; here it raises PermanentSlackError
+    (``hint`` names SLACK_APP_TOKEN and the fix).
+    """
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     token = services.slack_config.app_token
     if not token:
         raise SlackConfigError("SLACK_APP_TOKEN is not set; Socket Mode needs an app-level token.")
+    url = await services.slack.open_socket_url(token)
     handler = AsyncSocketModeHandler(app, token)
+    handler.client.wss_uri = url  # the client asks for a URL only when it has none
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]
     except BaseException:
@@ -126,7 +134,8 @@ async def serve(
     """Serve ``app`` until ``stop`` is set, then let queued tickets finish (bounded).
 
     ``GET /healthz`` on host:port; Slack's requests over Socket Mode when SLACK_APP_TOKEN is set,
-    else over HTTP at /slack/events on the same port.
+    else over HTTP at /slack/events on the same port. Start-up errors (a refused app-level
+    token) are raised before anything is served.
     """
     runner = web.AppRunner(create_web_app(app, services), access_log=None)
     await runner.setup()

@@ -21,7 +21,7 @@ from bot.admin_desk import AdminDesk
 from bot.app import create_app
 from bot.cli import app as cli_app
 from bot.config import slack_config
-from bot.errors import SlackConfigError
+from bot.errors import PermanentSlackError, SlackConfigError
 from bot.server import serve, started
 from bot.services import Services, build_services
 from classifier.taxonomy import Taxonomy
@@ -157,7 +157,7 @@ async def socket_bot(
 
 async def test_a_ticket_over_the_socket_is_acked_and_routed(socket_bot: SocketModeBot) -> None:
     fake, socket = socket_bot.fake, socket_bot.socket
-    assert len(fake.called("apps.connections.open")) == 1
+    assert len(fake.called("apps.connections.open")) == 1  # the start-up check's URL is used
     fake.latency = 0.3  # every Slack call takes 0.3 s: the ack must not wait for them
     ts = socket_bot.new_ts()
     text = "I was charged twice, please refund the second payment"
@@ -340,7 +340,7 @@ async def test_started_and_served_as_run_bot_does(fake_slack: FakeSlack, tmp_pat
 
 
 async def test_a_bot_token_as_slack_app_token_stops_start_up(
-    fake_slack: FakeSlack, tmp_path: Path
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
 ) -> None:
     settings = _settings(fake_slack, tmp_path / "serve.db", slack_app_token=fake_slack.token)
     with pytest.raises(SlackConfigError) as caught:
@@ -351,6 +351,18 @@ async def test_a_bot_token_as_slack_app_token_stops_start_up(
     assert "xapp-" in message
     assert fake_slack.token not in message
     assert fake_slack.calls == []  # stopped before anything was contacted
+
+    # Slack refuses it too, should it get that far; the hint says what to do.
+    good = _settings(fake_slack, tmp_path / "serve.db")
+    services = build_services(good, slack_config(good), taxonomy)
+    try:
+        with pytest.raises(PermanentSlackError) as refused:
+            await services.slack.open_socket_url(fake_slack.token)
+    finally:
+        await services.stop()
+    assert refused.value.error == "not_allowed_token_type"
+    assert "SLACK_APP_TOKEN is not an app-level token" in refused.value.hint
+    assert fake_slack.socket_mode.connections == []
 
 
 def test_serve_with_a_bot_token_as_slack_app_token_names_the_setting(tmp_path: Path) -> None:
@@ -368,3 +380,23 @@ def test_serve_with_a_bot_token_as_slack_app_token_names_the_setting(tmp_path: P
     assert result.exit_code == 2
     assert "SLACK_APP_TOKEN is not an app-level token" in result.output
     assert "xoxb-pasted-in-the-wrong-place" not in result.output
+
+
+async def test_a_refused_app_token_stops_start_up_instead_of_retrying_for_ever(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    # slack_sdk's client retries a refused apps.connections.open every ping interval, for
+    # ever; start-up must stop with the fix instead.
+    bot = SocketModeBot(
+        fake_slack, tmp_path / "triage.db", taxonomy, slack_app_token="xapp-1-revoked"
+    )
+    with pytest.raises(PermanentSlackError) as caught:
+        async with asyncio.timeout(WITHIN):
+            await bot.start()
+    await bot.stop()
+    assert caught.value.error == "invalid_auth"
+    assert "Slack rejected SLACK_APP_TOKEN" in str(caught.value)
+    assert "connections:write" in str(caught.value)
+    assert "xapp-1-revoked" not in str(caught.value)
+    assert len([c for c in fake_slack.calls if c.method == "apps.connections.open"]) == 1
+    assert fake_slack.socket_mode.connections == []
