@@ -13,7 +13,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -25,10 +25,14 @@ from bot.active_model import ensure_active_model
 from bot.admin_desk import AdminDesk
 from bot.app import create_app
 from bot.config import slack_config
+from bot.errors import SlackConfigError
 from bot.services import Services, build_services
 from classifier.artifacts import load_model
 from classifier.taxonomy import load_taxonomy
 from data.db import tickets as tickets_repo
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,62 @@ async def started(settings: Settings) -> AsyncIterator[tuple[AsyncApp, Services]
             await context.openai.aclose()
 
 
+async def connect_socket_mode(app: AsyncApp, services: Services) -> AsyncSocketModeHandler:
+    """A Socket Mode handler for ``app``, connected with SLACK_APP_TOKEN; close it when done.
+
+    The token is checked first with one apps.connections.open, whose URL the handler then uses:
+    the SDK client retries a refused token every few seconds for ever, so a revoked token or one
+    without connections:write would leave start-up hanging; here it raises PermanentSlackError
+    (``hint`` names SLACK_APP_TOKEN and the fix).
+    """
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    token = services.slack_config.app_token
+    if not token:
+        raise SlackConfigError("SLACK_APP_TOKEN is not set; Socket Mode needs an app-level token.")
+    url = await services.slack.open_socket_url(token)
+    handler = AsyncSocketModeHandler(app, token)
+    handler.client.wss_uri = url  # the client asks for a URL only when it has none
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+    except BaseException:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        raise
+    return handler
+
+
+async def serve(
+    app: AsyncApp, services: Services, stop: asyncio.Event, *, host: str, port: int
+) -> None:
+    """Serve ``app`` until ``stop`` is set, then let queued tickets finish (bounded).
+
+    ``GET /healthz`` on host:port; Slack's requests over Socket Mode when SLACK_APP_TOKEN is set,
+    else over HTTP at /slack/events on the same port. Start-up errors (a refused app-level
+    token) are raised before anything is served.
+    """
+    runner = web.AppRunner(create_web_app(app, services), access_log=None)
+    await runner.setup()
+    socket_handler: AsyncSocketModeHandler | None = None
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound = runner.addresses[0][1]
+        if services.slack_config.app_token:
+            socket_handler = await connect_socket_mode(app, services)
+            log.info("Serving over Socket Mode; health on port %d", bound)
+        else:
+            log.info("Serving the Events API on port %d at %s", bound, EVENTS_PATH)
+        await stop.wait()
+    finally:
+        if socket_handler is not None:
+            await socket_handler.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+    try:
+        async with asyncio.timeout(10):
+            await services.drain()
+    except TimeoutError:
+        log.warning("Stopping with tickets unfinished; they resume on the next start")
+
+
 async def run_bot(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM: Socket Mode if SLACK_APP_TOKEN is set, else HTTP."""
     stop = asyncio.Event()
@@ -107,28 +167,4 @@ async def run_bot(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with started(settings) as (app, services):
-        web_app = create_web_app(app, services)
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "0.0.0.0", settings.port)  # noqa: S104 - a server
-        await site.start()
-        socket_handler = None
-        if services.slack_config.app_token:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            socket_handler = AsyncSocketModeHandler(app, services.slack_config.app_token)
-            await socket_handler.connect_async()  # type: ignore[no-untyped-call]
-            log.info("Serving over Socket Mode; health on port %d", settings.port)
-        else:
-            log.info("Serving the Events API on port %d at %s", settings.port, EVENTS_PATH)
-        try:
-            await stop.wait()
-        finally:
-            if socket_handler is not None:
-                await socket_handler.close_async()  # type: ignore[no-untyped-call]
-            await runner.cleanup()
-            try:
-                async with asyncio.timeout(10):
-                    await services.drain()
-            except TimeoutError:
-                log.warning("Stopping with tickets unfinished; they resume on the next start")
+        await serve(app, services, stop, host="0.0.0.0", port=settings.port)  # noqa: S104 - a server

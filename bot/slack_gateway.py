@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -204,6 +204,31 @@ HINTS: dict[str, str] = {
     "restricted_action": "The workspace does not let the bot post in {channel}.",
 }
 
+#: The same for apps.connections.open, which takes the app-level token (Socket Mode).
+APP_TOKEN_HINTS: dict[str, str] = {
+    "invalid_auth": (
+        "Slack rejected SLACK_APP_TOKEN: generate a new app-level token with the "
+        "connections:write scope (Basic Information → App-Level Tokens) and set it."
+    ),
+    "not_authed": "No token reached Slack: set SLACK_APP_TOKEN.",
+    "not_allowed_token_type": (
+        "SLACK_APP_TOKEN is not an app-level token: generate one (xapp-...) with the "
+        "connections:write scope under Basic Information → App-Level Tokens."
+    ),
+    "token_revoked": (
+        "SLACK_APP_TOKEN was revoked: generate a new app-level token with the "
+        "connections:write scope (Basic Information → App-Level Tokens) and set it."
+    ),
+    "token_expired": (
+        "SLACK_APP_TOKEN expired: generate a new app-level token with the connections:write "
+        "scope (Basic Information → App-Level Tokens) and set it."
+    ),
+    "missing_scope": (
+        "SLACK_APP_TOKEN lacks the connections:write scope: generate an app-level token with it "
+        "(Basic Information → App-Level Tokens)."
+    ),
+}
+
 #: ``metadata.event_type`` of every message the bot posts about a ticket; the payload names
 #: the ticket, the kind of message and its label, so the message can be found again.
 TICKET_MESSAGE_EVENT = "triage_ticket_message"
@@ -242,7 +267,12 @@ class SlackGateway:
         return self._identity
 
     async def _call(
-        self, method: str, call: Callable[[], Awaitable[T]], *, channel: str = ""
+        self,
+        method: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        channel: str = "",
+        hints: Mapping[str, str] = HINTS,
     ) -> T | None:
         try:
             return await call()
@@ -257,7 +287,7 @@ class SlackGateway:
                 raise RateLimitedError(method, retry_after(headers)) from None
             if status == 429 or status >= 500 or error in {"ratelimited", "internal_error"}:
                 raise TransientSlackError(method, error) from None
-            hint = HINTS.get(error, "").format(channel=channel or "?")
+            hint = hints.get(error, "").format(channel=channel or "?")
             if error == "missing_scope" and response is not None and response.get("needed"):
                 hint += f" Needed: {response.get('needed')}."
             self._log_once(method, error, channel, hint)
@@ -283,6 +313,19 @@ class SlackGateway:
             team_id=str(response.get("team_id", "")),
         )
         return self._identity
+
+    async def open_socket_url(self, app_token: str) -> str:
+        """A Socket Mode WebSocket URL from apps.connections.open, which takes the app token.
+
+        A refused token raises ``PermanentSlackError`` whose hint names SLACK_APP_TOKEN.
+        """
+        response = await self._call(
+            "apps.connections.open",
+            lambda: self.client.apps_connections_open(app_token=app_token),
+            hints=APP_TOKEN_HINTS,
+        )
+        assert response is not None
+        return str(response["url"])
 
     async def post_message(
         self,

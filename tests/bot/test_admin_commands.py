@@ -39,6 +39,7 @@ from tests.admin.conftest import (
 from tests.admin.keyword_learner import BlockingLearner, load_test_model
 from tests.bot.conftest import SUPPORT, BotHarness
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlack
+from tests.fakes.slack_events import command_payload
 
 ADMIN = "U0ADMIN"
 ADMIN_CHANNEL = "C0ADMIN"
@@ -90,23 +91,7 @@ async def use_test_desk(
 
 async def slash(bot: BotHarness, command: str, text: str, user: str) -> str:
     """Send a signed slash command (form-encoded, as Slack does); the ephemeral answer."""
-    body = urlencode(
-        {
-            "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
-            "team_domain": "fake-workspace",
-            "channel_id": SUPPORT,
-            "channel_name": "support",
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": command,
-            "text": text,
-            "api_app_id": "A0APP",
-            "is_enterprise_install": "false",
-            "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/1/abc",
-            "trigger_id": "1234.5678.abcdef",
-        }
-    )
+    body = urlencode(command_payload(command, text, user, SUPPORT))
     status, answer = await bot.send.post(body, "application/x-www-form-urlencoded")
     assert status == 200
     # Bolt answers ack(text=...) with the bare text; ack(blocks=...) would be JSON.

@@ -4,7 +4,10 @@ Modelled on the published Web API reference (and bolt-python's ``tests/mock_web_
 every method answers HTTP 200 with ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``;
 rate limiting is HTTP 429 with a ``Retry-After`` header (seconds) and ``"error": "ratelimited"``.
 Arguments are read from the query string, a form body or a JSON body, as Slack accepts all three;
-the bot token must come as ``Authorization: Bearer``.
+the token must come as ``Authorization: Bearer``: the bot token (``xoxb-``) for every method except
+``apps.connections.open``, which takes the app-level token (``xapp-``) and opens Socket Mode
+(``tests/fakes/slack_socket_mode.py``, served on the same port). The wrong kind of token is
+answered ``not_allowed_token_type``, an unknown one ``invalid_auth``.
 
 Every call is recorded (method, arguments, time). Failures can be scripted per method, for the
 next N calls (or every call), optionally only for calls whose arguments match, or for a random
@@ -25,11 +28,16 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.slack_socket_mode import FakeSocketMode
+
 Params = dict[str, Any]
 
 BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
 TEAM_ID = "T0TEAM"
+
+#: Methods that take the app-level token instead of the bot token.
+APP_LEVEL_METHODS = frozenset({"apps.connections.open"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class FakeSlack:
     """The fake Web API; ``async with FakeSlack() as slack`` serves it on 127.0.0.1:<free>."""
 
     token: str = "xoxb-test-token"
+    #: Socket Mode: apps.connections.open hands out its URLs; its token is the app token.
+    socket_mode: FakeSocketMode = field(default_factory=FakeSocketMode)
     calls: list[SlackCall] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
@@ -92,14 +102,18 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/upload/v1/{file_id}", self._upload)
+        app.router.add_get("/link/", self.socket_mode.accept)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self.socket_mode.base_url = f"ws://127.0.0.1:{self.port}"
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        # Open WebSockets would hold the server's shutdown until its timeout.
+        await self.socket_mode.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -229,10 +243,9 @@ class FakeSlack:
         now = time.monotonic()
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or params.get("token", "")
-        if not token:
-            return self._answer(method, params, now, {"ok": False, "error": "not_authed"})
-        if token != self.token:
-            return self._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
+        auth_error = self._auth_error(method, token)
+        if auth_error is not None:
+            return self._answer(method, params, now, {"ok": False, "error": auth_error})
         failure = self._scripted(method, params)
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if failure is not None:
@@ -247,6 +260,17 @@ class FakeSlack:
             return self._answer(method, params, now, {"ok": False, "error": "unknown_method"})
         body = handler(params)
         return self._answer(method, params, now, body, failed=not body.get("ok"))
+
+    def _auth_error(self, method: str, token: str) -> str | None:
+        """Slack's answer to a missing, wrong-kind or unknown token; None when it is good."""
+        if not token:
+            return "not_authed"
+        app_level = method in APP_LEVEL_METHODS
+        if token.startswith("xapp-") != app_level:
+            return "not_allowed_token_type"
+        if token != (self.socket_mode.app_token if app_level else self.token):
+            return "invalid_auth"
+        return None
 
     def _answer(
         self,
@@ -279,6 +303,9 @@ class FakeSlack:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, _params: Params) -> dict[str, Any]:
+        return {"ok": True, "url": self.socket_mode.open_url()}
 
     def _chat_postMessage(self, params: Params) -> dict[str, Any]:
         channel = str(params.get("channel", ""))

@@ -64,27 +64,7 @@ class SlackSender:
 
     def envelope(self, event: dict[str, Any], team: str = TEAM_ID) -> dict[str, Any]:
         """An Events API ``event_callback`` around ``event``."""
-        n = next(self._ids)
-        return {
-            "token": "legacy-verification-token",
-            "team_id": team,
-            "api_app_id": "A0APP",
-            "event": event,
-            "type": "event_callback",
-            "event_id": f"Ev{n:08d}",
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": team,
-                    "user_id": BOT_USER_ID,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-            "event_context": f"4-eyJldCI6Im1lc3NhZ2UifQ-{n}",
-        }
+        return event_callback(event, f"Ev{next(self._ids):08d}", team)
 
     async def event(
         self, event: dict[str, Any], *, retry_num: int | None = None, secret: str | None = None
@@ -101,6 +81,51 @@ class SlackSender:
         """Deliver an interaction (form body ``payload=<json>``)."""
         body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, "application/x-www-form-urlencoded")
+
+
+def event_callback(event: dict[str, Any], event_id: str, team: str = TEAM_ID) -> dict[str, Any]:
+    """An Events API ``event_callback`` around ``event``: the body Slack POSTs over HTTP, and
+    the payload of an ``events_api`` envelope in Socket Mode."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": team,
+        "api_app_id": "A0APP",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": team,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": f"4-eyJldCI6Im1lc3NhZ2UifQ-{event_id}",
+    }
+
+
+def command_payload(command: str, text: str, user: str, channel: str) -> dict[str, str]:
+    """A slash command's fields: form-encoded over HTTP, a ``slash_commands`` payload in
+    Socket Mode."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "team_domain": "fake-workspace",
+        "channel_id": channel,
+        "channel_name": channel.lower(),
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": "A0APP",
+        "is_enterprise_install": "false",
+        "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/1/abc",
+        "trigger_id": "1234.5678.abcdef",
+    }
 
 
 def message_event(
