@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from admin.settings import Settings
+from bot.admin_desk import AdminDesk
 from bot.app import create_app
 from bot.config import slack_config
 from bot.requeue import POLL_SECONDS
@@ -113,6 +114,9 @@ class BotHarness:
         if self._runner is not None:
             await self._runner.cleanup()
         if self.services is not None:
+            desk = self.services.extras.get("admin")
+            if isinstance(desk, AdminDesk):  # as `started` does: its poller uses the database
+                await desk.stop()
             await self.services.stop()
         self.services = self._runner = self._session = None
 
