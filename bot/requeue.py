@@ -57,15 +57,15 @@ class RequeueWatcher:
             claimed = await tickets_repo.claim_requeued(
                 conn, owner=self._router.owner, lease_until=self._router.lease_until()
             )
+        return self._queued(claimed, logging.INFO, "Claimed %d requeued ticket(s) for routing")
+
+    def _queued(self, claimed: list[int], level: int, message: str) -> list[int]:
+        # Their last run may have stopped between a post and its record, in another process.
         self._router.mark_uncertain(claimed)
         for ticket_id in claimed:
             self._queue.submit(ticket_id)
         if claimed:
-            log.info(
-                "Claimed %d requeued ticket(s) for routing",
-                len(claimed),
-                extra={"ticket_ids": claimed[:50]},
-            )
+            log.log(level, message, len(claimed), extra={"ticket_ids": claimed[:50]})
         return claimed
 
     def start(self) -> None:
@@ -91,16 +91,8 @@ class RequeueWatcher:
             claimed = await tickets_repo.claim_unfinished(
                 conn, self._router.owner, self._router.lease_until(), others_only=True
             )
-        self._router.mark_uncertain(claimed)
-        for ticket_id in claimed:
-            self._queue.submit(ticket_id)
-        if claimed:
-            log.warning(
-                "Took over %d ticket(s) whose bot process stopped holding them",
-                len(claimed),
-                extra={"ticket_ids": claimed[:50]},
-            )
-        return claimed
+        message = "Took over %d ticket(s) whose bot process stopped holding them"
+        return self._queued(claimed, logging.WARNING, message)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

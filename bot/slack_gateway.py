@@ -72,40 +72,30 @@ def _blind_repost(request: HttpRequest) -> bool:
     return request.url.endswith("/chat.postMessage") and not _resend_posts.get()
 
 
-class ServerErrorRetryHandler(AsyncServerErrorRetryHandler):
+class _NoBlindReposts(AsyncRetryHandler):
+    """Put before one of slack_sdk's handlers: it then never re-sends a ticket's post."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _blind_repost(request):
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+class ServerErrorRetryHandler(_NoBlindReposts, AsyncServerErrorRetryHandler):
     """slack_sdk's 5xx retries, except a ticket's posts (see ``ticket_calls``)."""
 
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if _blind_repost(request):
-            return False
-        return await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
 
-
-class ConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
+class ConnectionErrorRetryHandler(_NoBlindReposts, AsyncConnectionErrorRetryHandler):
     """slack_sdk's connection-error retries, except a ticket's posts (see ``ticket_calls``)."""
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if _blind_repost(request):
-            return False
-        return await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
 
 
 def retry_after(headers: Any) -> float:
