@@ -255,28 +255,7 @@ async def test_app_home_shows_the_model_and_gives_admins_buttons(
     assert HOME_REPORT_ACTION in admin_view
     assert HOME_RETRAIN_ACTION not in json.dumps(fake.home_views["U0AGENT"])
 
-    status, _ = await admin_bot.send.interaction(
-        {
-            "type": "block_actions",
-            "user": {"id": ADMIN, "username": "admin", "team_id": TEAM_ID},
-            "api_app_id": "A0APP",
-            "token": "legacy-verification-token",
-            "container": {"type": "view", "view_id": "V00000001"},
-            "trigger_id": "1234.5678.abcdef",
-            "team": {"id": TEAM_ID, "domain": "fake-workspace"},
-            "view": {"id": "V00000001", "type": "home"},
-            "actions": [
-                {
-                    "action_id": HOME_RETRAIN_ACTION,
-                    "block_id": "b",
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": "Retrain"},
-                    "action_ts": "1700000001.000100",
-                }
-            ],
-        }
-    )
-    assert status == 200
+    await _press(admin_bot, ADMIN, HOME_RETRAIN_ACTION)
     await fake.wait_for(lambda: "*promoted*" in _board(fake))
     (dm,) = fake.posts(ADMIN)
     assert dm["text"].startswith("Started retrain #1")
@@ -373,6 +352,7 @@ async def _open_home(bot: BotHarness, user: str) -> None:
 
 
 async def _press(bot: BotHarness, user: str, action_id: str) -> None:
+    """``user`` presses the App Home button ``action_id``; Slack gets a 200."""
     status, _ = await bot.send.interaction(
         {
             "type": "block_actions",
@@ -388,7 +368,7 @@ async def _press(bot: BotHarness, user: str, action_id: str) -> None:
                     "action_id": action_id,
                     "block_id": "b",
                     "type": "button",
-                    "text": {"type": "plain_text", "text": "Retry"},
+                    "text": {"type": "plain_text", "text": "Press"},
                     "action_ts": "1700000001.000100",
                 }
             ],
