@@ -18,7 +18,7 @@ bot starts with a model trained on a tenth of the training data.
 
 Not a test: it prints the figures.
 
-    python bench/retrain.py [--datasets PATH] [--rate 5] [--holdout 1000]
+    python bench/retrain.py [--datasets PATH] [--rate 5] [--holdout 1000] [--learner tfidf]
 """
 
 from __future__ import annotations
@@ -128,6 +128,9 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0, help="tickets per second")
     parser.add_argument("--holdout", type=int, default=1000, help="held-out test tickets")
     parser.add_argument("--debug", action="store_true", help="show the slowest tickets")
+    parser.add_argument(
+        "--learner", default="tfidf", help="the learner of the bot's model and of the retrain"
+    )
     args = parser.parse_args()
 
     folder = find_datasets(args.datasets) / "banking77"
@@ -148,7 +151,7 @@ async def main() -> None:
                 support_channels=(SUPPORT,),
                 triage_channel=TRIAGE,
                 database_url=f"sqlite+aiosqlite:///{work / 'bench.db'}",
-                learner="tfidf",
+                learner=args.learner,
                 admin_users=(ADMIN,),
                 admin_channel=ADMIN_CHANNEL,
                 log_level="WARNING",
@@ -156,7 +159,7 @@ async def main() -> None:
             services = build_services(settings, slack_config(settings), taxonomy)
             await services.db.start()
             # The model the bot starts with: the same learner on a tenth of the data.
-            first = await get_learner("tfidf", LearnerContext(taxonomy=taxonomy)).train(
+            first = await get_learner(args.learner, LearnerContext(taxonomy=taxonomy)).train(
                 train[::10], taxonomy.labels[:4]
             )
             async with services.db.transaction() as conn:
