@@ -10,8 +10,10 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,32 @@ log = logging.getLogger(__name__)
 
 #: Bolt's default request path for events, commands and interactions.
 EVENTS_PATH = "/slack/events"
+#: Seconds the Socket Mode connection may be down (Slack asks for routine reconnects) before
+#: ``/healthz`` reports the bot unhealthy.
+SOCKET_GRACE_SECONDS = 60.0
+
+
+@dataclass
+class SocketWatch:
+    """Whether the Socket Mode connection is up, for ``/healthz`` (in ``services.extras``)."""
+
+    client: Any = None  # the SDK's Socket Mode client once connected
+    down_since: float | None = None
+
+    async def report(self) -> dict[str, Any]:
+        """``connected``, how long it has been down, and ``ok`` (up, or down only briefly)."""
+        connected = self.client is not None and bool(await self.client.is_connected())
+        now = time.monotonic()
+        if connected:
+            self.down_since = None
+        elif self.down_since is None:
+            self.down_since = now
+        down = 0.0 if self.down_since is None else now - self.down_since
+        return {
+            "connected": connected,
+            "down_seconds": round(down, 1),
+            "ok": connected or down < SOCKET_GRACE_SECONDS,
+        }
 
 
 def create_web_app(app: AsyncApp, services: Services) -> web.Application:
@@ -58,7 +86,8 @@ def create_web_app(app: AsyncApp, services: Services) -> web.Application:
 
 
 async def health(services: Services) -> tuple[dict[str, Any], int]:
-    """The health report and its HTTP status (503 when the database or model is not ready)."""
+    """The health report and its HTTP status (503 when the database or model is not ready, or
+    the Socket Mode connection has been down longer than ``SOCKET_GRACE_SECONDS``)."""
     database_ok = await services.db.ping()
     report: dict[str, Any] = {
         "database": {"ok": database_ok},
@@ -69,6 +98,10 @@ async def health(services: Services) -> tuple[dict[str, Any], int]:
         async with services.db.transaction() as conn:
             report["tickets"] = await tickets_repo.count_by_status(conn)
     ok = database_ok and bool(report["model"]["ready"])
+    socket = services.extras.get("socket_mode")
+    if isinstance(socket, SocketWatch):  # a revoked app token leaves it reconnecting for ever
+        report["socket_mode"] = await socket.report()
+        ok = ok and bool(report["socket_mode"]["ok"])
     report["ok"] = ok
     return report, 200 if ok else 503
 
@@ -144,12 +177,16 @@ async def serve(
         await web.TCPSite(runner, host, port).start()
         bound = runner.addresses[0][1]
         if services.slack_config.app_token:
+            watch = SocketWatch()
+            services.extras["socket_mode"] = watch
             socket_handler = await connect_socket_mode(app, services)
+            watch.client = socket_handler.client
             log.info("Serving over Socket Mode; health on port %d", bound)
         else:
             log.info("Serving the Events API on port %d at %s", bound, EVENTS_PATH)
         await stop.wait()
     finally:
+        services.extras.pop("socket_mode", None)
         if socket_handler is not None:
             await socket_handler.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()

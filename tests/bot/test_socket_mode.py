@@ -17,12 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from admin.settings import Settings
+from bot import server
 from bot.admin_desk import AdminDesk
 from bot.app import create_app
 from bot.cli import app as cli_app
 from bot.config import slack_config
 from bot.errors import PermanentSlackError, SlackConfigError
-from bot.server import serve, started
+from bot.server import health, serve, started
 from bot.services import Services, build_services
 from classifier.taxonomy import Taxonomy
 from data.db import corrections as corrections_repo
@@ -400,3 +401,32 @@ async def test_a_refused_app_token_stops_start_up_instead_of_retrying_for_ever(
     assert "xapp-1-revoked" not in str(caught.value)
     assert len([c for c in fake_slack.calls if c.method == "apps.connections.open"]) == 1
     assert fake_slack.socket_mode.connections == []
+
+
+async def test_health_reports_a_socket_that_stays_down(
+    socket_bot: SocketModeBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app token is revoked while the bot runs: the SDK reconnects for ever, and /healthz
+    says so once the connection has been down longer than the grace period."""
+    report, status = await health(socket_bot.svc)
+    assert status == 200
+    assert report["socket_mode"] == {"connected": True, "down_seconds": 0.0, "ok": True}
+
+    socket_bot.socket.app_token = "xapp-1-A0APP-revoked"  # reconnecting is refused now
+    await socket_bot.socket.close()  # Slack drops the connection
+    await socket_bot.fake.wait_for(  # the SDK tried to reconnect and was refused
+        lambda: any(
+            c.method == "apps.connections.open" and not c.ok for c in socket_bot.fake.calls
+        ),
+        within=WITHIN,
+    )
+    report, status = await health(socket_bot.svc)
+    assert report["socket_mode"]["connected"] is False
+    assert status == 200  # a reconnect is routine: within the grace period it is still ok
+    assert report["socket_mode"]["ok"] is True
+    monkeypatch.setattr(server, "SOCKET_GRACE_SECONDS", 0.0)
+    report, status = await health(socket_bot.svc)
+    assert status == 503
+    assert report["socket_mode"]["connected"] is False
+    assert report["socket_mode"]["ok"] is False
+    assert report["ok"] is False
