@@ -8,6 +8,9 @@ replica dies before routing it, the next start resumes it like any other. The ro
 does only what the ticket's ``routings`` say was not done yet, and, since the run that failed
 may have been cut short between a post and its record (another process, long ago), it looks
 for each post in Slack before making it, as it does for tickets resumed after a restart.
+
+The same watcher takes over unfinished tickets whose lease ran out (their process died), every
+quarter of a lease, and at start-up ``take_over(others_only=False)`` is how a bot resumes.
 """
 
 from __future__ import annotations
@@ -85,14 +88,20 @@ class RequeueWatcher:
                 await self._task
             self._task = None
 
-    async def take_over(self) -> list[int]:
-        """Claim unfinished tickets whose process died (lease run out) and queue them."""
+    async def take_over(self, *, others_only: bool = True) -> list[int]:
+        """Claim unfinished tickets no live process holds and queue them; returns their ids.
+
+        ``others_only`` (a running bot) leaves this process's own tickets alone: it has them in
+        hand, maybe waiting to retry. At start-up every unheld ticket is taken, its own too.
+        """
         async with self._db.transaction() as conn:
             claimed = await tickets_repo.claim_unfinished(
-                conn, self._router.owner, self._router.lease_until(), others_only=True
+                conn, self._router.owner, self._router.lease_until(), others_only=others_only
             )
-        message = "Took over %d ticket(s) whose bot process stopped holding them"
-        return self._queued(claimed, logging.WARNING, message)
+        if others_only:
+            message = "Took over %d ticket(s) whose bot process stopped holding them"
+            return self._queued(claimed, logging.WARNING, message)
+        return self._queued(claimed, logging.INFO, "Resuming %d ticket(s) stored but not routed")
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

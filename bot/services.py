@@ -64,9 +64,7 @@ class Services:
         await self.check_channels()
         self.commits.start()
         self.queue.start()
-        resumed = await self.resume()
-        if resumed:
-            log.info("Resuming %d ticket(s) stored but not routed", resumed)
+        await self.resume()
         self.requeue.start()
 
     async def check_channels(self) -> list[str]:
@@ -101,16 +99,8 @@ class Services:
         replica may be claiming them at this moment), which makes them unfinished.
         """
         await self.requeue.claim()
-        async with self.db.transaction() as conn:
-            # Only tickets no live replica holds: another one may be routing some right now.
-            ids = await tickets_repo.claim_unfinished(
-                conn, self.router.owner, self.router.lease_until()
-            )
-        # The last process may have stopped between a post and its record: look before posting.
-        self.router.mark_uncertain(ids)
-        for ticket_id in ids:
-            self.queue.submit(ticket_id)
-        return len(ids)
+        # Only tickets no live replica holds: another one may be routing some right now.
+        return len(await self.requeue.take_over(others_only=False))
 
     async def drain(self) -> None:
         """Wait until every queued ticket has been worked on (tests and shutdown).

@@ -406,7 +406,8 @@ async def release_unfinished(conn: AsyncConnection, owner: str) -> int:
 
 
 async def unfinished_tickets(conn: AsyncConnection, limit: int = 10_000) -> list[int]:
-    """Ids of tickets stored but not yet routed (what a restart resumes), oldest first."""
+    """Ids of tickets stored but not yet routed, oldest first, whoever holds them (a bot
+    resumes only those it can claim: ``claim_unfinished``)."""
     rows = await conn.execute(
         select(tickets.c.id)
         .where(tickets.c.status.in_(UNFINISHED))
