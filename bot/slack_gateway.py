@@ -56,10 +56,10 @@ _resend_posts: ContextVar[bool] = ContextVar("slack_resend_posts", default=True)
 
 
 @contextmanager
-def ticket_calls(wait_in_place: float = 0.0) -> Iterator[None]:
-    """Calls made in this block (and tasks it starts) are a ticket's: 429s with a longer
-    Retry-After than ``wait_in_place`` fail at once, and posts are never sent twice blindly."""
-    waits = _wait_in_place.set(wait_in_place)
+def ticket_calls() -> Iterator[None]:
+    """Calls made in this block (and tasks it starts) are a ticket's: a 429 that asks for any
+    wait fails at once (``RateLimitedError``), and posts are never sent twice blindly."""
+    waits = _wait_in_place.set(0.0)
     resends = _resend_posts.set(False)
     try:
         yield
@@ -116,7 +116,7 @@ class RateLimitRetryHandler(AsyncRetryHandler):
     slack_sdk's own handler adds up to a whole second of jitter to every wait, which at a few
     hundred calls a second turns one 429 into a second of latency; this keeps the jitter small
     and refuses waits longer than ``max_wait`` or than the calling context allows
-    (``waits_in_place_up_to``): those calls fail with the 429 and are retried later.
+    (``ticket_calls``): those calls fail with the 429 and are retried later.
     """
 
     def __init__(self, max_retry_count: int = 3, max_wait: float = MAX_RETRY_AFTER_SECONDS):
@@ -194,25 +194,20 @@ HINTS: dict[str, str] = {
     "restricted_action": "The workspace does not let the bot post in {channel}.",
 }
 
+_HOW_TO_REPLACE_IT = (
+    "generate a new app-level token with the connections:write scope "
+    "(Basic Information → App-Level Tokens) and set it."
+)
 #: The same for apps.connections.open, which takes the app-level token (Socket Mode).
 APP_TOKEN_HINTS: dict[str, str] = {
-    "invalid_auth": (
-        "Slack rejected SLACK_APP_TOKEN: generate a new app-level token with the "
-        "connections:write scope (Basic Information → App-Level Tokens) and set it."
-    ),
+    "invalid_auth": f"Slack rejected SLACK_APP_TOKEN: {_HOW_TO_REPLACE_IT}",
     "not_authed": "No token reached Slack: set SLACK_APP_TOKEN.",
     "not_allowed_token_type": (
         "SLACK_APP_TOKEN is not an app-level token: generate one (xapp-...) with the "
         "connections:write scope under Basic Information → App-Level Tokens."
     ),
-    "token_revoked": (
-        "SLACK_APP_TOKEN was revoked: generate a new app-level token with the "
-        "connections:write scope (Basic Information → App-Level Tokens) and set it."
-    ),
-    "token_expired": (
-        "SLACK_APP_TOKEN expired: generate a new app-level token with the connections:write "
-        "scope (Basic Information → App-Level Tokens) and set it."
-    ),
+    "token_revoked": f"SLACK_APP_TOKEN was revoked: {_HOW_TO_REPLACE_IT}",
+    "token_expired": f"SLACK_APP_TOKEN expired: {_HOW_TO_REPLACE_IT}",
     "missing_scope": (
         "SLACK_APP_TOKEN lacks the connections:write scope: generate an app-level token with it "
         "(Basic Information → App-Level Tokens)."
