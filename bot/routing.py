@@ -128,14 +128,14 @@ class TicketRouter:
         """
         with ticket_calls():
             try:
-                await self._process_fresh(ticket_id)
+                await self._claim_and_process(ticket_id)
             except RetryLater:
                 raise
             except Exception:
                 self._uncertain.add(ticket_id)  # it may have stopped between a post and its record
                 raise
 
-    async def _process_fresh(self, ticket_id: int) -> None:
+    async def _claim_and_process(self, ticket_id: int) -> None:
         fresh = self._fresh.pop(ticket_id, None)
         if fresh is None or not self._holds(fresh):
             # Stored just now, the ticket is leased to this process; any other run takes the
