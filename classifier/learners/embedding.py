@@ -74,7 +74,7 @@ MAX_ENCODER_CHARS = 2_000
 TORCH_THREADS = 2
 #: In torch, batches up to this size (live tickets) use one thread: on a busy two-core box, two
 #: OpenMP threads spinning for each other made single-ticket p50 latency 350-550 ms instead of
-#: about 60 ms. ONNX Runtime's threads sleep instead of spinning (see ``_session``), and two of
+#: about 60 ms. ONNX Runtime's threads sleep instead of spinning (see ``_onnx_session``), and two of
 #: them were never slower than one, even with the other core busy: it always uses both.
 SINGLE_THREAD_UP_TO = 8
 ENCODE_BATCH = 256
@@ -83,7 +83,7 @@ FORWARD_BATCH = 64
 #: A forward pass takes texts of nearly one length: up to this factor (plus ``PAD_TOKENS``)
 #: longer than its shortest. Padding costs as much as real word pieces and the weights are
 #: read once a pass either way: 16 live tickets of mixed length padded to the longest cost
-#: 39 ms of CPU each, grouped by length 10 ms, one at a time 11 ms (starter tickets).
+#: 39 ms of CPU each, grouped by length 13 ms, one at a time 15 ms (starter tickets, 2 threads).
 PAD_FACTOR = 1.25
 PAD_TOKENS = 4
 #: What ONNX Runtime needs besides torch (which exports the graph): see ``_export_onnx``.
@@ -131,6 +131,12 @@ class SentenceEncoder:
         self.dimension = int(dimension() or 384)
         # The pipeline's parts, run by hand in ``_forward`` (see ``encode``).
         self._tokenizer = self._model.tokenizer
+        #: What each input is padded with: the pad token's id; masked out, type 0.
+        self._pad = {
+            "input_ids": int(self._tokenizer.pad_token_id or 0),
+            "attention_mask": 0,
+            "token_type_ids": int(self._tokenizer.pad_token_type_id or 0),
+        }
         transformer: Any = self._model[0].auto_model
         self._transformer = transformer
         self._transformer.eval()
@@ -162,31 +168,32 @@ class SentenceEncoder:
             # One forward pass at a time: they would only fight over two cores.
             if session is None and torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
-            for rows in self._length_groups(cut):
-                batch = [cut[i] for i in rows]
+            # Tokenised once; each group is padded to its own longest text.
+            pieces = self._tokenizer(cut, truncation=True, max_length=MAX_TOKENS)
+            for rows in length_groups([len(ids) for ids in pieces["input_ids"]]):
+                batch = {
+                    name: _padded([pieces[name][i] for i in rows], self._pad[name])
+                    for name in ONNX_INPUTS
+                }
                 out[rows] = self._forward(batch) if session is None else self._run(session, batch)
         return out
 
-    def _length_groups(self, texts: list[str]) -> list[list[int]]:
-        """Indices of ``texts``, shortest first, grouped for forward passes (see PAD_FACTOR)."""
-        if len(texts) == 1:
-            return [[0]]
-        pieces = self._tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
-        return length_groups([len(ids) for ids in pieces])
+    @staticmethod
+    def _run(session: Any, batch: dict[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
+        return np.asarray(session.run(None, batch)[0], dtype=np.float32)
 
-    def _run(self, session: Any, texts: list[str]) -> npt.NDArray[np.float32]:
-        batch = self._tokenizer(
-            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="np"
-        )
-        feed = {name: np.asarray(batch[name], dtype=np.int64) for name in ONNX_INPUTS}
-        return np.asarray(session.run(None, feed)[0], dtype=np.float32)
-
-    def _forward(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        batch = self._tokenizer(
-            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-        )
-        unit = self._pooled(*(batch[name] for name in ONNX_INPUTS))
+    def _forward(self, batch: dict[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
+        torch = self._torch
+        unit = self._pooled(*(torch.from_numpy(batch[name]) for name in ONNX_INPUTS))
         return np.asarray(unit.numpy(), dtype=np.float32)
+
+
+def _padded(rows: list[list[int]], fill: int) -> npt.NDArray[np.int64]:
+    """Token rows as one array, padded on the right with ``fill`` (as the tokenizer pads)."""
+    out = np.full((len(rows), max(len(row) for row in rows)), fill, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
 
 
 def length_groups(lengths: Sequence[int]) -> list[list[int]]:
