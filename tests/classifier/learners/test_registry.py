@@ -4,7 +4,7 @@ import pytest
 
 from classifier.errors import ClassifierError
 from classifier.learners import default_learner_name, get_learner
-from classifier.learners.embedding import encoder_available
+from classifier.learners.encoder import encoder_available
 from classifier.learners.tfidf import TfidfLearner
 
 
