@@ -8,11 +8,9 @@ from admin.home import HomeSummary
 from admin.report import ModelReport, render_report
 from admin.tickets import RetryOutcome
 from bot.admin_payloads import HOME_REPORT_ACTION, HOME_RETRAIN_ACTION, HOME_RETRY_FAILED_ACTION
+from bot.mrkdwn import SECTION_TEXT, VIEW_BLOCKS, fit_blocks, message_text, render
 
 Blocks = list[dict[str, Any]]
-
-#: Slack's limit for a section's text.
-_SECTION_LIMIT = 3000
 
 
 def _sections(text: str) -> Blocks:
@@ -20,7 +18,7 @@ def _sections(text: str) -> Blocks:
     blocks: Blocks = []
     chunk = ""
     for line in text.splitlines(keepends=True):
-        if len(chunk) + len(line) > _SECTION_LIMIT - 10:
+        if chunk and len(chunk) + len(line) > SECTION_TEXT - 10:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
             chunk = ""
         chunk += line
@@ -43,14 +41,14 @@ def retrain_board_title(job_id: int, learner: str) -> str:
 def retrain_finished(status: str, message: str) -> str:
     """The last line of the board."""
     icon = {"promoted": ":white_check_mark:", "kept": ":raised_hand:", "dry-run": ":test_tube:"}
-    return f"{icon.get(status, ':x:')} *{status}*: {message}"
+    return f"{icon.get(status, ':x:')} *{render(status)}*: {render(message)}"
 
 
 def report_message(report: ModelReport) -> tuple[str, Blocks]:
     """The evaluation report as a message (fallback text and blocks)."""
-    text = render_report(report)
+    text = render(render_report(report))
     headline = text.splitlines()[1] if len(text.splitlines()) > 1 else text
-    return f"Evaluation report: {headline}", _sections(text)
+    return message_text(f"Evaluation report: {headline}"), fit_blocks(_sections(text))
 
 
 def _failed_tickets(count: int) -> dict[str, Any]:
@@ -96,7 +94,8 @@ def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
         on_holdout = f" ({', '.join(figures)} on the holdout)" if figures else ""
         since = active.activated_at.strftime("%Y-%m-%d %H:%M UTC") if active.activated_at else "?"
         model_text = (
-            f"*Active model:* #{active.id} `{active.model_id}` ({active.learner}){on_holdout}, "
+            f"*Active model:* #{active.id} `{render(active.model_id)}` ({render(active.learner)})"
+            f"{on_holdout}, "
             f"active since {since}, trained on {active.counts.get('train', '?')} examples."
         )
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": model_text}})
@@ -115,13 +114,13 @@ def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
         for job in summary.jobs:
             result = job.result or {}
             outcome = result.get("status") or job.status
-            detail = f" — {result['message']}" if result.get("message") else ""
+            detail = f" — {render(str(result['message']))}" if result.get("message") else ""
             when = job.created_at.strftime("%Y-%m-%d %H:%M")
-            lines.append(f"• #{job.id} {job.kind} ({when}): *{outcome}*{detail}")
+            lines.append(f"• #{job.id} {job.kind} ({when}): *{render(str(outcome))}*{detail}")
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": "*Recent jobs*\n" + "\n".join(lines)[:2900]},
+                "text": {"type": "mrkdwn", "text": "*Recent jobs*\n" + "\n".join(lines)},
             }
         )
     if is_admin and summary.failed:
@@ -145,4 +144,4 @@ def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
                 ],
             }
         )
-    return {"type": "home", "blocks": blocks}
+    return {"type": "home", "blocks": fit_blocks(blocks, max_blocks=VIEW_BLOCKS)}

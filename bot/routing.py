@@ -21,6 +21,7 @@ import os
 import random
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,6 +34,8 @@ from bot.prediction_batch import PredictionBatch
 from bot.redaction import redact_pii
 from bot.slack_gateway import TICKET_MESSAGE_EVENT, SlackGateway, ticket_calls
 from bot.views import (
+    CARD_LEVELS,
+    CARD_REFUSED,
     CardContent,
     correction_reply,
     first_reply,
@@ -437,25 +440,34 @@ class TicketRouter:
         )
         if keep is None or edited:
             card = CardContent(**{**card.__dict__, "permalink": await permalink()})
-            text, blocks = ticket_card(card, self._taxonomy)
             if keep is None:
                 nth = sum(r.kind == routings_repo.CARD for r in records)
-                ts = await self._post(
-                    ticket,
-                    routings_repo.CARD,
-                    key,
-                    nth,
-                    destination,
-                    text,
-                    check=check,
-                    blocks=blocks,
-                )
+
+                async def post(text: str, blocks: list[dict[str, object]]) -> str:
+                    return await self._post(
+                        ticket,
+                        routings_repo.CARD,
+                        key,
+                        nth,
+                        destination,
+                        text,
+                        check=check,
+                        blocks=blocks,
+                    )
+
+                ts = await self._send_card(ticket, card, post)
                 await self._record(ticket, routings_repo.CARD, key, destination, ts)
             else:
-                assert keep.ts is not None
-                await self._slack.update_message(destination, keep.ts, text, blocks)
+                kept_ts = keep.ts
+                assert kept_ts is not None
+
+                async def update(text: str, blocks: list[dict[str, object]]) -> str:
+                    await self._slack.update_message(destination, kept_ts, text, blocks)
+                    return kept_ts
+
+                await self._send_card(ticket, card, update)
                 await self._removed(keep)
-                await self._record(ticket, routings_repo.CARD, key, destination, keep.ts)
+                await self._record(ticket, routings_repo.CARD, key, destination, kept_ts)
         for old in cards:
             if old is keep or old.ts is None:
                 continue
@@ -466,6 +478,28 @@ class TicketRouter:
             else:
                 await self._slack.delete_message(old.channel, old.ts)
             await self._removed(old)
+
+    async def _send_card(
+        self,
+        ticket: Ticket,
+        card: CardContent,
+        send: Callable[[str, list[dict[str, object]]], Awaitable[str]],
+    ) -> str:
+        """Send the card with ``send``; when Slack refuses its content (``CARD_REFUSED``), send
+        a simpler one (shorter text, then only a link to the ticket) instead of failing."""
+        for level in range(CARD_LEVELS):
+            text, blocks = ticket_card(card, self._taxonomy, level)
+            try:
+                return await send(text, blocks)
+            except PermanentSlackError as exc:
+                if exc.error not in CARD_REFUSED or level == CARD_LEVELS - 1:
+                    raise
+                log.warning(
+                    "Ticket %s: Slack refused its card (%s); sending a simpler one",
+                    ticket.id,
+                    exc.error,
+                )
+        raise AssertionError("unreachable")  # the last level returns or raises
 
     async def _reconcile_tag(
         self, ticket: Ticket, dept: Department, records: list[Routing]

@@ -32,6 +32,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import PermanentSlackError, RateLimitedError, TransientSlackError
+from bot.mrkdwn import blocks_without_broadcasts, without_broadcasts
 
 log = logging.getLogger(__name__)
 
@@ -323,8 +324,11 @@ class SlackGateway:
     ) -> str:
         """Post a message (a card or a thread reply); returns its ts.
 
-        ``metadata`` is Slack message metadata (``event_type`` and ``event_payload``).
+        ``metadata`` is Slack message metadata (``event_type`` and ``event_payload``). No
+        group mention gets through (``bot.mrkdwn.without_broadcasts``).
         """
+        text = without_broadcasts(text)
+        blocks = blocks_without_broadcasts(blocks)
         response = await self._call(
             "chat.postMessage",
             lambda: self.client.chat_postMessage(
@@ -379,7 +383,9 @@ class SlackGateway:
     async def update_message(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
-        """Replace a message the bot posted."""
+        """Replace a message the bot posted (no group mention gets through)."""
+        text = without_broadcasts(text)
+        blocks = blocks_without_broadcasts(blocks)
         await self._call(
             "chat.update",
             lambda: self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or []),

@@ -1,7 +1,9 @@
 """Block Kit and message text for everything the bot posts. Pure functions, no I/O.
 
-Ticket text is escaped (``&``, ``<``, ``>``) before it goes into mrkdwn, so a ticket cannot
-mention ``@channel`` or fake a link, and cut to fit Slack's 3,000-character section limit.
+Ticket text goes through ``bot.mrkdwn.render`` exactly once (Slack delivers it already
+entity-encoded; mentions and disguised links are neutralised) and every final string is kept
+within Slack's limits (``bot.mrkdwn.fit_blocks``). A card Slack still refuses is posted again at
+a lower ``level``: shorter text, then only a link to the ticket.
 """
 
 from __future__ import annotations
@@ -10,23 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.mrkdwn import SECTION_TEXT, fit, fit_blocks, message_text, render
 from bot.payloads import ROUTE_ACTION_PREFIX
 from classifier.taxonomy import Department, Taxonomy
 
-#: Room for the ticket text in a card's section (Slack allows 3,000 characters per section).
-CARD_TEXT_CHARS = 2_800
+#: Characters of ticket text on a card posted again after Slack refused the full one.
+SHORT_CARD_CHARS = 1_000
+#: Levels of a card: full text, shorter text, only a link to the ticket.
+CARD_LEVELS = 3
+#: Slack's answers that mean "this message's content is refused": post a simpler card.
+CARD_REFUSED = frozenset({"invalid_blocks", "msg_too_long", "msg_blocks_too_long"})
 
 Blocks = list[dict[str, Any]]
-
-
-def escape(text: str) -> str:
-    """Text safe to put inside mrkdwn: Slack's three control characters escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def shorten(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def percent(confidence: float) -> str:
@@ -49,8 +46,21 @@ class CardContent:
     ask_for_department: bool = False  # low confidence: one button per department
 
 
-def ticket_card(card: CardContent, taxonomy: Taxonomy) -> tuple[str, Blocks]:
-    """The card posted in a department (or the triage) channel: fallback text and blocks."""
+def _ticket_text(card: CardContent, level: int) -> str:
+    if level == 0:
+        return fit(render(card.text), SECTION_TEXT)
+    link = f"<{card.permalink}|the ticket>" if card.permalink else "the ticket"
+    if level == 1:
+        note = f"\n_(shortened: Slack refused the full text; see {link})_"
+        return fit(render(card.text), SHORT_CARD_CHARS) + note
+    return f"_The ticket's text could not be shown here; see {link}._"
+
+
+def ticket_card(card: CardContent, taxonomy: Taxonomy, level: int = 0) -> tuple[str, Blocks]:
+    """The card posted in a department (or the triage) channel: fallback text and blocks.
+
+    ``level`` 1 and 2 are the simpler cards posted when Slack refused the one before.
+    """
     dept = card.department
     if card.decided_by:
         verdict = f":{dept.emoji}: *{dept.name}* (chosen by <@{card.decided_by}>)"
@@ -65,10 +75,7 @@ def ticket_card(card: CardContent, taxonomy: Taxonomy) -> tuple[str, Blocks]:
         context += f" · runner-ups: {others}"
     blocks: Blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": verdict}},
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": escape(shorten(card.text, CARD_TEXT_CHARS))},
-        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": _ticket_text(card, level)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
     ]
     if card.ask_for_department:
@@ -80,16 +87,16 @@ def ticket_card(card: CardContent, taxonomy: Taxonomy) -> tuple[str, Blocks]:
                     {
                         "type": "button",
                         "action_id": f"{ROUTE_ACTION_PREFIX}{d.name}",
-                        "text": {"type": "plain_text", "text": shorten(d.name, 75)},
+                        "text": {"type": "plain_text", "text": d.name},
                         "value": str(card.ticket_id),
                         **({"style": "primary"} if d.name == dept.name else {}),
                     }
-                    for d in list(taxonomy)[:25]
+                    for d in taxonomy
                 ],
             }
         )
-    fallback = f"Ticket for {dept.name}: {shorten(card.text, 200)}"
-    return fallback, blocks
+    summary = fit(render(card.text), 200) if level < 2 else "see the card"
+    return message_text(f"Ticket for {dept.name}: {summary}"), fit_blocks(blocks)
 
 
 def resolved_triage_card(
@@ -98,7 +105,8 @@ def resolved_triage_card(
     """What a triage card becomes once the ticket has gone to a department (no buttons)."""
     who = f" by <@{user}>" if user else ""
     text = f":{chosen.emoji}: Sent to *{chosen.name}*{who}. <{card.permalink}|View ticket>"
-    return f"Sent to {chosen.name}", [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    return f"Sent to {chosen.name}", fit_blocks(blocks)
 
 
 def _how_to_correct(taxonomy: Taxonomy) -> str:

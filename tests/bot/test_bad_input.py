@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from bot.config import slack_config
 from bot.errors import SlackConfigError
-from bot.views import CARD_TEXT_CHARS
+from bot.mrkdwn import SECTION_TEXT
 from classifier.model import Prediction
 from classifier.taxonomy import Taxonomy
 from data.db import corrections as corrections_repo
@@ -37,7 +37,7 @@ async def test_a_40000_character_ticket_is_stored_whole_and_its_card_fits(
     (card,) = bot.fake.posts(BILLING)
     sections = [b["text"]["text"] for b in card["blocks"] if b["type"] == "section"]
     assert all(len(s) <= 3000 for s in sections)
-    assert any(s.endswith("…") and len(s) == CARD_TEXT_CHARS for s in sections)
+    assert any(s.endswith("…") and len(s) == SECTION_TEXT for s in sections)
 
 
 async def test_a_prompt_injection_is_just_text(bot: BotHarness) -> None:
@@ -46,8 +46,9 @@ async def test_a_prompt_injection_is_just_text(bot: BotHarness) -> None:
     (card,) = bot.fake.posts(TRIAGE)  # the model was not convinced: a person decides
     blob = json.dumps(card["blocks"])
     assert "<!channel>" not in blob
-    assert "&lt;!channel&gt;" in blob
-    assert "<https://evil" not in blob
+    assert "@\\u2060channel" in blob  # shown, not a mention
+    assert "<https://evil|" not in blob
+    assert "click (<https://evil>)" in blob  # the link shows where it goes
     assert bot.fake.posts(BILLING) == []
 
 

@@ -39,6 +39,84 @@ TEAM_ID = "T0TEAM"
 #: Methods that take the app-level token instead of the bot token.
 APP_LEVEL_METHODS = frozenset({"apps.connections.open"})
 
+#: Block Kit limits as published (docs.slack.dev/reference/block-kit): characters of a text
+#: object by where it sits, and items per container. Slack answers ``invalid_blocks`` with one
+#: ``errors`` entry per violation, naming it by JSON pointer.
+TEXT_LIMITS = {
+    ("section", "text"): 3000,
+    ("section", "fields"): 2000,
+    ("header", "text"): 150,
+    ("context", "elements"): 3000,
+    ("button", "text"): 75,
+}
+ITEM_LIMITS = {("section", "fields"): 10, ("context", "elements"): 10, ("actions", "elements"): 25}
+MESSAGE_BLOCKS, VIEW_BLOCKS = 50, 100
+#: The ``text`` of a message: longer is refused (``msg_too_long``).
+MESSAGE_TEXT_LIMIT = 40_000
+
+
+def block_errors(blocks: Any, max_blocks: int) -> list[str]:
+    """What Slack would say is wrong with ``blocks``, as its ``errors`` strings; [] if valid."""
+    if not isinstance(blocks, list):
+        return ["must be an array [json-pointer:/blocks]"]
+    errors = []
+    if len(blocks) > max_blocks:
+        errors.append(f"no more than {max_blocks} items allowed [json-pointer:/blocks]")
+
+    def text_ok(obj: Any, limit: int, where: str) -> None:
+        text = obj.get("text") if isinstance(obj, dict) else None
+        if not isinstance(text, str) or not text:
+            errors.append(f"must provide a non-empty string [json-pointer:{where}/text]")
+        elif len(text) > limit:
+            errors.append(f"must be less than {limit + 1} characters [json-pointer:{where}/text]")
+
+    for i, block in enumerate(blocks):
+        where = f"/blocks/{i}"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind is None:
+            errors.append(f"missing required field: type [json-pointer:{where}]")
+            continue
+        for (container, key), limit in ITEM_LIMITS.items():
+            items = block.get(key)
+            if kind == container and isinstance(items, list) and len(items) > limit:
+                errors.append(f"no more than {limit} items allowed [json-pointer:{where}/{key}]")
+        if kind in ("section", "header") and "text" in block:
+            text_ok(block["text"], TEXT_LIMITS[(kind, "text")], f"{where}/text")
+        for key in ("fields", "elements"):
+            for j, item in enumerate(block.get(key) or []):
+                inner = f"{where}/{key}/{j}"
+                if not isinstance(item, dict):
+                    continue
+                if item.get("type") == "button":
+                    text_ok(item.get("text"), TEXT_LIMITS[("button", "text")], f"{inner}/text")
+                elif (kind, key) in TEXT_LIMITS:
+                    text_ok(item, TEXT_LIMITS[(kind, key)], inner)
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict) and accessory.get("type") == "button":
+            button = TEXT_LIMITS[("button", "text")]
+            text_ok(accessory.get("text"), button, f"{where}/accessory/text")
+    return errors
+
+
+def _refused(errors: list[str]) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "error": "invalid_blocks",
+        "errors": errors,
+        "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
+    }
+
+
+def content_error(params: Params, max_blocks: int = MESSAGE_BLOCKS) -> dict[str, Any] | None:
+    """Slack's refusal of a message's ``text``/``blocks``, or None when they are acceptable."""
+    if len(str(params.get("text") or "")) > MESSAGE_TEXT_LIMIT:
+        return {"ok": False, "error": "msg_too_long"}
+    if params.get("blocks"):
+        errors = block_errors(params["blocks"], max_blocks)
+        if errors:
+            return _refused(errors)
+    return None
+
 
 @dataclass(frozen=True)
 class SlackCall:
@@ -315,6 +393,8 @@ class FakeSlack:
             return {"ok": False, "error": "not_in_channel"}
         if not params.get("text") and not params.get("blocks"):
             return {"ok": False, "error": "no_text"}
+        if (refused := content_error(params)) is not None:
+            return refused
         ts = self._next_ts()
         message = {
             "type": "message",
@@ -338,6 +418,8 @@ class FakeSlack:
         message = self._messages.get((channel, ts))
         if message is None:
             return {"ok": False, "error": "message_not_found"}
+        if (refused := content_error(params)) is not None:
+            return refused
         message.update(text=params.get("text", ""), blocks=params.get("blocks") or [])
         return {
             "ok": True,
@@ -449,6 +531,8 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if not params.get("text") and not params.get("blocks"):
             return {"ok": False, "error": "no_text"}
+        if (refused := content_error(params)) is not None:
+            return refused
         return {"ok": True, "message_ts": self._next_ts()}
 
     def _usergroups_users_list(self, params: Params) -> dict[str, Any]:
@@ -467,8 +551,9 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_arguments"}
         if not isinstance(view, dict) or view.get("type") != "home":
             return {"ok": False, "error": "invalid_arguments"}
-        if len(view.get("blocks") or []) > 100:
-            return {"ok": False, "error": "invalid_blocks"}
+        errors = block_errors(view.get("blocks") or [], VIEW_BLOCKS)
+        if errors:
+            return _refused(errors)
         self.home_views[user] = view
         n = len(self.home_views)
         return {"ok": True, "view": {"id": f"V{n:08d}", "type": "home", **view}}
