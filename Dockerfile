@@ -5,7 +5,8 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-# The CPU build of PyTorch (PyPI's default Linux wheel carries CUDA and is several GB larger).
+# The CPU build of PyTorch (PyPI's default Linux wheel carries CUDA and is several GB larger),
+# taken from PyTorch's own index for that one package: every other package comes from PyPI only.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -13,21 +14,24 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 
-# Dependencies in their own layer: it is rebuilt only when pyproject.toml changes.
-# The project's own requirements (pyproject.toml) are what is installed, hence DL3013.
-COPY pyproject.toml README.md ./
-# hadolint ignore=DL3013
-RUN mkdir bot classifier admin data \
-    && touch bot/__init__.py classifier/__init__.py admin/__init__.py data/__init__.py \
-    && pip install --extra-index-url "${TORCH_INDEX_URL}" ".[embeddings,postgres]" \
-    && pip uninstall --yes triage-bot
+# Dependencies in their own layer, from the hashed lock (`make lock` writes it from
+# pyproject.toml): exact versions, every file checked against its hash, nothing resolved here.
+COPY requirements/image.txt requirements/torch-cpu.txt requirements/
+RUN pip install --no-deps --require-hashes -r requirements/image.txt \
+    && if grep -q '^torch==' requirements/torch-cpu.txt; then \
+         pip install --no-deps --require-hashes --index-url "${TORCH_INDEX_URL}" \
+           -r requirements/torch-cpu.txt; \
+       fi
 
+COPY pyproject.toml README.md ./
 COPY bot/ bot/
 COPY classifier/ classifier/
 COPY admin/ admin/
 COPY data/ data/
-# hadolint ignore=DL3013
-RUN pip install --no-deps .
+# The build backend (setuptools) is in the lock too, hence no build isolation; `pip check`
+# fails the build if the lock no longer satisfies pyproject.toml.
+RUN pip install --no-deps --no-build-isolation . \
+    && pip check
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

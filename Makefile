@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= out/demo
 
-.PHONY: install demo test check lint typecheck architecture dockerlint bench clean
+.PHONY: install demo test check lint typecheck architecture dockerlint bench lock clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ check: lint typecheck architecture dockerlint
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/quality.py
+
+## Regenerate the image's hashed lock (requirements/*.txt) after changing dependencies in
+## pyproject.toml; add UPGRADE=1 to move every pin to the newest allowed release.
+lock: $(BIN)/.installed
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+		--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+		--extra embeddings --extra postgres --output-file requirements/image.txt pyproject.toml
+	$(BIN)/python requirements/split_torch.py requirements/image.txt requirements/torch-cpu.txt
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
