@@ -23,6 +23,7 @@ from classifier.learners import LearnerContext, get_learner
 from classifier.model import Classifier, Learner, ProgressCallback, TrainedModel
 from classifier.taxonomy import Taxonomy
 from data import STARTER_TEST, STARTER_TRAIN
+from data.clock import Clock, SystemClock
 from data.db.database import Database
 
 #: Builds a learner by name ("tfidf", "openai-finetune", ...).
@@ -76,6 +77,8 @@ class AdminContext:
     owner: str = field(default_factory=process_identity)
     #: How often a running job renews its lease and looks for a cancel request.
     poll_seconds: float = 1.0
+    #: Job leases are stamped and checked, and jobs wait, on this clock.
+    clock: Clock = field(default_factory=SystemClock)
 
 
 def build_admin_context(
@@ -87,6 +90,7 @@ def build_admin_context(
     on_model_activated: ModelActivated | None = None,
     baseline: Callable[[], Classifier | None] | None = None,
     generate: SyntheticGenerator | None = None,
+    clock: Clock | None = None,
 ) -> AdminContext:
     """The production wiring: learners and model loading from ``classifier``."""
 
@@ -130,4 +134,5 @@ def build_admin_context(
         on_model_activated=on_model_activated,
         train_out_of_process=train_elsewhere,
         poll_seconds=min(1.0, settings.job_lease_seconds / 5),
+        clock=clock or SystemClock(),
     )

@@ -2,7 +2,7 @@
 
 Switching models never retrains: the artefact of every model is kept, so activation is a
 status change plus (in this process) an immediate swap; other processes see the new active
-id on their next poll (``admin.active_model.ActiveModelPoller``).
+id on their next look (the bot runtime's registry follower, ``ActiveModel.follow``).
 """
 
 from __future__ import annotations

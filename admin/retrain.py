@@ -41,7 +41,6 @@ from classifier.model import (
 from data.db import jobs
 from data.db import models as registry
 from data.db.admin_actions import record_action
-from data.db.database import utcnow
 from data.db.training_set import add_generated_examples, list_training_examples
 
 log = logging.getLogger(__name__)
@@ -183,6 +182,7 @@ async def start_retrain(ctx: AdminContext, request: RetrainRequest) -> jobs.Job:
             created_by=request.requested_by,
             owner=ctx.owner,
             slack_channel=request.slack_channel,
+            now=ctx.clock.now(),
         )
     except jobs.JobAlreadyRunningError as exc:
         raise JobConflictError(describe_running(exc.running)) from None
@@ -256,10 +256,10 @@ async def _watch(
 ) -> None:
     """Renew the lease and stop ``body`` on a cancel request (or when the lease is lost)."""
     while not body.done():
-        await asyncio.sleep(ctx.poll_seconds)
+        await ctx.clock.sleep(ctx.poll_seconds)
         try:
             async with ctx.db.transaction() as conn:
-                kept = await jobs.heartbeat(conn, job_id, ctx.owner)
+                kept = await jobs.heartbeat(conn, job_id, ctx.owner, now=ctx.clock.now())
                 job = await jobs.get_job(conn, job_id)
         except Exception:
             log.warning("retrain %s: heartbeat failed", job_id, exc_info=True)
@@ -283,7 +283,7 @@ async def resume_orphaned_retrains(
     A job is orphaned when its lease is older than TRIAGE_JOB_LEASE_SECONDS. Returns the
     started tasks (the bot keeps them; the terminal awaits them).
     """
-    stale_before = utcnow() - timedelta(seconds=ctx.settings.job_lease_seconds)
+    stale_before = ctx.clock.now() - timedelta(seconds=ctx.settings.job_lease_seconds)
     tasks: list[asyncio.Task[RetrainOutcome]] = []
     async with ctx.db.transaction() as conn:
         candidates = [j for j in await jobs.running_jobs(conn) if j.kind == KIND]
@@ -291,7 +291,9 @@ async def resume_orphaned_retrains(
         if job.owner == ctx.owner:
             continue
         async with ctx.db.transaction() as conn:
-            claimed = await jobs.claim_orphaned(conn, job.id, ctx.owner, stale_before)
+            claimed = await jobs.claim_orphaned(
+                conn, job.id, ctx.owner, stale_before, now=ctx.clock.now()
+            )
         if claimed:
             log.info("retrain %s: resuming job orphaned by %s", job.id, job.owner)
             tasks.append(asyncio.create_task(run_retrain(ctx, job.id, progress_for(job))))

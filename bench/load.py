@@ -47,13 +47,13 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
+from slack_bolt.async_app import AsyncApp  # noqa: E402
 from sqlalchemy import Engine, event  # noqa: E402
 
 from admin.settings import Settings  # noqa: E402
-from bot.app import create_app  # noqa: E402
-from bot.config import slack_config  # noqa: E402
+from bot.runtime import open_runtime  # noqa: E402
 from bot.server import EVENTS_PATH, create_web_app  # noqa: E402
-from bot.services import build_services  # noqa: E402
+from bot.services import Services  # noqa: E402
 from classifier.examples import Source, read_examples  # noqa: E402
 from classifier.model import Classifier  # noqa: E402
 from classifier.taxonomy import Taxonomy, load_taxonomy  # noqa: E402
@@ -130,9 +130,15 @@ async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -
         database_url=f"sqlite+aiosqlite:///{database}",
         log_level="WARNING",
     )
-    services = build_services(settings, slack_config(settings), taxonomy, workers=workers)
-    services.model.use(await light_classifier(taxonomy, learner))
-    await services.start()
+    classifier = await light_classifier(taxonomy, learner)
+    async with open_runtime(
+        settings, taxonomy=taxonomy, classifier=classifier, workers=workers
+    ) as runtime:
+        await _serve_loaded(runtime.app, runtime.services)
+
+
+async def _serve_loaded(app: AsyncApp, services: Services) -> None:
+    """Serve the runtime's app until SIGTERM, counting what each ticket costs."""
     counts = {"statements": 0, "commits": 0}
 
     def count_statement(*_args: object) -> None:
@@ -152,9 +158,9 @@ async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -
             gc_ms[0] += (time.perf_counter() - gc_ms[1]) * 1000
 
     gc.callbacks.append(time_gc)
-    gc.freeze()  # as bot.server.started does once the services are up
+    gc.freeze()  # as bot.server.run_bot does once the runtime is open
     cpu_before = os.times()
-    web_app = create_web_app(create_app(settings, services), services)
+    web_app = create_web_app(app, services)
     handled_ms: list[float] = []  # the acknowledgement as the bot sees it (no client, no TCP)
 
     @web.middleware
@@ -188,7 +194,6 @@ async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -
     cost["handled_p99_ms"] = percentile(handled_ms, 99)
     print("COST " + json.dumps(cost), flush=True)
     await runner.cleanup()
-    await services.stop()
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -361,7 +366,7 @@ async def main() -> int:
     )
     parser.add_argument("--learner", default="tfidf", help="the learner of the bot's model")
     parser.add_argument(
-        "--workers", type=int, default=16, help="the bot's ticket workers (as build_services)"
+        "--workers", type=int, default=16, help="the bot's ticket workers (as open_runtime)"
     )
     parser.add_argument("--serve-bot", nargs=2, metavar=("SLACK_URL", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()

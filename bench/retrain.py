@@ -42,20 +42,17 @@ import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from admin.context import build_admin_context  # noqa: E402
-from admin.models import learner_context  # noqa: E402
+from admin.context import AdminContext  # noqa: E402
 from admin.settings import Settings  # noqa: E402
-from bot.admin_desk import AdminDesk  # noqa: E402
-from bot.app import create_app  # noqa: E402
-from bot.config import slack_config  # noqa: E402
+from bot.runtime import Runtime, open_runtime  # noqa: E402
 from bot.server import EVENTS_PATH, create_web_app  # noqa: E402
-from bot.services import build_services  # noqa: E402
 from classifier.examples import Example, Source, write_examples  # noqa: E402
 from classifier.learners import LearnerContext, get_learner  # noqa: E402
 from classifier.taxonomy import load_taxonomy  # noqa: E402
 from data import DEFAULT_TAXONOMY  # noqa: E402
 from data.db import jobs  # noqa: E402
 from data.db import models as registry  # noqa: E402
+from data.db.database import Database  # noqa: E402
 from data.db.schema import predictions  # noqa: E402
 from tests.fakes.slack_api import TEAM_ID, FakeSlack  # noqa: E402
 from tests.fakes.slack_events import SlackSender, message_event  # noqa: E402
@@ -156,13 +153,13 @@ async def main() -> None:
                 admin_channel=ADMIN_CHANNEL,
                 log_level="WARNING",
             )
-            services = build_services(settings, slack_config(settings), taxonomy)
-            await services.db.start()
+            db = Database(settings.database_url)
+            await db.start()
             # The model the bot starts with: the same learner on a tenth of the data.
             first = await get_learner(args.learner, LearnerContext(taxonomy=taxonomy)).train(
                 train[::10], taxonomy.labels[:4]
             )
-            async with services.db.transaction() as conn:
+            async with db.transaction() as conn:
                 await registry.save_model(
                     conn,
                     model_id=first.model_id,
@@ -174,120 +171,118 @@ async def main() -> None:
                     created_by="bench",
                     status=registry.ACTIVE,
                 )
-            await services.model.reload()
-            await services.start(migrate=False)
-            runner = web.AppRunner(
-                create_web_app(create_app(settings, services), services), access_log=None
-            )
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            port = runner.addresses[0][1]
-            # The admin desk with this run's starter data (BANKING77 instead of the shipped set).
-            default_desk = services.extras["admin"]
-            assert isinstance(default_desk, AdminDesk)
-            await default_desk.stop()
-            ctx = build_admin_context(
-                settings, services.db, taxonomy, learner_context(settings, taxonomy)
-            )
-            desk = AdminDesk(
-                services,
-                replace(
+            await db.close()
+
+            def this_runs_data(ctx: AdminContext) -> AdminContext:
+                # The admin jobs with this run's starter data (BANKING77, not the shipped set).
+                return replace(
                     ctx,
                     starter_train=(work / "train.jsonl",),
                     starter_test=(work / "test.jsonl",),
-                ),
-            )
-            services.extras["admin"] = desk
-            desk.start()
-            sender = SlackSender(f"http://127.0.0.1:{port}{EVENTS_PATH}", SECRET, session)
-
-            sent_at: dict[str, float] = {}
-            stop = asyncio.Event()
-
-            async def send_tickets() -> None:
-                n = 0
-                next_at = time.monotonic()
-                pending: set[asyncio.Task[object]] = set()
-                while not stop.is_set():
-                    ts = sender.new_ts()
-                    sent_at[ts] = time.monotonic()
-                    task = asyncio.create_task(
-                        sender.event(message_event(SUPPORT, ts, stream[n % len(stream)]))
-                    )
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                    n += 1
-                    next_at += 1 / args.rate
-                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-                await asyncio.gather(*pending)
-
-            def latencies(since: float, until: float) -> list[float]:
-                out = []
-                for call in fake.called("chat.postMessage", channel=SUPPORT):
-                    ts = str(call.params.get("thread_ts", ""))
-                    if ts in sent_at and since <= sent_at[ts] <= until:
-                        out.append((call.at - sent_at[ts]) * 1000)
-                return out
-
-            sender_task = asyncio.create_task(send_tickets())
-            await asyncio.sleep(3.0)  # warm-up: first-call costs are not what we measure
-            before_start = time.monotonic()
-            await asyncio.sleep(5.0)
-            before_end = time.monotonic()
-
-            started = time.monotonic()
-            answer = await slash_retrain(sender, "local")
-            ack_ms = (time.monotonic() - started) * 1000
-            await fake.wait_for(
-                lambda: any(f"*{s}*" in board(fake) for s in ("promoted", "kept", "failed")),
-                within=600,
-                interval=0.05,
-            )
-            retrain_seconds = time.monotonic() - started
-            during_end = time.monotonic()
-            await asyncio.sleep(2.0)  # keep routing a moment on the promoted model
-            stop.set()
-            await sender_task
-            async with asyncio.timeout(30):
-                await services.drain()
-            await asyncio.sleep(0.5)
-
-            async with services.db.transaction() as conn:
-                (job,) = await jobs.list_jobs(conn, 1)
-                rows = await conn.execute(
-                    select(predictions.c.model_id, func.count())
-                    .group_by(predictions.c.model_id)
-                    .order_by(func.min(predictions.c.id))
                 )
-                per_model = {str(model_id): int(n) for model_id, n in rows}
-            worst = sorted(
-                (
-                    (
-                        sent_at[str(c.params.get("thread_ts"))] - started,
-                        (c.at - sent_at[str(c.params.get("thread_ts"))]) * 1000,
-                    )
-                    for c in fake.called("chat.postMessage", channel=SUPPORT)
-                    if str(c.params.get("thread_ts", "")) in sent_at
-                ),
-                key=lambda x: -x[1],
-            )[:8]
-            stage_log = [
-                (
-                    c.at - started,
-                    " | ".join(x for x in str(c.params.get("text", "")).splitlines() if "◐" in x)[
-                        :100
-                    ],
-                )
-                for c in fake.called("chat.update", channel=ADMIN_CHANNEL)
-            ]
-            before = latencies(before_start, before_end)
-            during = latencies(started, during_end)
-            lost = len([ts for ts, at in sent_at.items() if at < during_end]) - len(
-                latencies(0, during_end)
+
+            async with open_runtime(settings, taxonomy=taxonomy, admin=this_runs_data) as runtime:
+                await _measure(args, runtime, fake, session, stream)
+
+
+async def _measure(
+    args: argparse.Namespace,
+    runtime: Runtime,
+    fake: FakeSlack,
+    session: aiohttp.ClientSession,
+    stream: list[str],
+) -> None:
+    """Route tickets before and during a /retrain; print the figures."""
+    services = runtime.services
+    runner = web.AppRunner(create_web_app(runtime.app, services), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    sender = SlackSender(f"http://127.0.0.1:{port}{EVENTS_PATH}", SECRET, session)
+
+    sent_at: dict[str, float] = {}
+    stop = asyncio.Event()
+
+    async def send_tickets() -> None:
+        n = 0
+        next_at = time.monotonic()
+        pending: set[asyncio.Task[object]] = set()
+        while not stop.is_set():
+            ts = sender.new_ts()
+            sent_at[ts] = time.monotonic()
+            task = asyncio.create_task(
+                sender.event(message_event(SUPPORT, ts, stream[n % len(stream)]))
             )
-            await desk.stop()
-            await runner.cleanup()
-            await services.stop()
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            n += 1
+            next_at += 1 / args.rate
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await asyncio.gather(*pending)
+
+    def latencies(since: float, until: float) -> list[float]:
+        out = []
+        for call in fake.called("chat.postMessage", channel=SUPPORT):
+            ts = str(call.params.get("thread_ts", ""))
+            if ts in sent_at and since <= sent_at[ts] <= until:
+                out.append((call.at - sent_at[ts]) * 1000)
+        return out
+
+    sender_task = asyncio.create_task(send_tickets())
+    await asyncio.sleep(3.0)  # warm-up: first-call costs are not what we measure
+    before_start = time.monotonic()
+    await asyncio.sleep(5.0)
+    before_end = time.monotonic()
+
+    started = time.monotonic()
+    answer = await slash_retrain(sender, "local")
+    ack_ms = (time.monotonic() - started) * 1000
+    await fake.wait_for(
+        lambda: any(f"*{s}*" in board(fake) for s in ("promoted", "kept", "failed")),
+        within=600,
+        interval=0.05,
+    )
+    retrain_seconds = time.monotonic() - started
+    during_end = time.monotonic()
+    await asyncio.sleep(2.0)  # keep routing a moment on the promoted model
+    stop.set()
+    await sender_task
+    async with asyncio.timeout(30):
+        await services.drain()
+    await asyncio.sleep(0.5)
+
+    async with services.db.transaction() as conn:
+        (job,) = await jobs.list_jobs(conn, 1)
+        rows = await conn.execute(
+            select(predictions.c.model_id, func.count())
+            .group_by(predictions.c.model_id)
+            .order_by(func.min(predictions.c.id))
+        )
+        per_model = {str(model_id): int(n) for model_id, n in rows}
+    worst = sorted(
+        (
+            (
+                sent_at[str(c.params.get("thread_ts"))] - started,
+                (c.at - sent_at[str(c.params.get("thread_ts"))]) * 1000,
+            )
+            for c in fake.called("chat.postMessage", channel=SUPPORT)
+            if str(c.params.get("thread_ts", "")) in sent_at
+        ),
+        key=lambda x: -x[1],
+    )[:8]
+    stage_log = [
+        (
+            c.at - started,
+            " | ".join(x for x in str(c.params.get("text", "")).splitlines() if "◐" in x)[:100],
+        )
+        for c in fake.called("chat.update", channel=ADMIN_CHANNEL)
+    ]
+    before = latencies(before_start, before_end)
+    during = latencies(started, during_end)
+    lost = len([ts for ts, at in sent_at.items() if at < during_end]) - len(
+        latencies(0, during_end)
+    )
+    await runner.cleanup()
 
     result = job.result or {}
     counts = result.get("counts", {})

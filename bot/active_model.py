@@ -1,9 +1,10 @@
 """The classifier the bot uses right now, swappable while the bot runs.
 
 ``ActiveModel`` holds the current classifier; ``reload()`` loads whatever the model registry
-marks active (the admin jobs call it after promoting or rolling back), ``use()`` sets one
-directly. Readers call ``current()`` per ticket, so a swap takes effect on the next ticket and
-a ticket being classified keeps the model it started with.
+marks active, ``use()`` sets one directly (the admin jobs do after promoting in this process),
+and ``follow()`` (a background task of the runtime) picks up what other processes promote.
+Readers call ``current()`` per ticket, so a swap takes effect on the next ticket and a ticket
+being classified keeps the model it started with.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from classifier.learners import LearnerContext, get_learner
 from classifier.model import Classifier
 from classifier.taxonomy import Taxonomy
 from data import STARTER_TRAIN
+from data.clock import Clock
 from data.db import models as registry
 from data.db.database import Database
 
@@ -55,11 +57,6 @@ class ActiveModel:
         self._registry_id = registry_id
         log.info("Active model is now %s", classifier.model_id)
 
-    def swap(self, registry_id: int, classifier: Classifier) -> None:
-        """``use`` with the argument order of ``admin.active_model.ActiveModelPoller``'s
-        ``on_change`` callback, so the poller can drive this holder directly."""
-        self.use(classifier, registry_id)
-
     async def reload(self) -> Classifier | None:
         """Load the registry's active model if it changed; returns the classifier in use."""
         async with self._lock:
@@ -73,6 +70,26 @@ class ActiveModel:
             classifier = await asyncio.to_thread(self._loader, artefact)
             self.use(classifier, stored.id)
             return classifier
+
+    async def refresh(self) -> bool:
+        """Load the registry's active model if another process changed it (one indexed id
+        lookup when it did not); True when it did."""
+        async with self._db.transaction() as conn:
+            active_id = await registry.get_active_model_id(conn)
+        if active_id is None or active_id == self._registry_id:
+            return False
+        await self.reload()
+        return True
+
+    async def follow(self, clock: Clock, interval: float) -> None:
+        """Refresh every ``interval`` seconds on ``clock`` until cancelled (the runtime's
+        supervisor runs this, so a promotion or rollback anywhere reaches this process)."""
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                log.warning("Could not follow the registry's active model", exc_info=True)
+            await clock.sleep(interval)
 
     def status(self) -> dict[str, Any]:
         """For the health check: whether a model is loaded and which."""

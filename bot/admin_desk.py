@@ -3,9 +3,8 @@
 Listeners call one method and get back the short ephemeral text to acknowledge with (Slack
 wants the acknowledgement within 3 s); the work runs in background tasks. A retrain's progress
 is one message in a thread in the admin channel (TRIAGE_ADMIN_CHANNEL, else the channel the
-command came from), updated in place at most once a second. The desk also keeps this
-process's active model current (a promotion here swaps it at once; other replicas' changes
-are picked up by polling) and resumes retrains whose process died.
+command came from), updated in place at most once a second. ``follow_jobs`` (a background
+task of the runtime) resumes retrains whose process died and owns the retrains started here.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Collection
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -22,10 +20,9 @@ from slack_sdk.errors import SlackApiError
 
 from admin import registry
 from admin.access import REFUSAL, AdminPolicy, audit
-from admin.context import AdminContext, build_admin_context
+from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
 from admin.home import home_summary
-from admin.models import learner_context
 from admin.progress import ProgressBoard
 from admin.report import build_report
 from admin.retrain import (
@@ -48,10 +45,11 @@ from bot.admin_views import (
     tickets_retried,
 )
 from bot.errors import SlackCallError
-from bot.services import Services
-from classifier.model import ProgressEvent, TrainedModel
+from bot.requeue import RequeueWatcher
+from bot.slack_gateway import SlackGateway
+from classifier.model import ProgressEvent
+from data.clock import Clock
 from data.db import jobs
-from data.db import models as models_repo
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +65,16 @@ class ProgressMessage:
     """A ProgressBoard shown in one Slack message, updated at most once per interval."""
 
     def __init__(
-        self, desk: AdminDesk, channel: str, ts: str, board: ProgressBoard, interval: float
+        self,
+        slack: SlackGateway,
+        clock: Clock,
+        channel: str,
+        ts: str,
+        board: ProgressBoard,
+        interval: float,
     ) -> None:
-        self._desk = desk
+        self._slack = slack
+        self._clock = clock
         self.channel, self.ts, self.board = channel, ts, board
         self._interval = interval
         self._dirty = asyncio.Event()
@@ -81,9 +86,7 @@ class ProgressMessage:
 
     async def _push(self) -> None:
         try:
-            await self._desk.services.slack.update_message(
-                self.channel, self.ts, self.board.render()
-            )
+            await self._slack.update_message(self.channel, self.ts, self.board.render())
         except _SLACK_ERRORS:
             log.warning("could not update the retrain progress message", exc_info=True)
 
@@ -92,7 +95,7 @@ class ProgressMessage:
             await self._dirty.wait()
             self._dirty.clear()
             await self._push()
-            await asyncio.sleep(self._interval)
+            await self._clock.sleep(self._interval)
 
     async def close(self, outcome: RetrainOutcome) -> None:
         """Stop updating and show the outcome."""
@@ -109,42 +112,46 @@ class ProgressMessage:
 class AdminDesk:
     """See the module docstring."""
 
-    def __init__(self, services: Services, ctx: AdminContext | None = None) -> None:
-        self.services = services
-        if ctx is not None and ctx.on_model_activated is None:
-            ctx = replace(ctx, on_model_activated=self._activated)
-        self._learner_context = learner_context(services.settings, services.taxonomy)
-        self.ctx = ctx or build_admin_context(
-            services.settings,
-            services.db,
-            services.taxonomy,
-            self._learner_context,
-            on_model_activated=self._activated,
-        )
-        self.policy = AdminPolicy.from_settings(services.settings, self._group_members)
-        self.update_interval = UPDATE_INTERVAL
+    def __init__(
+        self,
+        ctx: AdminContext,
+        slack: SlackGateway,
+        requeue: RequeueWatcher,
+        clock: Clock,
+        *,
+        update_interval: float = UPDATE_INTERVAL,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self.ctx = ctx
+        self.slack = slack
+        self.settings = ctx.settings
+        self._requeue = requeue
+        self._clock = clock
+        self.policy = AdminPolicy.from_settings(ctx.settings, self._group_members)
+        self.update_interval = update_interval
+        self.poll_interval = poll_interval
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._poller: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def start(self, poll_interval: float = POLL_INTERVAL) -> None:
-        """Follow the registry and resume orphaned retrains in the background."""
-        if self._poller is None:
-            self._poller = asyncio.create_task(self._poll(poll_interval))
-
-    async def stop(self) -> None:
-        """Stop the background work (a running retrain stays resumable)."""
-        for task in [self._poller, *self._tasks]:
-            if task is not None:
+    async def follow_jobs(self) -> None:
+        """Resume orphaned retrains every ``poll_interval`` until cancelled; then cancel the
+        retrains and reports this process runs (a running retrain stays resumable). The
+        runtime's supervisor runs this."""
+        try:
+            while True:
+                try:
+                    await self._resume_orphans()
+                except Exception:
+                    log.warning("Could not look for orphaned retrains", exc_info=True)
+                await self._clock.sleep(self.poll_interval)
+        finally:
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
-        for task in [self._poller, *self._tasks]:
-            if task is not None:
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._poller = None
-        if self._learner_context.openai is not None:
-            await self._learner_context.openai.aclose()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -152,27 +159,8 @@ class AdminDesk:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _poll(self, interval: float) -> None:
-        while not self.services.http.closed:
-            try:
-                await self._follow_registry()
-                await self._resume_orphans()
-            except Exception:
-                log.warning("admin poll failed", exc_info=True)
-            await asyncio.sleep(interval)
-
-    async def _follow_registry(self) -> None:
-        """Load the active model if another process changed it (one indexed id lookup)."""
-        async with self.ctx.db.transaction() as conn:
-            active_id = await models_repo.get_active_model_id(conn)
-        if active_id is not None and active_id != self.services.model.status().get("registry_id"):
-            await self.services.model.reload()
-
-    def _activated(self, registry_id: int, model: TrainedModel) -> None:
-        self.services.model.use(model, registry_id)
-
     async def _group_members(self, usergroup: str) -> Collection[str]:
-        response = await self.services.slack.client.usergroups_users_list(usergroup=usergroup)
+        response = await self.slack.client.usergroups_users_list(usergroup=usergroup)
         return {str(user) for user in response.get("users") or []}
 
     async def is_admin(self, user: str) -> bool:
@@ -223,23 +211,23 @@ class AdminDesk:
         return f"Started retrain #{job.id}; progress is in a thread in {where}."
 
     def _progress_channel(self, command_channel: str) -> str:
-        return self.services.settings.admin_channel or command_channel
+        return self.settings.admin_channel or command_channel
 
     async def _run_retrain(self, job: jobs.Job, request: RetrainRequest) -> None:
         learner = resolve_learner(self.ctx, request.learner)
         channel = request.slack_channel or ""
         progress: ProgressMessage | None = None
         try:
-            parent = await self.services.slack.post_message(
+            parent = await self.slack.post_message(
                 channel, retrain_started(job.id, learner, request.requested_by, request.dry_run)
             )
             board = ProgressBoard(retrain_board_title(job.id, learner))
-            reply = await self.services.slack.post_message(
-                channel, board.render(), thread_ts=parent
-            )
+            reply = await self.slack.post_message(channel, board.render(), thread_ts=parent)
             async with self.ctx.db.transaction() as conn:
                 await jobs.set_slack_message(conn, job.id, channel, reply)
-            progress = ProgressMessage(self, channel, reply, board, self.update_interval)
+            progress = ProgressMessage(
+                self.slack, self._clock, channel, reply, board, self.update_interval
+            )
         except _SLACK_ERRORS:
             log.warning("retrain %s: no progress message in %s", job.id, channel, exc_info=True)
         outcome = await run_retrain(self.ctx, job.id, progress or (lambda _event: None))
@@ -259,7 +247,12 @@ class AdminDesk:
                 f"{retrain_board_title(job.id, learner)}, resumed after a restart"
             )
             message = ProgressMessage(
-                self, job.slack_channel, job.slack_ts, board, self.update_interval
+                self.slack,
+                self._clock,
+                job.slack_channel,
+                job.slack_ts,
+                board,
+                self.update_interval,
             )
             messages[job.id] = message
             return message
@@ -300,9 +293,9 @@ class AdminDesk:
             return
         text, blocks = report_message(report)
         try:
-            ts = await self.services.slack.post_message(channel, text, blocks=blocks)
+            ts = await self.slack.post_message(channel, text, blocks=blocks)
             png = await asyncio.to_thread(report.confusion_png)
-            await self.services.slack.client.files_upload_v2(
+            await self.slack.client.files_upload_v2(
                 channel=channel,
                 thread_ts=ts,
                 file=png,
@@ -315,9 +308,7 @@ class AdminDesk:
 
     async def _tell(self, channel: str, user: str, text: str) -> None:
         try:
-            await self.services.slack.client.chat_postEphemeral(
-                channel=channel, user=user, text=text
-            )
+            await self.slack.client.chat_postEphemeral(channel=channel, user=user, text=text)
         except _SLACK_ERRORS:
             log.warning("could not tell %s: %s", user, text, exc_info=True)
 
@@ -328,7 +319,7 @@ class AdminDesk:
         summary = await home_summary(self.ctx)
         view = home_view(summary, is_admin=await self.is_admin(user))
         try:
-            await self.services.slack.client.views_publish(user_id=user, view=view)
+            await self.slack.client.views_publish(user_id=user, view=view)
         except _SLACK_ERRORS:
             log.warning("could not publish the Home tab for %s", user, exc_info=True)
 
@@ -340,7 +331,7 @@ class AdminDesk:
 
     async def home_report(self, user: str) -> None:
         """The Home tab's report button: the report in the admin channel, else by DM."""
-        channel = self.services.settings.admin_channel or user
+        channel = self.settings.admin_channel or user
         text = await self.evalreport(EvalReportCommand(user=user, channel=channel))
         await self._dm(user, text)
 
@@ -350,21 +341,12 @@ class AdminDesk:
             await self._dm(user, await self._refuse(user, "ticket-retry", {"failed": True}))
             return
         outcome = await retry_tickets(self.ctx.db, None, user)
-        self.services.requeue.wake()  # this replica looks at once instead of in a few seconds
+        self._requeue.wake()  # this replica looks at once instead of in a few seconds
         await self._dm(user, tickets_retried(outcome))
         await self.publish_home(user)
 
     async def _dm(self, user: str, text: str) -> None:
         try:
-            await self.services.slack.post_message(user, text)
+            await self.slack.post_message(user, text)
         except _SLACK_ERRORS:
             log.warning("could not message %s", user, exc_info=True)
-
-
-def admin_desk(services: Services) -> AdminDesk:
-    """The process's AdminDesk (created once, kept in ``services.extras``)."""
-    desk = services.extras.get("admin")
-    if not isinstance(desk, AdminDesk):
-        desk = AdminDesk(services)
-        services.extras["admin"] = desk
-    return desk

@@ -29,7 +29,7 @@ def create_app(settings: Settings, services: Services) -> AsyncApp:
     bolt_log.setLevel(settings.log_level)
 
     async def authorize(**_kwargs: Any) -> AuthorizeResult:
-        # The identity comes from the auth.test done once at start-up (Services.start), so
+        # The identity comes from the auth.test done once at start-up (bot.runtime), so
         # Bolt does not call auth.test again, and its self-event filter knows the bot.
         identity = services.slack.identity
         if identity is None:

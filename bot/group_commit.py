@@ -18,7 +18,6 @@ await nothing but the connection's ``execute``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -46,38 +45,38 @@ class GroupCommit:
         self._db = db
         self._pending: list[tuple[Operation, asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._running = False
         self._writer: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
 
-    def start(self) -> None:
-        """Start committing (idempotent)."""
-        if self._task is None:
-            self._writer = create_sqlite_writer(self._db.url)
-            if self._writer is not None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
-            self._task = asyncio.create_task(self._loop(), name="group-commit")
+    async def run_commits(self) -> None:
+        """Commit queued operations until cancelled, then run what is still queued and close.
 
-    async def stop(self) -> None:
-        """Stop after the operations already queued have run."""
-        if self._task is None:
-            return
-        while self._pending:
-            await self._flush()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        if self._thread is not None:
-            self._thread.shutdown()
-            self._thread = None
+        The runtime's supervisor runs this; until it runs, each operation gets a transaction
+        of its own.
+        """
+        self._writer = create_sqlite_writer(self._db.url)
         if self._writer is not None:
-            self._writer.dispose()
-            self._writer = None
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
+        self._running = True
+        try:
+            await self._loop()
+        finally:
+            try:
+                while self._pending:
+                    await self._flush()
+            finally:
+                self._running = False
+                if self._thread is not None:
+                    self._thread.shutdown()
+                    self._thread = None
+                if self._writer is not None:
+                    self._writer.dispose()
+                    self._writer = None
 
     async def run(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``op`` in a (shared) transaction; returns once that transaction committed."""
-        if self._task is None:  # not started (a one-off script): a transaction of its own
+        if not self._running:  # not running (a one-off script): a transaction of its own
             async with self._db.transaction() as conn:
                 return await op(conn)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()

@@ -16,11 +16,11 @@ quarter of a lease, and at start-up ``take_over(others_only=False)`` is how a bo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from bot.routing import TicketRouter
 from bot.work_queue import TicketQueue
+from data.clock import sleep_or_wake
 from data.db import tickets as tickets_repo
 from data.db.database import Database
 
@@ -46,8 +46,8 @@ class RequeueWatcher:
         self._interval = interval
         #: Leases run out after ``lease_seconds``: look for abandoned tickets four times as often.
         self._take_over_interval = router.lease_seconds / 4
+        self._clock = router.clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def claim(self) -> list[int]:
         """Claim the requeued tickets no other process took and queue them; returns their ids."""
@@ -71,22 +71,9 @@ class RequeueWatcher:
             log.log(level, message, len(claimed), extra={"ticket_ids": claimed[:50]})
         return claimed
 
-    def start(self) -> None:
-        """Look for requeued tickets in the background until ``stop`` (idempotent)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="requeue-watcher")
-
     def wake(self) -> None:
         """Look now instead of at the next interval (this process just requeued tickets)."""
         self._wake.set()
-
-    async def stop(self) -> None:
-        """Stop looking; requeued tickets wait for another replica or the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def take_over(self, *, others_only: bool = True) -> list[int]:
         """Claim unfinished tickets no live process holds and queue them; returns their ids.
@@ -96,26 +83,28 @@ class RequeueWatcher:
         """
         async with self._db.transaction() as conn:
             claimed = await tickets_repo.claim_unfinished(
-                conn, self._router.owner, self._router.lease_until(), others_only=others_only
+                conn,
+                self._router.owner,
+                self._router.lease_until(),
+                others_only=others_only,
+                now=self._clock.now(),
             )
         if others_only:
             message = "Took over %d ticket(s) whose bot process stopped holding them"
             return self._queued(claimed, logging.WARNING, message)
         return self._queued(claimed, logging.INFO, "Resuming %d ticket(s) stored but not routed")
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_take_over = loop.time() + self._take_over_interval
+    async def run(self) -> None:
+        """Look for requeued and abandoned tickets until cancelled (the runtime's supervisor
+        runs this; intervals are on the router's clock)."""
+        next_take_over = self._clock.monotonic() + self._take_over_interval
         while True:
             try:
                 await self.claim()
-                if loop.time() >= next_take_over:
-                    next_take_over = loop.time() + self._take_over_interval
+                if self._clock.monotonic() >= next_take_over:
+                    next_take_over = self._clock.monotonic() + self._take_over_interval
                     await self.take_over()
             except Exception:
                 # The database may be briefly away; the tickets stay requeued for a later look.
                 log.warning("Could not claim requeued or abandoned tickets", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._wake.wait()
-            self._wake.clear()
+            await sleep_or_wake(self._clock, self._interval, self._wake)

@@ -48,11 +48,11 @@ from bot.work_queue import RetryLater
 from classifier.examples import MAX_TEXT_CHARS
 from classifier.model import Prediction
 from classifier.taxonomy import Department, Taxonomy
+from data.clock import Clock, SystemClock
 from data.db import corrections as corrections_repo
 from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from data.db.corrections import Correction
-from data.db.database import utcnow
 from data.db.routings import Routing
 from data.db.tickets import StoredPrediction, Ticket
 
@@ -85,9 +85,12 @@ class TicketRouter:
         taxonomy: Taxonomy,
         policy: RoutingPolicy,
         owner: str = "",
+        clock: Clock | None = None,
     ) -> None:
         #: This process's name in ticket leases (see data/db/tickets.py).
         self.owner = owner or default_owner()
+        #: Leases are stamped and checked on this clock.
+        self.clock: Clock = clock or SystemClock()
         self.lease_seconds = policy.lease_seconds
         self._db = db
         self._slack = slack
@@ -100,14 +103,14 @@ class TicketRouter:
 
     def lease_until(self) -> datetime:
         """When a lease taken now runs out."""
-        return utcnow() + timedelta(seconds=self.lease_seconds)
+        return self.clock.now() + timedelta(seconds=self.lease_seconds)
 
     def _holds(self, ticket: Ticket) -> bool:
         """Whether this process leased ``ticket`` with at least half the lease left."""
         return (
             ticket.owner == self.owner
             and ticket.lease_until is not None
-            and ticket.lease_until - utcnow() > timedelta(seconds=self.lease_seconds / 2)
+            and ticket.lease_until - self.clock.now() > timedelta(seconds=self.lease_seconds / 2)
         )
 
     def mark_uncertain(self, ticket_ids: list[int]) -> None:
@@ -146,7 +149,9 @@ class TicketRouter:
             fresh = None
             until = self.lease_until()
             if not await self._db.run(
-                lambda conn: tickets_repo.claim_ticket(conn, ticket_id, self.owner, until)
+                lambda conn: tickets_repo.claim_ticket(
+                    conn, ticket_id, self.owner, until, now=self.clock.now()
+                )
             ):
                 log.debug("Ticket %s is being routed by another process; later", ticket_id)
                 raise RetryLater(CLAIM_RETRY_SECONDS)

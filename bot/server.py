@@ -1,7 +1,8 @@
 """Serving the app: the HTTP Events API (aiohttp) or Socket Mode, plus ``GET /healthz``.
 
-``run_bot`` is what ``triage serve`` runs: settings checked, services started (migrations,
-auth.test, active model, resume), then served until interrupted, then everything closed.
+``run_bot`` is what ``triage serve`` runs: the runtime opened (``bot.runtime``: settings
+checked, migrations, auth.test, active model, resume, background tasks), then served until
+interrupted, then everything closed.
 """
 
 from __future__ import annotations
@@ -10,27 +11,16 @@ import asyncio
 import gc
 import logging
 import signal
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
-from admin.models import learner_context
 from admin.settings import Settings
-from bot.active_model import ensure_active_model
-from bot.admin_desk import AdminDesk
-from bot.app import create_app
-from bot.config import slack_config
 from bot.errors import SlackConfigError
-from bot.services import Services, build_services
-from classifier.artifacts import load_model
-from classifier.taxonomy import load_taxonomy
+from bot.runtime import open_runtime
+from bot.services import Services
 from data.db import tickets as tickets_repo
 
 if TYPE_CHECKING:
@@ -40,32 +30,6 @@ log = logging.getLogger(__name__)
 
 #: Bolt's default request path for events, commands and interactions.
 EVENTS_PATH = "/slack/events"
-#: Seconds the Socket Mode connection may be down (Slack asks for routine reconnects) before
-#: ``/healthz`` reports the bot unhealthy.
-SOCKET_GRACE_SECONDS = 60.0
-
-
-@dataclass
-class SocketWatch:
-    """Whether the Socket Mode connection is up, for ``/healthz`` (in ``services.extras``)."""
-
-    client: Any = None  # the SDK's Socket Mode client once connected
-    down_since: float | None = None
-
-    async def report(self) -> dict[str, Any]:
-        """``connected``, how long it has been down, and ``ok`` (up, or down only briefly)."""
-        connected = self.client is not None and bool(await self.client.is_connected())
-        now = time.monotonic()
-        if connected:
-            self.down_since = None
-        elif self.down_since is None:
-            self.down_since = now
-        down = 0.0 if self.down_since is None else now - self.down_since
-        return {
-            "connected": connected,
-            "down_seconds": round(down, 1),
-            "ok": connected or down < SOCKET_GRACE_SECONDS,
-        }
 
 
 def create_web_app(app: AsyncApp, services: Services) -> web.Application:
@@ -98,43 +62,12 @@ async def health(services: Services) -> tuple[dict[str, Any], int]:
         async with services.db.transaction() as conn:
             report["tickets"] = await tickets_repo.count_by_status(conn)
     ok = database_ok and bool(report["model"]["ready"])
-    socket = services.extras.get("socket_mode")
-    if isinstance(socket, SocketWatch):  # a revoked app token leaves it reconnecting for ever
+    socket = services.socket
+    if socket.in_use:  # a revoked app token leaves it reconnecting for ever
         report["socket_mode"] = await socket.report()
         ok = ok and bool(report["socket_mode"]["ok"])
     report["ok"] = ok
     return report, 200 if ok else 503
-
-
-@asynccontextmanager
-async def started(settings: Settings) -> AsyncIterator[tuple[AsyncApp, Services]]:
-    """Check the settings, start the services with the active model, close them afterwards."""
-    config = slack_config(settings)
-    taxonomy = load_taxonomy(settings.taxonomy)
-    # An active prompted or fine-tuned model needs the OpenAI client to answer.
-    context = learner_context(settings, taxonomy)
-    services = build_services(
-        settings, config, taxonomy, loader=partial(load_model, context=context)
-    )
-    try:
-        await services.db.start()
-        await services.slack.connect()  # a bad token stops start-up before any training
-        trained = await ensure_active_model(services.db, settings.learner, taxonomy, settings.seed)
-        if trained is not None:
-            log.info("Trained the first model (registry id %s) on the starter data", trained)
-        await services.model.reload()
-        await services.start(migrate=False)
-        # Everything loaded so far (libraries, the model) lives as long as the process: keep it
-        # out of the collector's full passes, which otherwise pause the loop under load.
-        gc.freeze()
-        yield create_app(settings, services), services
-    finally:
-        desk = services.extras.get("admin")
-        if isinstance(desk, AdminDesk):
-            await desk.stop()  # a running retrain stays resumable by the next start
-        await services.stop()
-        if context.openai is not None:
-            await context.openai.aclose()
 
 
 async def connect_socket_mode(app: AsyncApp, services: Services) -> AsyncSocketModeHandler:
@@ -177,16 +110,14 @@ async def serve(
         await web.TCPSite(runner, host, port).start()
         bound = runner.addresses[0][1]
         if services.slack_config.app_token:
-            watch = SocketWatch()
-            services.extras["socket_mode"] = watch
             socket_handler = await connect_socket_mode(app, services)
-            watch.client = socket_handler.client
+            services.socket.client = socket_handler.client
             log.info("Serving over Socket Mode; health on port %d", bound)
         else:
             log.info("Serving the Events API on port %d at %s", bound, EVENTS_PATH)
         await stop.wait()
     finally:
-        services.extras.pop("socket_mode", None)
+        services.socket.client = None
         if socket_handler is not None:
             await socket_handler.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
@@ -203,5 +134,14 @@ async def run_bot(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with started(settings) as (app, services):
-        await serve(app, services, stop, host="0.0.0.0", port=settings.port)  # noqa: S104 - a server
+    async with open_runtime(settings) as runtime:
+        # Everything loaded so far (libraries, the model) lives as long as the process: keep it
+        # out of the collector's full passes, which otherwise pause the loop under load.
+        gc.freeze()
+        await serve(
+            runtime.app,
+            runtime.services,
+            stop,
+            host="0.0.0.0",  # noqa: S104 - a server
+            port=settings.port,
+        )

@@ -1,21 +1,23 @@
-"""The bot's dependencies in one small frozen object, and their lifecycle.
+"""The bot's dependencies in one small frozen object, and how they are wired.
 
-``build_services`` wires them; ``start`` checks Slack (auth.test), starts the workers,
-resumes unfinished tickets (claiming those an admin requeued) and starts watching for more
-requeued tickets; ``stop`` closes everything it opened. Listeners receive the
-``Services`` and call one of its services; the admin surfaces use ``model.reload()`` after
-promoting a model.
+``build_services`` wires them without contacting anything; ``bot.runtime.open_runtime`` is
+the one place they are started and stopped. Listeners receive the ``Services`` and call one of
+its services: tickets go to ``intake``, corrections to ``corrections``, the admin surfaces to
+``desk``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from typing import Any
 
 import aiohttp
 
+from admin.context import AdminContext
 from admin.settings import Settings
 from bot.active_model import ActiveModel, ModelLoader
+from bot.admin_desk import AdminDesk
 from bot.config import SlackConfig
 from bot.corrections import CorrectionDesk
 from bot.errors import SlackCallError
@@ -26,22 +28,71 @@ from bot.requeue import POLL_SECONDS, RequeueWatcher
 from bot.routing import TicketRouter
 from bot.slack_gateway import SlackGateway, create_slack_client
 from bot.work_queue import TicketQueue
-from classifier.artifacts import load_model
 from classifier.taxonomy import Taxonomy
-from data.db import tickets as tickets_repo
+from data.clock import Clock
 from data.db.database import Database
 
 log = logging.getLogger(__name__)
 
 
+#: Seconds the Socket Mode connection may be down (Slack asks for routine reconnects) before
+#: ``/healthz`` reports the bot unhealthy.
+SOCKET_GRACE_SECONDS = 60.0
+
+
+@dataclass
+class SocketWatch:
+    """Whether the Socket Mode connection is up, for ``/healthz`` (only when serving over it)."""
+
+    clock: Clock
+    grace_seconds: float = SOCKET_GRACE_SECONDS
+    client: Any = None  # the SDK's Socket Mode client once connected
+    down_since: float | None = None
+
+    @property
+    def in_use(self) -> bool:
+        """Whether the bot serves over Socket Mode."""
+        return self.client is not None
+
+    async def report(self) -> dict[str, Any]:
+        """``connected``, how long it has been down, and ``ok`` (up, or down only briefly)."""
+        connected = self.client is not None and bool(await self.client.is_connected())
+        now = self.clock.monotonic()
+        if connected:
+            self.down_since = None
+        elif self.down_since is None:
+            self.down_since = now
+        down = 0.0 if self.down_since is None else now - self.down_since
+        return {
+            "connected": connected,
+            "down_seconds": round(down, 1),
+            "ok": connected or down < self.grace_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Seconds between the background tasks' looks (tests shorten them)."""
+
+    #: Looks for tickets an admin requeued (one indexed count that is usually 0).
+    requeue: float = POLL_SECONDS
+    #: Looks at the registry's active model (one indexed id lookup).
+    registry: float = 3.0
+    #: Looks for retrains whose process died.
+    jobs: float = 3.0
+    #: Least time between two updates of one retrain progress message (chat.update is Tier 3).
+    progress: float = 1.0
+
+
 @dataclass(frozen=True)
 class Services:
-    """Everything a listener may use; built once per process."""
+    """Everything a listener may use; built once per process by the runtime."""
 
     settings: Settings
     slack_config: SlackConfig
     taxonomy: Taxonomy
     policy: RoutingPolicy
+    clock: Clock
     db: Database
     http: aiohttp.ClientSession
     slack: SlackGateway
@@ -52,20 +103,9 @@ class Services:
     corrections: CorrectionDesk
     commits: GroupCommit
     requeue: RequeueWatcher
-    extras: dict[str, object] = field(default_factory=dict)  # room for admin surfaces
-
-    async def start(self, *, migrate: bool = True) -> None:
-        """Migrate, check the token (auth.test), start workers, resume unfinished tickets,
-        then watch for tickets an admin requeues."""
-        if migrate:
-            await self.db.start()
-        identity = self.slack.identity or await self.slack.connect()
-        log.info("Connected to Slack as %s (team %s)", identity.user_id, identity.team_id)
-        await self.check_channels()
-        self.commits.start()
-        self.queue.start()
-        await self.resume()
-        self.requeue.start()
+    admin: AdminContext
+    desk: AdminDesk
+    socket: SocketWatch
 
     async def check_channels(self) -> list[str]:
         """Log, with the fix, every configured channel the bot is not in; returns their ids.
@@ -109,24 +149,6 @@ class Services:
         """
         await self.queue.drain()
 
-    async def stop(self) -> None:
-        """Stop the workers and close the HTTP session and the database."""
-        await self.requeue.stop()
-        await self.queue.stop()
-        try:
-            async with self.db.transaction() as conn:
-                released = await tickets_repo.release_unfinished(conn, self.router.owner)
-            if released:
-                log.info(
-                    "Gave up %d unfinished ticket(s) for another replica or the next start",
-                    released,
-                )
-        except Exception:  # the database may be what is failing; leases then run out instead
-            log.warning("Could not release this process's tickets", exc_info=True)
-        await self.commits.stop()
-        await self.http.close()
-        await self.db.close()
-
 
 def routing_policy(settings: Settings) -> RoutingPolicy:
     """The routing rules from the settings."""
@@ -144,31 +166,45 @@ def build_services(
     slack_config: SlackConfig,
     taxonomy: Taxonomy,
     *,
-    db: Database | None = None,
-    loader: ModelLoader = load_model,
+    db: Database,
+    clock: Clock,
+    loader: ModelLoader,
+    admin: AdminContext,
     workers: int = 16,
-    requeue_interval: float = POLL_SECONDS,
+    intervals: Intervals | None = None,
     owner: str = "",
     policy: RoutingPolicy | None = None,
 ) -> Services:
-    """Wire the bot's services (nothing is contacted until ``Services.start``).
+    """Wire the bot's services (nothing is contacted; ``bot.runtime`` starts them).
 
-    ``requeue_interval``: seconds between looks for tickets an admin requeued. ``owner``: this
-    process's name in ticket leases (default host:pid). ``policy``: instead of the settings'.
+    ``owner``: this process's name in ticket leases (default host:pid). ``policy``: instead of
+    the settings'. ``admin``: the admin jobs' context; its ``on_model_activated`` is set here
+    so a promotion in this process is used at once.
     """
-    db = db or Database(settings.database_url)
+    intervals = intervals or Intervals()
     http = aiohttp.ClientSession()
     slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
     model = ActiveModel(db, loader)
     policy = policy or routing_policy(settings)
     commits = GroupCommit(db)
-    router = TicketRouter(commits, slack, model, taxonomy, policy, owner)
+    router = TicketRouter(commits, slack, model, taxonomy, policy, owner, clock)
     queue = TicketQueue(router.process, workers=workers)
+    requeue = RequeueWatcher(db, queue, router, intervals.requeue)
+    admin = replace(admin, on_model_activated=lambda registry_id, m: model.use(m, registry_id))
+    desk = AdminDesk(
+        admin,
+        slack,
+        requeue,
+        clock,
+        update_interval=intervals.progress,
+        poll_interval=intervals.jobs,
+    )
     return Services(
         settings=settings,
         slack_config=slack_config,
         taxonomy=taxonomy,
         policy=policy,
+        clock=clock,
         db=db,
         http=http,
         slack=slack,
@@ -178,5 +214,8 @@ def build_services(
         intake=Intake(db, commits, queue, router, policy),
         commits=commits,
         corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
-        requeue=RequeueWatcher(db, queue, router, requeue_interval),
+        requeue=requeue,
+        admin=admin,
+        desk=desk,
+        socket=SocketWatch(clock),
     )

@@ -54,8 +54,19 @@ class TicketQueue:
             self._queue.put_nowait(ticket_id)
         self._idle.clear()
 
+    async def run_workers(self) -> None:
+        """Run the workers until cancelled, then stop them (the runtime's supervisor runs this).
+
+        Unfinished tickets stay unfinished in the database.
+        """
+        self.start()
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.stop()
+
     def start(self) -> None:
-        """Start the workers (idempotent)."""
+        """Start the workers (idempotent); ``run_workers`` is what the runtime uses."""
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._worker(), name=f"ticket-worker-{n}")

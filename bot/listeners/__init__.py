@@ -7,8 +7,8 @@ The app runs with ``process_before_response=True`` (the ack follows the listener
 must return within Slack's 3 seconds: ``await ack()`` first, then either do something quick or
 start the long work without awaiting it, e.g. a Bolt lazy listener
 (``app.command("/retrain")(ack=..., lazy=[run_retrain])``) or ``asyncio.create_task`` on a job
-whose state lives in the database. After promoting a model, call ``services.model.swap(id,
-model)`` (or ``await services.model.reload()``); the next ticket uses it.
+whose state lives in the database, owned by a service whose background task the runtime
+supervises (``bot.runtime``); a listener never starts background work of its own.
 """
 
 from __future__ import annotations

@@ -116,13 +116,15 @@ async def start_job(
     created_by: str | None,
     owner: str,
     slack_channel: str | None = None,
+    now: datetime | None = None,
 ) -> Job:
     """Create a running job of ``kind`` held by ``owner``, or raise JobAlreadyRunningError.
 
     Runs in its own transaction: the insert either takes the kind's lock or fails on the
     unique constraint, and a failed statement must not poison a caller's transaction.
+    ``now``: when its lease starts (the caller's clock; default the real time).
     """
-    now = utcnow()
+    now = now or utcnow()
     try:
         async with db.transaction() as conn:
             result = await conn.execute(
@@ -221,23 +223,35 @@ async def request_cancel(conn: AsyncConnection, kind: str) -> Job | None:
     return await get_job(conn, job.id)
 
 
-async def heartbeat(conn: AsyncConnection, job_id: int, owner: str) -> bool:
-    """Renew ``owner``'s lease on a running job; False when the job ended or changed hands."""
+async def heartbeat(
+    conn: AsyncConnection, job_id: int, owner: str, *, now: datetime | None = None
+) -> bool:
+    """Renew ``owner``'s lease on a running job; False when the job ended or changed hands.
+
+    ``now``: the renewal time (the caller's clock; default the real time).
+    """
     result = await conn.execute(
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.owner == owner, jobs.c.status == RUNNING)
-        .values(heartbeat_at=utcnow())
+        .values(heartbeat_at=now or utcnow())
     )
     return result.rowcount == 1
 
 
 async def claim_orphaned(
-    conn: AsyncConnection, job_id: int, owner: str, stale_before: datetime
+    conn: AsyncConnection,
+    job_id: int,
+    owner: str,
+    stale_before: datetime,
+    *,
+    now: datetime | None = None,
 ) -> bool:
     """Take over a running job whose lease is older than ``stale_before``.
 
     Compare-and-set on the old lease, so of several processes racing for it exactly one wins.
+    ``now``: when the new lease starts (the caller's clock; default the real time).
     """
+    now = now or utcnow()
     result = await conn.execute(
         update(jobs)
         .where(
@@ -245,7 +259,7 @@ async def claim_orphaned(
             jobs.c.status == RUNNING,
             or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < stale_before),
         )
-        .values(owner=owner, heartbeat_at=utcnow(), updated_at=utcnow())
+        .values(owner=owner, heartbeat_at=now, updated_at=now)
     )
     return result.rowcount == 1
 

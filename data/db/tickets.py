@@ -337,16 +337,23 @@ def _lease_free(owner: str, now: datetime) -> Any:
 
 
 async def claim_ticket(
-    conn: AsyncConnection, ticket_id: int, owner: str, lease_until: datetime
+    conn: AsyncConnection,
+    ticket_id: int,
+    owner: str,
+    lease_until: datetime,
+    *,
+    now: datetime | None = None,
 ) -> bool:
     """Take (or renew) the lease of one ticket for ``owner``; False if another process holds it.
+
+    ``now``: the time leases are compared with (the caller's clock; default the real time).
 
     One UPDATE whose condition the database re-checks on a row changed concurrently, so two
     processes never both get the lease.
     """
     result = await conn.execute(
         update(tickets)
-        .where(tickets.c.id == ticket_id, _lease_free(owner, utcnow()))
+        .where(tickets.c.id == ticket_id, _lease_free(owner, now or utcnow()))
         .values(owner=owner, lease_until=lease_until)
     )
     return bool(result.rowcount)
@@ -359,13 +366,15 @@ async def claim_unfinished(
     *,
     others_only: bool = False,
     limit: int = 10_000,
+    now: datetime | None = None,
 ) -> list[int]:
     """Take the leases of unfinished tickets nobody holds (oldest first); returns their ids.
 
     ``others_only`` leaves out tickets ``owner`` itself leased: a running process already has
-    those in hand (maybe waiting to retry), only a restarted one takes them back.
+    those in hand (maybe waiting to retry), only a restarted one takes them back. ``now``: the
+    time leases are compared with (the caller's clock; default the real time).
     """
-    now = utcnow()
+    now = now or utcnow()
     free = or_(tickets.c.lease_until.is_(None), tickets.c.lease_until < now)
     if not others_only:
         free = or_(free, tickets.c.owner == owner)

@@ -6,14 +6,14 @@ from collections.abc import Callable
 import pytest
 
 from admin import registry
-from admin.active_model import ActiveModelPoller
 from admin.context import AdminContext
 from admin.errors import AdminError
+from bot.active_model import ActiveModel
 from classifier.examples import Example
-from classifier.model import TrainedModel
 from data.db import models as store
 from data.db.admin_actions import list_actions
 from tests.admin.keyword_learner import KeywordLearner, load_keyword_model
+from tests.fakes.clock import FakeClock
 
 
 async def _save(ctx: AdminContext, examples: list[Example], *, active: bool = False) -> int:
@@ -41,31 +41,27 @@ async def test_activate_and_rollback_switch_models_and_running_bots_follow(
     )
     new = await _save(ctx, [Example("refund crash", "Billing"), Example("bug", "Technical")])
 
-    # Another "replica": polls the registry and loads only when the active id changes.
-    poller = ActiveModelPoller(ctx.db, load_keyword_model, interval_seconds=0.01)
-    assert await poller.refresh()
-    assert not await poller.refresh()
-    assert poller.registry_id == old
-    current: TrainedModel | None = poller.current
-    assert current is not None
-    assert (await current.predict(["crash"]))[0].label == "Technical"
+    # Another "replica": follows the registry and loads only when the active id changes.
+    replica = ActiveModel(ctx.db, load_keyword_model)
+    assert await replica.refresh()
+    assert not await replica.refresh()
+    assert replica.status()["registry_id"] == old
+    assert (await replica.current().predict(["crash"]))[0].label == "Technical"
 
     await registry.activate(ctx, new, "UADMIN")
     assert swapped == [new]
-    assert await poller.refresh()
-    assert poller.current is not None
-    assert (await poller.current.predict(["crash"]))[0].label == "Billing"
+    assert await replica.refresh()
+    assert (await replica.current().predict(["crash"]))[0].label == "Billing"
 
     back = await registry.rollback(ctx, "UADMIN")
     assert (back.id, back.status) == (old, "active")
     assert [m.status for m in await registry.list_models(ctx)] == ["retired", "active"]
-    poller.start()
-    for _ in range(100):
-        if poller.registry_id == old:
-            break
-        await asyncio.sleep(0.01)
-    await poller.stop()
-    assert poller.registry_id == old
+    # As the runtime runs it: a look at once, then one every interval of the clock.
+    clock = FakeClock()
+    following = asyncio.create_task(replica.follow(clock, 3.0))
+    await clock.wait_for_sleepers(1)
+    assert replica.status()["registry_id"] == old
+    following.cancel()
 
     with pytest.raises(AdminError, match="no model #99"):
         await registry.activate(ctx, 99, "UADMIN")

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from admin import registry as admin_registry
-from admin.active_model import ActiveModelPoller
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
 from admin.retrain import (
@@ -19,6 +18,7 @@ from admin.retrain import (
     start_retrain,
 )
 from admin.settings import load_settings
+from bot.active_model import ActiveModel
 from classifier.examples import Example
 from classifier.model import ProgressCallback, ProgressEvent
 from classifier.taxonomy import Taxonomy
@@ -40,6 +40,7 @@ from tests.admin.keyword_learner import (
     load_keyword_model,
     load_test_model,
 )
+from tests.fakes.clock import FakeClock
 
 
 async def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -60,10 +61,9 @@ async def test_corrections_promote_a_better_model_and_the_next_ticket_uses_it(
     assert "no active model" in first.message
 
     # A running bot replica follows the registry.
-    replica = ActiveModelPoller(ctx.db, load_keyword_model)
+    replica = ActiveModel(ctx.db, load_keyword_model)
     await replica.refresh()
-    assert replica.current is not None
-    before = (await replica.current.predict(["our okta sso sign in is broken"]))[0]
+    before = (await replica.current().predict(["our okta sso sign in is broken"]))[0]
     assert before.label != "Account"
 
     async with ctx.db.transaction() as conn:
@@ -90,8 +90,8 @@ async def test_corrections_promote_a_better_model_and_the_next_ticket_uses_it(
     assert swapped == [1, 2]
 
     assert await replica.refresh()
-    assert replica.registry_id == second.candidate_id
-    after = (await replica.current.predict(["our okta sso sign in is broken"]))[0]
+    assert replica.status()["registry_id"] == second.candidate_id
+    after = (await replica.current().predict(["our okta sso sign in is broken"]))[0]
     assert after.label == "Account"
     async with ctx.db.transaction() as conn:
         entry = await store.get_model(conn, 2)
@@ -164,9 +164,10 @@ async def test_a_restart_mid_retrain_follows_the_same_remote_job(
     make_context: Callable[..., AdminContext],
 ) -> None:
     service = FakeRemoteService()
-    settings = load_settings(job_lease_seconds=0.2, learner="auto")
+    settings = load_settings(learner="auto")
+    clock = FakeClock()
     first_process = make_context(
-        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p1"
+        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p1", clock=clock
     )
     job = await start_retrain(first_process, RetrainRequest(learner="remote"))
     running = asyncio.create_task(run_retrain(first_process, job.id))
@@ -180,12 +181,12 @@ async def test_a_restart_mid_retrain_follows_the_same_remote_job(
 
     # While the lease is fresh nobody takes the job over; once stale, exactly one process does.
     restarted = make_context(
-        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p2"
+        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p2", clock=clock
     )
     assert await resume_orphaned_retrains(restarted) == []
-    await asyncio.sleep(0.25)
+    await clock.advance(settings.job_lease_seconds + 1)
     replica = make_context(
-        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p3"
+        settings=settings, learners={"remote": RemoteJobLearner(service)}, owner="p3", clock=clock
     )
     resumed = await resume_orphaned_retrains(restarted)
     assert len(resumed) == 1

@@ -20,8 +20,10 @@ from admin.retrain import (
 from admin.settings import Settings, load_settings
 from classifier.taxonomy import Taxonomy
 from data import STARTER_TEST, STARTER_TRAIN
+from data.clock import Clock
 from data.db import jobs
 from data.db.database import Database
+from tests.fakes.clock import FakeClock
 from tests.fakes.openai_api import API_KEY, FakeOpenAI
 
 
@@ -44,8 +46,12 @@ def _settings(fake: FakeOpenAI, **overrides: object) -> Settings:
     )
 
 
-async def _context(settings: Settings, db: Database, taxonomy: Taxonomy) -> AdminContext:
-    ctx = build_admin_context(settings, db, taxonomy, learner_context(settings, taxonomy))
+async def _context(
+    settings: Settings, db: Database, taxonomy: Taxonomy, clock: Clock | None = None
+) -> AdminContext:
+    ctx = build_admin_context(
+        settings, db, taxonomy, learner_context(settings, taxonomy), clock=clock
+    )
     # The real starter data; a slice keeps the fake's fine-tune and the evaluation quick.
     return replace(
         ctx, starter_train=(STARTER_TRAIN,), starter_test=(STARTER_TEST,), poll_seconds=0.02
@@ -78,8 +84,9 @@ async def test_a_restart_follows_the_stored_fine_tuning_job_and_never_starts_ano
     fake_openai: FakeOpenAI, db: Database, taxonomy: Taxonomy
 ) -> None:
     fake_openai.polls_per_state = 40  # the job takes a while: time to "crash" mid-way
-    settings = _settings(fake_openai, job_lease_seconds=0.2)
-    first = await _context(settings, db, taxonomy)
+    settings = _settings(fake_openai)
+    clock = FakeClock()
+    first = await _context(settings, db, taxonomy, clock)
     job = await start_retrain(first, RetrainRequest(learner="openai-finetune"))
     running = asyncio.create_task(run_retrain(first, job.id))
     for _ in range(500):
@@ -90,9 +97,10 @@ async def test_a_restart_follows_the_stored_fine_tuning_job_and_never_starts_ano
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
-    await asyncio.sleep(0.3)  # the lease goes stale
+    restarted = await _context(settings, db, taxonomy, clock)
+    assert await resume_orphaned_retrains(restarted) == []  # the lease is still fresh
+    await clock.advance(settings.job_lease_seconds + 1)  # now it is stale
 
-    restarted = await _context(settings, db, taxonomy)
     (resumed,) = await resume_orphaned_retrains(restarted)
     outcome = await asyncio.wait_for(resumed, 60)
     assert outcome.status == "promoted", outcome.message

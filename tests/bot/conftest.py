@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from admin.context import AdminContext
 from admin.settings import Settings
-from bot.admin_desk import AdminDesk
-from bot.app import create_app
-from bot.config import slack_config
-from bot.requeue import POLL_SECONDS
+from bot.runtime import Runtime, open_runtime
 from bot.server import EVENTS_PATH, create_web_app
-from bot.services import Services, build_services, routing_policy
-from classifier.model import Classifier
+from bot.services import Intervals, Services, routing_policy
+from classifier.model import Classifier, Learner
 from classifier.taxonomy import Taxonomy
+from data.clock import Clock
+from tests.admin.conftest import (
+    STARTER_TEST,
+    STARTER_TRAIN,
+    learner_factory,
+    write_jsonl,
+)
+from tests.admin.keyword_learner import load_test_model
 from tests.bot.keyword_classifier import KeywordClassifier
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_events import SlackSender, message_event
@@ -40,18 +47,26 @@ class BotHarness:
         db_path: Path,
         taxonomy: Taxonomy,
         *,
-        requeue_interval: float = POLL_SECONDS,
         owner: str = "",
         lease_seconds: float | None = None,
+        clock: Clock | None = None,
+        intervals: Intervals | None = None,
+        learners: dict[str, Learner] | None = None,
         **overrides: Any,
     ) -> None:
         """``owner`` and ``lease_seconds``: this replica's name in ticket leases, and how long
-        they last (the tests run every replica in one process, so give each its own name)."""
+        they last (the tests run every replica in one process, so give each its own name).
+        ``clock``: the runtime's clock (tests that wait for time pass a FakeClock and advance
+        it). ``learners``: the admin jobs train these small test learners (by name) on small
+        starter files, instead of the production ones."""
         self.fake = fake
-        self.requeue_interval = requeue_interval
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.taxonomy = taxonomy
+        self.clock = clock
+        self.intervals = intervals
+        self.learners = learners
+        self.db_path = db_path
         self.settings = Settings(
             slack_bot_token=fake.token,
             slack_signing_secret=SIGNING_SECRET,
@@ -62,63 +77,85 @@ class BotHarness:
             **overrides,
         )
         self.classifier: Classifier = KeywordClassifier(taxonomy)
-        self.services: Services | None = None
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self.runtime: Runtime | None = None
+        self._stack: AsyncExitStack | None = None
         self.sender: SlackSender | None = None
+        self.session: aiohttp.ClientSession | None = None
+
+    @property
+    def services(self) -> Services | None:
+        return self.runtime.services if self.runtime is not None else None
 
     @property
     def svc(self) -> Services:
-        assert self.services is not None
-        return self.services
+        assert self.runtime is not None
+        return self.runtime.services
 
     @property
     def send(self) -> SlackSender:
         assert self.sender is not None
         return self.sender
 
+    def _admin_context(self, ctx: AdminContext) -> AdminContext:
+        """The admin jobs with the test learners and small starter files."""
+        if self.learners is None:
+            return ctx
+        folder = self.db_path.parent
+        return replace(
+            ctx,
+            learners=learner_factory(self.learners),
+            load_model=load_test_model,
+            baseline=lambda: None,
+            generate=None,
+            train_out_of_process=None,
+            starter_train=(write_jsonl(folder / "train.jsonl", STARTER_TRAIN),),
+            starter_test=(write_jsonl(folder / "test.jsonl", STARTER_TEST),),
+            poll_seconds=0.02,
+        )
+
     async def start(self, workers: int = 4) -> None:
         policy = routing_policy(self.settings)
         if self.lease_seconds is not None:
             policy = replace(policy, lease_seconds=self.lease_seconds)
-        services = build_services(
-            self.settings,
-            slack_config(self.settings),
-            self.taxonomy,
-            workers=workers,
-            requeue_interval=self.requeue_interval,
-            owner=self.owner,
-            policy=policy,
-        )
-        services.model.use(self.classifier)
-        await services.start()
-        runner = web.AppRunner(create_web_app(create_app(self.settings, services), services))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        self.services, self._runner = services, runner
+        stack = AsyncExitStack()
+        try:
+            runtime = await stack.enter_async_context(
+                open_runtime(
+                    self.settings,
+                    taxonomy=self.taxonomy,
+                    clock=self.clock,
+                    classifier=self.classifier,
+                    admin=self._admin_context,
+                    intervals=self.intervals,
+                    workers=workers,
+                    owner=self.owner,
+                    policy=policy,
+                )
+            )
+            runner = web.AppRunner(create_web_app(runtime.app, runtime.services))
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self.runtime, self._stack, self.session = runtime, stack, session
         self.calls_at_start = len(self.fake.calls)
-        self._session = aiohttp.ClientSession()
         self.base_url = f"http://127.0.0.1:{port}"
-        self.sender = SlackSender(f"{self.base_url}{EVENTS_PATH}", SIGNING_SECRET, self._session)
+        self.sender = SlackSender(f"{self.base_url}{EVENTS_PATH}", SIGNING_SECRET, session)
 
     def calls_since_start(self) -> list[str]:
         """Methods the bot called on Slack since it finished starting, in order."""
         return [c.method for c in self.fake.calls[self.calls_at_start :]]
 
     async def stop(self) -> None:
-        """Stop as a crash would: workers cancelled, nothing drained."""
-        if self._session is not None:
-            await self._session.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self.services is not None:
-            desk = self.services.extras.get("admin")
-            if isinstance(desk, AdminDesk):  # as `started` does: its poller uses the database
-                await desk.stop()
-            await self.services.stop()
-        self.services = self._runner = self._session = None
+        """Stop as a crash would: background tasks cancelled, nothing drained."""
+        if self._stack is not None:
+            await self._stack.aclose()
+        self.runtime = self._stack = self.sender = self.session = None
 
     async def restart(self, workers: int = 4) -> None:
         await self.stop()

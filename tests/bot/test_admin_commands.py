@@ -9,19 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from admin.context import AdminContext
-from bot.admin_desk import AdminDesk
 from bot.admin_payloads import (
     HOME_REPORT_ACTION,
     HOME_RETRAIN_ACTION,
     HOME_RETRY_FAILED_ACTION,
     RetrainCommand,
 )
+from bot.services import Intervals
 from classifier.learners import get_learner
 from classifier.model import Learner
 from classifier.taxonomy import Taxonomy
@@ -29,14 +30,8 @@ from data.db import jobs
 from data.db import models as registry
 from data.db import tickets as tickets_repo
 from data.db.admin_actions import list_actions
-from tests.admin.conftest import (
-    STARTER_TEST,
-    STARTER_TRAIN,
-    add_labelled_ticket,
-    learner_factory,
-    write_jsonl,
-)
-from tests.admin.keyword_learner import BlockingLearner, load_test_model
+from tests.admin.conftest import add_labelled_ticket
+from tests.admin.keyword_learner import BlockingLearner
 from tests.bot.conftest import SUPPORT, BotHarness
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlack
 from tests.fakes.slack_events import command_payload
@@ -45,48 +40,47 @@ ADMIN = "U0ADMIN"
 ADMIN_CHANNEL = "C0ADMIN"
 
 
+#: The admin desk's loops, shortened for tests (production: seconds).
+FAST = Intervals(registry=0.05, jobs=0.05, progress=0.01)
+
+
+def admin_harness(
+    fake: FakeSlack,
+    tmp_path: Path,
+    taxonomy: Taxonomy,
+    learners: dict[str, Learner] | None = None,
+    **overrides: Any,
+) -> BotHarness:
+    """A bot whose admin jobs use the test learners (plus ``learners``) and small starter data."""
+    values: dict[str, Any] = {
+        "admin_users": (ADMIN,),
+        "admin_usergroup": "S0ADMINS",
+        "admin_channel": ADMIN_CHANNEL,
+    }
+    values.update(overrides)
+    fake.usergroups.setdefault("S0ADMINS", [])
+    return BotHarness(
+        fake, tmp_path / "triage.db", taxonomy, learners=learners or {}, intervals=FAST, **values
+    )
+
+
 @pytest.fixture
 async def admin_bot(
     fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
 ) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(
-        fake_slack,
-        tmp_path / "triage.db",
-        taxonomy,
-        admin_users=(ADMIN,),
-        admin_usergroup="S0ADMINS",
-        admin_channel=ADMIN_CHANNEL,
-    )
-    fake_slack.usergroups["S0ADMINS"] = []
+    harness = admin_harness(fake_slack, tmp_path, taxonomy)
     await harness.start()
     yield harness
-    desk = harness.svc.extras.get("admin")
-    if isinstance(desk, AdminDesk):
-        await desk.stop()
     await harness.stop()
 
 
-async def use_test_desk(
-    bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy, learners: dict[str, Learner] | None = None
-) -> AdminDesk:
-    """Replace the bot's admin desk with one whose jobs use the test learners."""
-    old = bot.svc.extras.get("admin")
-    if isinstance(old, AdminDesk):
-        await old.stop()
-    ctx = AdminContext(
-        db=bot.svc.db,
-        settings=bot.settings,
-        taxonomy=taxonomy,
-        learners=learner_factory(learners),
-        load_model=load_test_model,
-        starter_train=(write_jsonl(tmp_path / "train.jsonl", STARTER_TRAIN),),
-        starter_test=(write_jsonl(tmp_path / "test.jsonl", STARTER_TEST),),
-        poll_seconds=0.02,
-    )
-    desk = AdminDesk(bot.svc, ctx)
-    desk.update_interval = 0.01
-    bot.svc.extras["admin"] = desk
-    return desk
+@asynccontextmanager
+async def running(harness: BotHarness) -> AsyncIterator[BotHarness]:
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
 
 
 async def slash(bot: BotHarness, command: str, text: str, user: str) -> str:
@@ -104,10 +98,7 @@ def _board(fake: FakeSlack) -> str:
     return str(replies[-1]["text"]) if replies else ""
 
 
-async def test_a_non_admin_is_refused_and_nothing_starts(
-    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
-) -> None:
-    await use_test_desk(admin_bot, tmp_path, taxonomy)
+async def test_a_non_admin_is_refused_and_nothing_starts(admin_bot: BotHarness) -> None:
     answer = await slash(admin_bot, "/retrain", "", "U0MALLORY")
     assert answer.startswith("Sorry, only triage admins")
     assert "Sorry, only triage admins" in await slash(admin_bot, "/evalreport", "", "U0MALLORY")
@@ -122,9 +113,9 @@ async def test_a_non_admin_is_refused_and_nothing_starts(
 
 
 async def test_retrain_with_corrections_promotes_and_the_next_ticket_uses_the_new_model(
-    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+    admin_bot: BotHarness,
 ) -> None:
-    desk = await use_test_desk(admin_bot, tmp_path, taxonomy)
+    desk = admin_bot.svc.desk
     fake = admin_bot.fake
     fake.usergroups["S0ADMINS"].append("U0GROUPADMIN")
     async with admin_bot.svc.db.transaction() as conn:
@@ -159,18 +150,13 @@ async def test_retrain_with_corrections_promotes_and_the_next_ticket_uses_the_ne
     assert desk.ctx.owner
 
 
-async def test_a_worse_candidate_is_kept_out_and_the_thread_says_why(
-    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
-) -> None:
-    await use_test_desk(admin_bot, tmp_path, taxonomy)
+async def test_a_worse_candidate_is_kept_out_and_the_thread_says_why(admin_bot: BotHarness) -> None:
     fake = admin_bot.fake
     await slash(admin_bot, "/retrain", "", ADMIN)
     await fake.wait_for(lambda: "*promoted*" in _board(fake))
     model_before = admin_bot.svc.model.current().model_id
     # A learner name the desk knows only in tests: it always answers one department.
-    desk = admin_bot.svc.extras["admin"]
-    assert isinstance(desk, AdminDesk)
-    outcome_text = await desk.retrain(
+    outcome_text = await admin_bot.svc.desk.retrain(
         RetrainCommand(user=ADMIN, channel=SUPPORT, learner="constant")
     )
     assert outcome_text.startswith("Started retrain #2")
@@ -180,10 +166,16 @@ async def test_a_worse_candidate_is_kept_out_and_the_thread_says_why(
 
 
 async def test_a_second_retrain_is_refused_and_cancel_stops_the_first(
-    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
 ) -> None:
     blocking = BlockingLearner()
-    await use_test_desk(admin_bot, tmp_path, taxonomy, {"auto": blocking})
+    async with running(admin_harness(fake_slack, tmp_path, taxonomy, {"auto": blocking})) as bot:
+        await _second_retrain_refused_and_cancel(bot, blocking)
+
+
+async def _second_retrain_refused_and_cancel(
+    admin_bot: BotHarness, blocking: BlockingLearner
+) -> None:
     fake = admin_bot.fake
     assert (await slash(admin_bot, "/retrain", "", ADMIN)).startswith("Started retrain #1")
     await asyncio.wait_for(blocking.started.wait(), 5)
@@ -200,9 +192,8 @@ async def test_a_second_retrain_is_refused_and_cancel_stops_the_first(
 
 
 async def test_evalreport_posts_the_report_and_uploads_the_confusion_matrix(
-    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
+    admin_bot: BotHarness,
 ) -> None:
-    await use_test_desk(admin_bot, tmp_path, taxonomy)
     fake = admin_bot.fake
     await slash(admin_bot, "/retrain", "", ADMIN)
     await fake.wait_for(lambda: "*promoted*" in _board(fake))
@@ -232,10 +223,7 @@ async def test_evalreport_posts_the_report_and_uploads_the_confusion_matrix(
     assert fake.called("files.completeUploadExternal", channel_id=SUPPORT)
 
 
-async def test_app_home_shows_the_model_and_gives_admins_buttons(
-    admin_bot: BotHarness, tmp_path: Path, taxonomy: Taxonomy
-) -> None:
-    await use_test_desk(admin_bot, tmp_path, taxonomy)
+async def test_app_home_shows_the_model_and_gives_admins_buttons(admin_bot: BotHarness) -> None:
     fake = admin_bot.fake
     for user in (ADMIN, "U0AGENT"):
         status, _ = await admin_bot.send.event(
@@ -264,18 +252,12 @@ async def test_app_home_shows_the_model_and_gives_admins_buttons(
 
 
 async def test_another_replica_picks_up_the_promoted_model_without_a_restart(
-    admin_bot: BotHarness, fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
 ) -> None:
     # A real learner here: the replica loads the model with the production loader.
-    await use_test_desk(admin_bot, tmp_path, taxonomy, {"auto": get_learner("tfidf")})
-    replica = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy, admin_users=(ADMIN,))
-    await replica.start()
-    try:
-        replica_desk = replica.svc.extras["admin"]
-        assert isinstance(replica_desk, AdminDesk)
-        await replica_desk.stop()
-        replica_desk = await use_test_desk(replica, tmp_path, taxonomy)
-        replica_desk.start(poll_interval=0.05)  # production polls every few seconds
+    admin = admin_harness(fake_slack, tmp_path, taxonomy, {"auto": get_learner("tfidf")})
+    replica = admin_harness(fake_slack, tmp_path, taxonomy)
+    async with running(admin) as admin_bot, running(replica):
         assert replica.svc.model.current().model_id == "keywords-test"
 
         await slash(admin_bot, "/retrain", "", ADMIN)
@@ -283,14 +265,10 @@ async def test_another_replica_picks_up_the_promoted_model_without_a_restart(
         async with admin_bot.svc.db.transaction() as conn:
             active = await registry.get_active_model(conn)
         assert active is not None
+        # The replica's registry follower (every 0.05 s here, seconds in production).
         await fake_slack.wait_for(
             lambda: replica.svc.model.current().model_id == active.model_id, within=5
         )
-    finally:
-        desk = replica.svc.extras.get("admin")
-        if isinstance(desk, AdminDesk):
-            await desk.stop()
-        await replica.stop()
 
 
 async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
@@ -298,29 +276,22 @@ async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
 ) -> None:
     from tests.admin.keyword_learner import FakeRemoteService, RemoteJobLearner
 
-    fake_slack.usergroups["S0ADMINS"] = []
     service = FakeRemoteService()
-    bot = BotHarness(
+    bot = admin_harness(
         fake_slack,
-        tmp_path / "triage.db",
+        tmp_path,
         taxonomy,
-        admin_users=(ADMIN,),
-        admin_channel=ADMIN_CHANNEL,
+        {"auto": RemoteJobLearner(service)},
         job_lease_seconds=0.2,
     )
     await bot.start()
     try:
-        await use_test_desk(bot, tmp_path, taxonomy, {"auto": RemoteJobLearner(service)})
         await slash(bot, "/retrain", "", ADMIN)
         await fake_slack.wait_for(lambda: service.follows == ["ftjob-1"])
         await fake_slack.wait_for(lambda: "ftjob-1" in _board(fake_slack))
         # The process dies mid-retrain (its tasks are cancelled, the job stays running).
-        desk = bot.svc.extras["admin"]
-        assert isinstance(desk, AdminDesk)
-        await desk.stop()
+        bot.learners = {"auto": RemoteJobLearner(service)}
         await bot.restart()
-        resumed = await use_test_desk(bot, tmp_path, taxonomy, {"auto": RemoteJobLearner(service)})
-        resumed.start(poll_interval=0.05)
         await fake_slack.wait_for(lambda: len(service.follows) == 2)
         await fake_slack.wait_for(
             lambda: "*Retrain #1 (auto), resumed after a restart*" in _board(fake_slack)
@@ -332,9 +303,6 @@ async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
         # Still one progress message: the resumed job kept updating the same thread reply.
         assert len(fake_slack.posts(ADMIN_CHANNEL, threads=True)) == 1
     finally:
-        desk = bot.svc.extras.get("admin") if bot.services else None
-        if isinstance(desk, AdminDesk):
-            await desk.stop()
         await bot.stop()
 
 

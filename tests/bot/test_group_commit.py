@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,7 +17,8 @@ async def test_concurrent_operations_commit_together_and_a_bad_one_fails_alone(
     db = Database(sqlite_url)
     await db.start()
     commits = GroupCommit(db)
-    commits.start()
+    committing = asyncio.create_task(commits.run_commits())
+    await asyncio.sleep(0)  # let it start: operations from now on share transactions
     try:
 
         def store(n: int):  # type: ignore[no-untyped-def]
@@ -42,11 +44,13 @@ async def test_concurrent_operations_commit_together_and_a_bad_one_fails_alone(
         async with db.transaction() as conn:
             assert await repo.count_by_status(conn) == {"received": 20}
     finally:
-        await commits.stop()
+        committing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await committing
         await db.close()
 
 
-async def test_without_start_each_operation_has_its_own_transaction(sqlite_url: str) -> None:
+async def test_while_not_running_each_operation_has_its_own_transaction(sqlite_url: str) -> None:
     db = Database(sqlite_url)
     await db.start()
     try:

@@ -63,9 +63,8 @@ async def test_the_tickets_of_a_replica_that_died_are_taken_over_once_its_lease_
         await a.send.event(message_event(SUPPORT, a.send.new_ts(), "refund my invoice please"))
         await fake_slack.wait_for(lambda: any(c.answered == 500 for c in fake_slack.calls))
         # A dies without giving anything up (no release): its workers just stop.
-        assert a.services is not None
-        await a.services.queue.stop()
-        await a.services.requeue.stop()
+        assert a.runtime is not None
+        await a.runtime.supervisor.stop("ticket-workers", "requeue-watcher")
         async with a.svc.db.transaction() as conn:
             [ticket_id] = await tickets_repo.unfinished_tickets(conn)
             assert (await tickets_repo.get_ticket(conn, ticket_id)).owner == "a"

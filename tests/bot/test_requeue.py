@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from admin.cli import app
 from admin.tickets import retry_tickets
+from bot.services import Intervals
 from classifier.taxonomy import Taxonomy
 from data.db import tickets as tickets_repo
 from data.db.database import Database
@@ -59,7 +60,9 @@ def routed_once(fake: FakeSlack, ts: str) -> None:
 async def bot(
     fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy, requeue_interval=0.1)
+    harness = BotHarness(
+        fake_slack, tmp_path / "triage.db", taxonomy, intervals=Intervals(requeue=0.1)
+    )
     monkeypatch.setenv("TRIAGE_DATABASE_URL", harness.settings.database_url)
     await harness.start()
     yield harness
@@ -123,7 +126,7 @@ async def test_with_two_replicas_each_requeued_ticket_is_routed_by_one(
     fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
 ) -> None:
     replicas = [
-        BotHarness(fake_slack, tmp_path / "shared.db", taxonomy, requeue_interval=0.02)
+        BotHarness(fake_slack, tmp_path / "shared.db", taxonomy, intervals=Intervals(requeue=0.02))
         for _ in range(2)
     ]
     for replica in replicas:

@@ -13,24 +13,25 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from typer.testing import CliRunner
 
 from admin.settings import Settings
-from bot import server
-from bot.admin_desk import AdminDesk
-from bot.app import create_app
 from bot.cli import app as cli_app
 from bot.config import slack_config
 from bot.errors import PermanentSlackError, SlackConfigError
-from bot.server import health, serve, started
-from bot.services import Services, build_services
+from bot.runtime import Runtime, open_runtime
+from bot.server import health, serve
+from bot.services import SOCKET_GRACE_SECONDS, Services
+from bot.slack_gateway import SlackGateway, create_slack_client
 from classifier.taxonomy import Taxonomy
 from data.db import corrections as corrections_repo
 from data.db import tickets as tickets_repo
 from data.db.admin_actions import list_actions
 from tests.bot.conftest import SIGNING_SECRET, SUPPORT, TRIAGE
 from tests.bot.keyword_classifier import KeywordClassifier
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.fakes.slack_events import (
     button_payload,
@@ -72,7 +73,9 @@ class SocketModeBot:
         self.socket: FakeSocketMode = fake.socket_mode
         self.taxonomy = taxonomy
         self.settings = _settings(fake, db_path, **overrides)
-        self.services: Services | None = None
+        self.clock = FakeClock()
+        self.runtime: Runtime | None = None
+        self._runtime: Any = None
         self._stop = asyncio.Event()
         self._serving: asyncio.Task[None] | None = None
         self._event_ids = itertools.count(1)
@@ -81,20 +84,21 @@ class SocketModeBot:
 
     @property
     def svc(self) -> Services:
-        assert self.services is not None
-        return self.services
+        assert self.runtime is not None
+        return self.runtime.services
 
     async def start(self) -> None:
-        """Start the services, then serve until ``stop``; returns once the socket is open."""
-        services = build_services(
-            self.settings, slack_config(self.settings), self.taxonomy, workers=4
+        """Open the runtime, then serve until ``stop``; returns once the socket is open."""
+        self._runtime = open_runtime(
+            self.settings,
+            taxonomy=self.taxonomy,
+            clock=self.clock,
+            classifier=KeywordClassifier(self.taxonomy),
+            workers=4,
         )
-        services.model.use(KeywordClassifier(self.taxonomy))
-        await services.start()
-        self.services = services
-        app = create_app(self.settings, services)
+        self.runtime = runtime = await self._runtime.__aenter__()
         self._serving = asyncio.create_task(
-            serve(app, services, self._stop, host="127.0.0.1", port=0)
+            serve(runtime.app, runtime.services, self._stop, host="127.0.0.1", port=0)
         )
         connected = asyncio.ensure_future(self.socket.wait_for_connections(1, within=WITHIN))
         done, _ = await asyncio.wait(
@@ -108,18 +112,16 @@ class SocketModeBot:
         self.calls_at_start = len(self.fake.calls)
 
     async def stop(self) -> None:
-        """Stop serving as SIGTERM does (bounded), then stop the services."""
+        """Stop serving as SIGTERM does (bounded), then close the runtime."""
         self._stop.set()
         try:
             if self._serving is not None:
                 async with asyncio.timeout(WITHIN):
                     await self._serving
         finally:
-            if self.services is not None:
-                desk = self.services.extras.get("admin")
-                if isinstance(desk, AdminDesk):  # as `started` does: its poller uses the db
-                    await desk.stop()
-                await self.services.stop()
+            if self._runtime is not None:
+                await self._runtime.__aexit__(None, None, None)
+            self._runtime = None
 
     def new_ts(self) -> str:
         return f"{1_700_000_000 + next(self._ts)}.000100"
@@ -314,8 +316,9 @@ async def test_started_and_served_as_run_bot_does(fake_slack: FakeSlack, tmp_pat
     settings = _settings(fake_slack, tmp_path / "serve.db", learner="tfidf")
     socket = fake_slack.socket_mode
     stop = asyncio.Event()
-    async with started(settings) as (app, services):
-        serving = asyncio.create_task(serve(app, services, stop, host="127.0.0.1", port=0))
+    async with open_runtime(settings) as runtime:
+        services = runtime.services
+        serving = asyncio.create_task(serve(runtime.app, services, stop, host="127.0.0.1", port=0))
         try:
             await socket.wait_for_connections(1, within=WITHIN)
             ts = "1700000001.000100"
@@ -345,7 +348,7 @@ async def test_a_bot_token_as_slack_app_token_stops_start_up(
 ) -> None:
     settings = _settings(fake_slack, tmp_path / "serve.db", slack_app_token=fake_slack.token)
     with pytest.raises(SlackConfigError) as caught:
-        async with started(settings):
+        async with open_runtime(settings):
             pass
     message = str(caught.value)
     assert message.startswith("SLACK_APP_TOKEN is not an app-level token")
@@ -354,13 +357,11 @@ async def test_a_bot_token_as_slack_app_token_stops_start_up(
     assert fake_slack.calls == []  # stopped before anything was contacted
 
     # Slack refuses it too, should it get that far; the hint says what to do.
-    good = _settings(fake_slack, tmp_path / "serve.db")
-    services = build_services(good, slack_config(good), taxonomy)
-    try:
+    good = slack_config(_settings(fake_slack, tmp_path / "serve.db"))
+    async with aiohttp.ClientSession() as http:
+        gateway = SlackGateway(create_slack_client(good.bot_token, good.api_url, http))
         with pytest.raises(PermanentSlackError) as refused:
-            await services.slack.open_socket_url(fake_slack.token)
-    finally:
-        await services.stop()
+            await gateway.open_socket_url(fake_slack.token)
     assert refused.value.error == "not_allowed_token_type"
     assert "SLACK_APP_TOKEN is not an app-level token" in refused.value.hint
     assert fake_slack.socket_mode.connections == []
@@ -403,9 +404,7 @@ async def test_a_refused_app_token_stops_start_up_instead_of_retrying_for_ever(
     assert fake_slack.socket_mode.connections == []
 
 
-async def test_health_reports_a_socket_that_stays_down(
-    socket_bot: SocketModeBot, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_health_reports_a_socket_that_stays_down(socket_bot: SocketModeBot) -> None:
     """The app token is revoked while the bot runs: the SDK reconnects for ever, and /healthz
     says so once the connection has been down longer than the grace period."""
     report, status = await health(socket_bot.svc)
@@ -424,7 +423,7 @@ async def test_health_reports_a_socket_that_stays_down(
     assert report["socket_mode"]["connected"] is False
     assert status == 200  # a reconnect is routine: within the grace period it is still ok
     assert report["socket_mode"]["ok"] is True
-    monkeypatch.setattr(server, "SOCKET_GRACE_SECONDS", 0.0)
+    await socket_bot.clock.advance(SOCKET_GRACE_SECONDS)
     report, status = await health(socket_bot.svc)
     assert status == 503
     assert report["socket_mode"]["connected"] is False

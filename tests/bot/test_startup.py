@@ -13,7 +13,8 @@ from admin.models import learner_context
 from admin.settings import Settings
 from bot.cli import app as cli_app
 from bot.errors import PermanentSlackError
-from bot.server import EVENTS_PATH, create_web_app, started
+from bot.runtime import open_runtime
+from bot.server import EVENTS_PATH, create_web_app
 from classifier.learners import get_learner
 from classifier.taxonomy import load_taxonomy
 from data.db import models as registry
@@ -40,7 +41,8 @@ async def test_first_start_trains_stores_and_serves_the_starter_model(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     settings = _settings(fake_slack, tmp_path)
-    async with started(settings) as (app, services):
+    async with open_runtime(settings) as runtime:
+        app, services = runtime.app, runtime.services
         status = services.model.status()
         assert status["ready"] is True
         assert str(status["model_id"]).startswith("tfidf")
@@ -67,7 +69,7 @@ async def test_first_start_trains_stores_and_serves_the_starter_model(
     assert len(fake_slack.posts()) == 2  # the card and the thread reply
 
     # A second start reuses the stored model instead of training again.
-    async with started(settings) as (_app, services), services.db.transaction() as conn:
+    async with open_runtime(settings) as runtime, runtime.services.db.transaction() as conn:
         assert await registry.count_models(conn) == 1
     assert [c.method for c in fake_slack.calls].count("auth.test") == 2
 
@@ -77,7 +79,7 @@ async def test_a_rejected_token_stops_start_up_before_training(
 ) -> None:
     settings = _settings(fake_slack, tmp_path, slack_bot_token="xoxb-revoked")
     with pytest.raises(PermanentSlackError) as caught:
-        async with started(settings):
+        async with open_runtime(settings):
             pass
     assert caught.value.error == "invalid_auth"
     assert "reinstall the app" in str(caught.value)
@@ -135,7 +137,8 @@ async def test_an_active_prompted_model_answers_through_the_configured_endpoint(
 
         # The bot loads the stored prompted model with its own client, so tickets reach the
         # configured endpoint.
-        async with started(settings) as (_app, services):
+        async with open_runtime(settings) as runtime:
+            services = runtime.services
             assert str(services.model.status()["model_id"]).startswith("openai:")
             predictions = await services.model.current().predict(["I want a refund"])
         assert predictions[0].label == "Billing"

@@ -151,8 +151,8 @@ async def test_shadow_mode_classifies_without_posting(fake_slack, tmp_path, taxo
 
 
 async def test_healthz_reports_database_and_model(bot: BotHarness) -> None:
-    assert bot._session is not None
-    async with bot._session.get(f"{bot.base_url}/healthz") as response:
+    assert bot.session is not None
+    async with bot.session.get(f"{bot.base_url}/healthz") as response:
         body = await response.json()
     assert response.status == 200
     assert body["ok"] is True

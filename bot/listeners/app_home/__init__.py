@@ -7,7 +7,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.admin_desk import AdminDesk, admin_desk
 from bot.admin_payloads import (
     HOME_REPORT_ACTION,
     HOME_RETRAIN_ACTION,
@@ -21,27 +20,25 @@ from bot.services import Services
 def register(app: AsyncApp, services: Services) -> None:
     """Publish the Home tab when opened; run the admin buttons."""
 
-    # Looked up per request, so the desk can be replaced (tests give it test learners).
-    def desk() -> AdminDesk:
-        return admin_desk(services)
+    desk = services.desk
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any]) -> None:
         opened = parse_home_opened(event)
         if opened is not None:
-            await desk().publish_home(opened.user)
+            await desk.publish_home(opened.user)
 
     @app.action(HOME_RETRAIN_ACTION)
     async def on_retrain_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await desk().home_retrain(parse_button_user(body))
+        await desk.home_retrain(parse_button_user(body))
 
     @app.action(HOME_REPORT_ACTION)
     async def on_report_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await desk().home_report(parse_button_user(body))
+        await desk.home_report(parse_button_user(body))
 
     @app.action(HOME_RETRY_FAILED_ACTION)
     async def on_retry_failed_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await desk().home_retry_failed(parse_button_user(body))
+        await desk.home_retry_failed(parse_button_user(body))
