@@ -224,6 +224,10 @@ class JobStatus:
         )
 
 
+#: States a job does not leave.
+_ENDED = frozenset({"succeeded", "failed", "cancelled"})
+
+
 def request_hash(training: TrainingFile, base_model: str, suffix: str | None, seed: int) -> str:
     """What identifies one fine-tuning request (the idempotency key stored as job metadata)."""
     key = json.dumps([training.sha256, base_model, suffix, seed]).encode("utf-8")
@@ -487,6 +491,8 @@ class FineTuner:
             if job.trained_tokens:
                 message += f", {job.trained_tokens} trained tokens"
             progress(ProgressEvent("fine-tune", message, fraction))
+            if job.status in _ENDED:
+                await self.delete_files(job)
             if job.status == "succeeded" and job.fine_tuned_model:
                 return FineTuneResult(job.id, job.fine_tuned_model, job.model, job.trained_tokens)
             if job.status in ("failed", "cancelled"):
@@ -533,7 +539,45 @@ class FineTuner:
             return await self.status(job_id)
         except openai.OpenAIError as exc:
             raise translate_error(exc, f"cancelling fine-tuning job {job_id}") from exc
+        if job.status in _ENDED:
+            await self.delete_files(job)
         return JobStatus.of(job)
+
+    async def delete_files(self, job: FineTuningJob) -> list[str]:
+        """Delete the files uploaded for ``job`` once it has ended (they hold tickets' text),
+        unless a job still running uses them too; the ids deleted.
+
+        A failure is logged, not raised: the job's outcome matters more, and the next ended
+        job that uses the same file tries again.
+        """
+        files = {f for f in (job.training_file, job.validation_file) if f}
+        try:
+            seen = 0
+            page = await self.client.sdk.fine_tuning.jobs.list(limit=100)
+            async for other in page:
+                if other.id != job.id and other.status not in _ENDED:
+                    files -= {other.training_file, other.validation_file}
+                seen += 1
+                if seen >= 1000:
+                    break
+        except openai.OpenAIError as exc:
+            log.warning("Kept the files of job %s: %s", job.id, type(exc).__name__)
+            return []
+        deleted = []
+        for file_id in sorted(files):
+            try:
+                await self.client.sdk.files.delete(file_id)
+            except openai.NotFoundError:
+                pass  # deleted already
+            except openai.OpenAIError as exc:
+                log.warning(
+                    "Could not delete file %s of job %s: %s", file_id, job.id, type(exc).__name__
+                )
+                continue
+            deleted.append(file_id)
+        if deleted:
+            log.info("Deleted the uploaded files of fine-tuning job %s: %s", job.id, deleted)
+        return deleted
 
 
 # ---------------------------------------------------------------------- the fine-tuned model

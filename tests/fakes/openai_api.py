@@ -257,6 +257,9 @@ class FakeOpenAI:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     file_bytes: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: What each job trains on, copied when it is created (as the real service does): the file
+    #: can be deleted afterwards and the job and its model carry on.
+    trained_on: dict[str, bytes] = field(default_factory=dict)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
@@ -326,6 +329,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/files", self._create_file)
         app.router.add_get("/v1/files", self._list_files)
         app.router.add_get("/v1/files/{id}", self._get_file)
+        app.router.add_delete("/v1/files/{id}", self._delete_file)
         app.router.add_post("/v1/fine_tuning/jobs", self._create_job)
         app.router.add_get("/v1/fine_tuning/jobs", self._list_jobs)
         app.router.add_get("/v1/fine_tuning/jobs/{id}", self._get_job)
@@ -538,6 +542,16 @@ class FakeOpenAI:
             )
         return web.json_response(file)
 
+    async def _delete_file(self, request: web.Request) -> web.Response:
+        """DELETE /v1/files/{id}: ``{"id", "object": "file", "deleted": true}``, else 404."""
+        file_id = request.match_info["id"]
+        if self.files.pop(file_id, None) is None:
+            return _error(
+                404, f"No such File object: {file_id}", "invalid_request_error", None, "id"
+            )
+        self.file_bytes.pop(file_id, None)
+        return web.json_response({"id": file_id, "object": "file", "deleted": True})
+
     # ----------------------------------------------------------------- fine-tuning jobs
 
     async def _create_job(self, request: web.Request) -> web.Response:
@@ -605,6 +619,7 @@ class FakeOpenAI:
             "metadata": metadata,
             "suffix": suffix,
         }
+        self.trained_on[job_id] = self.file_bytes[training_file]
         self._polls[job_id] = 0
         self._started[job_id] = time.monotonic()
         self.events[job_id] = []
@@ -667,7 +682,7 @@ class FakeOpenAI:
                 job["estimated_finish"] = int(time.time()) + 60
                 self._event(job_id, "Fine-tuning job started")
             return
-        data = self.file_bytes[job["training_file"]]
+        data = self.trained_on[job_id]
         total = data.count(b"\n") * 3
         for step in (1, total // 2, total):
             self._event(
@@ -870,7 +885,7 @@ class FakeOpenAI:
         job = next(j for j in self.jobs.values() if j["fine_tuned_model"] == model)
         counts: dict[str, dict[str, int]] = {}
         docs: dict[str, int] = {}
-        for line in self.file_bytes[job["training_file"]].decode("utf-8").splitlines():
+        for line in self.trained_on[job["id"]].decode("utf-8").splitlines():
             msgs = json.loads(line)["messages"]
             label = msgs[-1]["content"]
             docs[label] = docs.get(label, 0) + 1

@@ -256,6 +256,58 @@ async def test_cancel_stops_the_job_and_following_reports_it(
         await ft.follow(job_id)
 
 
+# ------------------------------------------------------------------------ the uploaded files
+
+
+def _training_files(fake: FakeOpenAI) -> list[str]:
+    return [f for f, meta in fake.files.items() if meta["purpose"] == "fine-tune"]
+
+
+async def test_the_training_file_is_deleted_once_the_job_succeeds(
+    llm_client: OpenAIClient, fake_openai: FakeOpenAI
+) -> None:
+    ft = tuner(llm_client)
+    job_id = await ft.start(build_training_file(seed_examples(), LABELS))
+    [file_id] = _training_files(fake_openai)
+    result = await ft.follow(job_id)
+    assert _training_files(fake_openai) == []
+    assert fake_openai.requests_to("DELETE", f"/v1/files/{file_id}")
+    # The model was trained on a copy: it still answers.
+    context = LearnerContext(openai=llm_client)
+    model = fine_tuned_classifier(result.fine_tuned_model, LABELS, context)
+    [prediction] = await model.predict(["I was charged twice for my invoice"])
+    assert prediction.label in LABELS
+
+
+async def test_the_training_file_is_deleted_when_the_job_fails_or_is_cancelled(
+    llm_client: OpenAIClient, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.fail_jobs = True
+    ft = tuner(llm_client)
+    failed = await ft.start(build_training_file(seed_examples(), LABELS))
+    with pytest.raises(FineTuneJobError):
+        await ft.follow(failed)
+    assert _training_files(fake_openai) == []
+    fake_openai.fail_jobs = False
+    cancelled = await ft.start(build_training_file(seed_examples(2), LABELS))
+    assert len(_training_files(fake_openai)) == 1
+    await ft.cancel(cancelled)
+    assert _training_files(fake_openai) == []
+
+
+async def test_a_file_a_running_job_still_uses_is_kept(
+    llm_client: OpenAIClient, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.polls_per_state = 50  # the second job keeps running
+    ft = tuner(llm_client)
+    training = build_training_file(seed_examples(), LABELS)
+    first = await ft.start(training, seed=1)
+    await ft.start(training, seed=2)  # the same file, uploaded once, used by two jobs
+    [file_id] = _training_files(fake_openai)
+    await ft.cancel(first)
+    assert _training_files(fake_openai) == [file_id]
+
+
 async def test_an_unreachable_endpoint_while_following_leaves_a_resumable_job(
     fake_openai: FakeOpenAI,
 ) -> None:
@@ -369,7 +421,7 @@ async def test_every_fault_ends_in_a_model_a_clear_error_or_a_resumable_job(
     live = [j for j in fake_openai.jobs.values() if j["status"] != "cancelled"]
     assert len(live) <= 1  # never a duplicate job
     for job in fake_openai.jobs.values():
-        assert fake_openai.file_bytes[job["training_file"]] == training.data  # dataset intact
+        assert fake_openai.trained_on[job["id"]] == training.data  # the dataset each job used
     assert len(fake_openai.file_bytes) <= 1
 
 

@@ -48,8 +48,10 @@ async def test_generate_finetune_evaluate_compares_baseline_and_fine_tuned(
     tuned_usage = summarise_usage(tuned_eval.predictions, tuned.model_id, {})
     assert tuned_usage.prompt_tokens_per_call * 3 < base_usage.prompt_tokens_per_call
     assert len(fake_openai.jobs) == 1
-    # The seed-sized training file went up byte for byte, in OpenAI's chat format.
-    [uploaded] = fake_openai.file_bytes.values()
+    # The seed-sized training file went up byte for byte, in OpenAI's chat format (and was
+    # deleted once the job ended).
+    assert fake_openai.file_bytes == {}
+    [uploaded] = fake_openai.trained_on.values()
     assert uploaded == build_training_file(train, taxonomy.labels).data
     assert chat_jsonl_problems(uploaded) == []
     assert uploaded.count(b"\n") == 50
