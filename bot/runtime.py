@@ -122,7 +122,7 @@ async def open_runtime(
         supervisor.add("requeue-watcher", services.requeue.run)
         every = intervals or Intervals()
         supervisor.add("registry-follower", partial(services.model.follow, clock, every.registry))
-        supervisor.add("retrain-follower", services.desk.follow_jobs)
+        supervisor.add("retrain-follower", services.jobs.follow)
         stack.push_async_callback(_release_leases, services)
         stack.push_async_callback(supervisor.stop)
         supervisor.start()

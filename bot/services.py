@@ -2,8 +2,8 @@
 
 ``build_services`` wires them without contacting anything; ``bot.runtime.open_runtime`` is
 the one place they are started and stopped. Listeners receive the ``Services`` and call one of
-its services: tickets go to ``intake``, corrections to ``corrections``, the admin surfaces to
-``desk``.
+its services: tickets go to ``intake``, corrections to ``corrections``, slash commands to
+``commands``, the Home tab to ``home``; ``jobs`` follows the retrains.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ import aiohttp
 from admin.context import AdminContext
 from admin.settings import Settings
 from bot.active_model import ActiveModel, ModelLoader
-from bot.admin_desk import AdminDesk
+from bot.admin_commands import AdminAccess, AdminCommands
 from bot.config import SlackConfig
 from bot.corrections import CorrectionDesk
 from bot.errors import SlackCallError
 from bot.group_commit import GroupCommit
+from bot.home_tab import AppHome, HomeTab
 from bot.intake import Intake
+from bot.job_follower import JobFollower
 from bot.policy import RoutingPolicy
 from bot.requeue import POLL_SECONDS, RequeueWatcher
 from bot.routing import TicketRouter
@@ -104,7 +106,9 @@ class Services:
     commits: GroupCommit
     requeue: RequeueWatcher
     admin: AdminContext
-    desk: AdminDesk
+    commands: AdminCommands
+    home: AppHome
+    jobs: JobFollower
     socket: SocketWatch
 
     async def check_channels(self) -> list[str]:
@@ -191,14 +195,17 @@ def build_services(
     queue = TicketQueue(router.process, workers=workers)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
     admin = replace(admin, on_model_activated=lambda registry_id, m: model.use(m, registry_id))
-    desk = AdminDesk(
+    access = AdminAccess(admin, slack)
+    tab = HomeTab(admin, slack, access)
+    jobs = JobFollower(
         admin,
         slack,
-        requeue,
         clock,
+        on_retrain_finished=tab.publish,
         update_interval=intervals.progress,
         poll_interval=intervals.jobs,
     )
+    commands = AdminCommands(admin, slack, access, jobs)
     return Services(
         settings=settings,
         slack_config=slack_config,
@@ -216,6 +223,8 @@ def build_services(
         corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
         requeue=requeue,
         admin=admin,
-        desk=desk,
+        commands=commands,
+        home=AppHome(tab, commands, slack, requeue),
+        jobs=jobs,
         socket=SocketWatch(clock),
     )

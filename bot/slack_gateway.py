@@ -271,7 +271,7 @@ class SlackGateway:
             if status == 429:
                 headers = getattr(response, "headers", None)
                 raise RateLimitedError(method, retry_after(headers)) from None
-            if status == 429 or status >= 500 or error in {"ratelimited", "internal_error"}:
+            if status >= 500 or error in {"ratelimited", "internal_error"}:
                 raise TransientSlackError(method, error) from None
             hint = hints.get(error, "").format(channel=channel or "?")
             if error == "missing_scope" and response is not None and response.get("needed"):
@@ -446,3 +446,50 @@ class SlackGateway:
             info = response.get("user") or {}
             self._is_bot[user] = bool(info.get("is_bot")) or info.get("id") == "USLACKBOT"
         return self._is_bot[user]
+
+    async def usergroup_members(self, usergroup: str) -> set[str]:
+        """The user ids in a user group (usergroups.users.list)."""
+        response = await self._call(
+            "usergroups.users.list", lambda: self.client.usergroups_users_list(usergroup=usergroup)
+        )
+        assert response is not None
+        return {str(user) for user in response.get("users") or []}
+
+    async def post_ephemeral(self, channel: str, user: str, text: str) -> None:
+        """A message in ``channel`` only ``user`` sees (no group mention gets through)."""
+        text = without_broadcasts(text)
+        await self._call(
+            "chat.postEphemeral",
+            lambda: self.client.chat_postEphemeral(channel=channel, user=user, text=text),
+            channel=channel,
+        )
+
+    async def upload_file(
+        self,
+        channel: str,
+        content: bytes,
+        *,
+        filename: str,
+        title: str,
+        alt_text: str,
+        thread_ts: str | None = None,
+    ) -> None:
+        """Share a file in ``channel`` (in the thread ``thread_ts``), with files_upload_v2."""
+        await self._call(
+            "files_upload_v2",
+            lambda: self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                file=content,
+                filename=filename,
+                title=title,
+                alt_txt=alt_text,
+            ),
+            channel=channel,
+        )
+
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        """Publish ``user``'s App Home tab (views.publish)."""
+        await self._call(
+            "views.publish", lambda: self.client.views_publish(user_id=user, view=view)
+        )

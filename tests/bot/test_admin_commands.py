@@ -40,7 +40,7 @@ ADMIN = "U0ADMIN"
 ADMIN_CHANNEL = "C0ADMIN"
 
 
-#: The admin desk's loops, shortened for tests (production: seconds).
+#: The admin services' loops, shortened for tests (production: seconds).
 FAST = Intervals(registry=0.05, jobs=0.05, progress=0.01)
 
 
@@ -115,7 +115,7 @@ async def test_a_non_admin_is_refused_and_nothing_starts(admin_bot: BotHarness) 
 async def test_retrain_with_corrections_promotes_and_the_next_ticket_uses_the_new_model(
     admin_bot: BotHarness,
 ) -> None:
-    desk = admin_bot.svc.desk
+    commands = admin_bot.svc.commands
     fake = admin_bot.fake
     fake.usergroups["S0ADMINS"].append("U0GROUPADMIN")
     async with admin_bot.svc.db.transaction() as conn:
@@ -147,7 +147,7 @@ async def test_retrain_with_corrections_promotes_and_the_next_ticket_uses_the_ne
         prediction = await tickets_repo.latest_prediction(conn, ticket.id)
     assert prediction is not None
     assert (prediction.label, prediction.model_id) == ("Account", active.model_id)
-    assert desk.ctx.owner
+    assert commands.ctx.owner
 
 
 async def test_a_worse_candidate_is_kept_out_and_the_thread_says_why(admin_bot: BotHarness) -> None:
@@ -155,8 +155,8 @@ async def test_a_worse_candidate_is_kept_out_and_the_thread_says_why(admin_bot: 
     await slash(admin_bot, "/retrain", "", ADMIN)
     await fake.wait_for(lambda: "*promoted*" in _board(fake))
     model_before = admin_bot.svc.model.current().model_id
-    # A learner name the desk knows only in tests: it always answers one department.
-    outcome_text = await admin_bot.svc.desk.retrain(
+    # A learner name the admin jobs know only in tests: it always answers one department.
+    outcome_text = await admin_bot.svc.commands.retrain(
         RetrainCommand(user=ADMIN, channel=SUPPORT, learner="constant")
     )
     assert outcome_text.startswith("Started retrain #2")
@@ -388,3 +388,26 @@ async def test_app_home_offers_admins_to_retry_the_tickets_that_failed_to_route(
         ("U0AGENT", "ticket-retry", "refused"),
     ]
     await fake.wait_for(lambda: "failed to route" not in json.dumps(fake.home_views[ADMIN]))
+
+
+async def test_a_report_upload_slack_refuses_is_logged_and_the_report_stays(
+    admin_bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """files_upload_v2 goes through the gateway: Slack's refusal becomes a SlackCallError
+    (logged with its fix), never an exception out of the background task."""
+    fake = admin_bot.fake
+    await slash(admin_bot, "/retrain", "", ADMIN)
+    await fake.wait_for(lambda: "*promoted*" in _board(fake))
+    fake.fail("files.getUploadURLExternal", error="not_in_channel", times=None)
+    await slash(admin_bot, "/evalreport", "", ADMIN)
+    await fake.wait_for(
+        lambda: any(
+            "could not post the evaluation report" in r.getMessage() for r in caplog.records
+        )
+    )
+    assert any("Evaluation report" in m["text"] for m in fake.live_messages(SUPPORT))
+    assert fake.shared_files == []
+    failures = [r for r in caplog.records if r.name == "bot.slack_gateway"]
+    assert [r.getMessage().split(".")[0] for r in failures] == [
+        "Slack files_upload_v2 failed: not_in_channel (channel C0SUPPORT)"
+    ]

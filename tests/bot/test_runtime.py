@@ -26,7 +26,7 @@ async def test_the_runtime_supervises_every_background_task_and_closes_what_it_o
     ]
     # One OpenAI client for the whole process (none here: no key), shared by the admin jobs.
     assert runtime.learners.openai is None
-    assert services.desk.ctx is services.admin
+    assert services.commands.ctx is services.jobs.ctx is services.admin
     await bot.ticket("refund my invoice please")
     await bot.stop()
     assert runtime.supervisor.running == []

@@ -20,25 +20,25 @@ from bot.services import Services
 def register(app: AsyncApp, services: Services) -> None:
     """Publish the Home tab when opened; run the admin buttons."""
 
-    desk = services.desk
+    home = services.home
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any]) -> None:
         opened = parse_home_opened(event)
         if opened is not None:
-            await desk.publish_home(opened.user)
+            await home.opened(opened.user)
 
     @app.action(HOME_RETRAIN_ACTION)
     async def on_retrain_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await desk.home_retrain(parse_button_user(body))
+        await home.retrain(parse_button_user(body))
 
     @app.action(HOME_REPORT_ACTION)
     async def on_report_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await desk.home_report(parse_button_user(body))
+        await home.report(parse_button_user(body))
 
     @app.action(HOME_RETRY_FAILED_ACTION)
     async def on_retry_failed_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        await desk.home_retry_failed(parse_button_user(body))
+        await home.retry_failed(parse_button_user(body))

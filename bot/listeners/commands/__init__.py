@@ -13,7 +13,7 @@ from bot.services import Services
 
 def register(app: AsyncApp, services: Services) -> None:
     """Listen to /retrain and /evalreport; answer ephemerally within Slack's 3 s."""
-    desk = services.desk
+    commands = services.commands
 
     @app.command("/retrain")
     async def on_retrain(ack: AsyncAck, command: dict[str, Any]) -> None:
@@ -22,7 +22,7 @@ def register(app: AsyncApp, services: Services) -> None:
         except UsageError as exc:
             await ack(text=str(exc))
             return
-        await ack(text=await desk.retrain(parsed))
+        await ack(text=await commands.retrain(parsed))
 
     @app.command("/evalreport")
     async def on_evalreport(ack: AsyncAck, command: dict[str, Any]) -> None:
@@ -31,4 +31,4 @@ def register(app: AsyncApp, services: Services) -> None:
         except UsageError as exc:
             await ack(text=str(exc))
             return
-        await ack(text=await desk.evalreport(parsed))
+        await ack(text=await commands.evalreport(parsed))

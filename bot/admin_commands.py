@@ -1,0 +1,137 @@
+"""/retrain and /evalreport: who may run them, what they start, what the admin is told.
+
+Listeners call one method and get back the short ephemeral text to acknowledge with (Slack
+wants the acknowledgement within 3 s); the work runs in the background, owned by the
+``JobFollower``. Every admin action, refused or not, is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from admin import registry
+from admin.access import REFUSAL, AdminPolicy, audit
+from admin.context import AdminContext
+from admin.errors import AdminError, JobConflictError
+from admin.report import build_report
+from admin.retrain import RetrainRequest, cancel_retrain, start_retrain
+from bot.admin_payloads import EvalReportCommand, RetrainCommand
+from bot.admin_views import report_message
+from bot.errors import SlackCallError
+from bot.job_follower import JobFollower
+from bot.slack_gateway import SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+class AdminAccess:
+    """The one admin check (TRIAGE_ADMIN_USERS, TRIAGE_ADMIN_USERGROUP) and its audit."""
+
+    def __init__(self, ctx: AdminContext, slack: SlackGateway) -> None:
+        self._ctx = ctx
+        self._slack = slack
+        self.policy = AdminPolicy.from_settings(ctx.settings, self._group_members)
+
+    async def _group_members(self, usergroup: str) -> Collection[str]:
+        return await self._slack.usergroup_members(usergroup)
+
+    async def is_admin(self, user: str) -> bool:
+        """Whether ``user`` may use the admin commands."""
+        return await self.policy.is_admin(user)
+
+    async def refuse(self, user: str, action: str, detail: dict[str, Any]) -> str:
+        """Record the refusal of ``action`` to ``user``; the polite text to answer with."""
+        await audit(self._ctx.db, user, action, "refused", detail)
+        return REFUSAL
+
+
+class AdminCommands:
+    """See the module docstring."""
+
+    def __init__(
+        self, ctx: AdminContext, slack: SlackGateway, access: AdminAccess, jobs: JobFollower
+    ) -> None:
+        self.ctx = ctx
+        self._slack = slack
+        self.access = access
+        self._jobs = jobs
+
+    async def retrain(self, command: RetrainCommand) -> str:
+        """Handle /retrain; returns the ephemeral acknowledgement."""
+        detail = command.model_dump(exclude={"user", "channel"})
+        if not await self.access.is_admin(command.user):
+            return await self.access.refuse(command.user, "retrain", detail)
+        if command.action == "cancel":
+            job = await cancel_retrain(self.ctx)
+            await audit(self.ctx.db, command.user, "retrain-cancel", "done" if job else "none", {})
+            if job is None:
+                return "No retrain is running."
+            return f"Asked retrain #{job.id} to stop; its thread will say when it has."
+        if command.action == "rollback":
+            try:
+                entry = await registry.rollback(self.ctx, command.user)
+            except AdminError as exc:
+                return str(exc)
+            return f"Rolled back: model #{entry.id} (`{entry.model_id}`) is active again."
+        request = RetrainRequest(
+            learner=command.learner,
+            generate=command.generate,
+            dry_run=command.dry_run,
+            requested_by=command.user,
+            slack_channel=self.ctx.settings.admin_channel or command.channel,
+        )
+        try:
+            job = await start_retrain(self.ctx, request)
+        except JobConflictError as exc:
+            await audit(self.ctx.db, command.user, "retrain", "conflict", detail)
+            return str(exc)
+        except AdminError as exc:
+            await audit(self.ctx.db, command.user, "retrain", "rejected", detail)
+            return str(exc)
+        await audit(self.ctx.db, command.user, "retrain", "started", {"job_id": job.id, **detail})
+        self._jobs.run_retrain(job, request)
+        where = f"<#{request.slack_channel}>" if request.slack_channel else "this channel"
+        return f"Started retrain #{job.id}; progress is in a thread in {where}."
+
+    async def evalreport(self, command: EvalReportCommand) -> str:
+        """Handle /evalreport; the report is posted in the command's channel shortly."""
+        detail = {"model": command.model}
+        if not await self.access.is_admin(command.user):
+            return await self.access.refuse(command.user, "evalreport", detail)
+        self._jobs.spawn(self._post_report(command.channel, command.user, command.model))
+        which = f"model #{command.model}" if command.model else "the active model"
+        return f"Building the evaluation report for {which}; it will appear here shortly."
+
+    async def _post_report(self, channel: str, user: str, model: int | None) -> None:
+        try:
+            report = await build_report(self.ctx, model, requested_by=user)
+        except AdminError as exc:
+            await self._tell(channel, user, str(exc))
+            return
+        except Exception:
+            log.exception("evaluation report failed")
+            await self._tell(channel, user, "The report failed; the logs have the details.")
+            return
+        text, blocks = report_message(report)
+        try:
+            ts = await self._slack.post_message(channel, text, blocks=blocks)
+            png = await asyncio.to_thread(report.confusion_png)
+            await self._slack.upload_file(
+                channel,
+                png,
+                thread_ts=ts,
+                filename=f"confusion-model-{report.model.id}.png",
+                title=f"Confusion matrix, model #{report.model.id}",
+                alt_text="Confusion matrix of the model on the held-out tickets",
+            )
+        except SlackCallError:
+            log.warning("could not post the evaluation report in %s", channel, exc_info=True)
+
+    async def _tell(self, channel: str, user: str, text: str) -> None:
+        try:
+            await self._slack.post_ephemeral(channel, user, text)
+        except SlackCallError:
+            log.warning("could not tell %s: %s", user, text, exc_info=True)

@@ -1,0 +1,88 @@
+"""App Home: the Home tab (model, jobs, activity) and its admin buttons.
+
+``HomeTab`` publishes a user's tab (buttons only for admins); ``AppHome`` answers the buttons:
+a default retrain, the evaluation report, and handing the failed tickets back to the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from admin.context import AdminContext
+from admin.home import home_summary
+from admin.tickets import retry_tickets
+from bot.admin_commands import AdminAccess, AdminCommands
+from bot.admin_payloads import EvalReportCommand, RetrainCommand
+from bot.admin_views import home_view, tickets_retried
+from bot.errors import SlackCallError
+from bot.requeue import RequeueWatcher
+from bot.slack_gateway import SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+class HomeTab:
+    """Publishes the Home tab."""
+
+    def __init__(self, ctx: AdminContext, slack: SlackGateway, access: AdminAccess) -> None:
+        self._ctx = ctx
+        self._slack = slack
+        self._access = access
+
+    async def publish(self, user: str) -> None:
+        """Publish the Home tab for ``user`` (buttons only for admins)."""
+        summary = await home_summary(self._ctx)
+        view = home_view(summary, is_admin=await self._access.is_admin(user))
+        try:
+            await self._slack.publish_home(user, view)
+        except SlackCallError:
+            log.warning("could not publish the Home tab for %s", user, exc_info=True)
+
+
+class AppHome:
+    """The Home tab's buttons; see the module docstring."""
+
+    def __init__(
+        self,
+        tab: HomeTab,
+        commands: AdminCommands,
+        slack: SlackGateway,
+        requeue: RequeueWatcher,
+    ) -> None:
+        self.tab = tab
+        self._commands = commands
+        self._slack = slack
+        self._requeue = requeue
+
+    async def opened(self, user: str) -> None:
+        """``user`` opened the Home tab."""
+        await self.tab.publish(user)
+
+    async def retrain(self, user: str) -> None:
+        """The Retrain button: a default retrain, answered by DM."""
+        text = await self._commands.retrain(RetrainCommand(user=user, channel=user))
+        await self._dm(user, text)
+        await self.tab.publish(user)
+
+    async def report(self, user: str) -> None:
+        """The report button: the report in the admin channel, else by DM."""
+        channel = self._commands.ctx.settings.admin_channel or user
+        text = await self._commands.evalreport(EvalReportCommand(user=user, channel=channel))
+        await self._dm(user, text)
+
+    async def retry_failed(self, user: str) -> None:
+        """The Retry button: every failed ticket back to the bot, answered by DM."""
+        access = self._commands.access
+        if not await access.is_admin(user):
+            await self._dm(user, await access.refuse(user, "ticket-retry", {"failed": True}))
+            return
+        outcome = await retry_tickets(self._commands.ctx.db, None, user)
+        self._requeue.wake()  # this replica looks at once instead of in a few seconds
+        await self._dm(user, tickets_retried(outcome))
+        await self.tab.publish(user)
+
+    async def _dm(self, user: str, text: str) -> None:
+        try:
+            await self._slack.post_message(user, text)
+        except SlackCallError:
+            log.warning("could not message %s", user, exc_info=True)
