@@ -42,6 +42,12 @@ class AdminAccess:
         """Whether ``user`` may use the admin commands."""
         return await self.policy.is_admin(user)
 
+    async def refuse_usage(self, command: dict[str, Any], action: str) -> None:
+        """Audit a command whose arguments were refused (who, and what they typed)."""
+        user = str(command.get("user_id", ""))
+        typed = str(command.get("text", ""))[:200]
+        await audit(self._ctx.db, user, action, "bad-arguments", {"text": typed})
+
     async def refuse(self, user: str, action: str, detail: dict[str, Any]) -> str:
         """Record the refusal of ``action`` to ``user``; the polite text to answer with."""
         await audit(self._ctx.db, user, action, "refused", detail)

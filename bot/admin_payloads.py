@@ -7,6 +7,7 @@ is the usage line.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +24,9 @@ RETRAIN_USAGE = (
 EVALREPORT_USAGE = "Usage: `/evalreport [model number]`, e.g. `/evalreport` or `/evalreport 7`."
 
 _LEARNERS = ("local", "openai", "openai-finetune")
+#: A whole number as people type it: ASCII digits only (``str.isdigit`` also accepts ``²``,
+#: which ``int`` then refuses).
+_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 class UsageError(ValueError):
@@ -70,7 +74,7 @@ def parse_retrain(body: dict[str, Any]) -> RetrainCommand:
             dry_run = True
         elif word.startswith("generate="):
             value = word.removeprefix("generate=")
-            if not value.isdigit() or int(value) > 10_000:
+            if not _NUMBER.fullmatch(value) or int(value) > 10_000:
                 raise UsageError(
                     "generate=N needs a whole number from 0 to 10000. " + RETRAIN_USAGE
                 )
@@ -88,7 +92,7 @@ def parse_evalreport(body: dict[str, Any]) -> EvalReportCommand:
     text = str(body.get("text", "")).strip().lstrip("#")
     if not text:
         return EvalReportCommand(user=user, channel=channel)
-    if not text.isdigit():
+    if not _NUMBER.fullmatch(text):
         raise UsageError(EVALREPORT_USAGE)
     return EvalReportCommand(user=user, channel=channel, model=int(text))
 

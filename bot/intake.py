@@ -10,6 +10,7 @@ label stands and the edit is only logged. Deletes are ignored (the card stays fo
 from __future__ import annotations
 
 import logging
+import unicodedata
 from enum import StrEnum
 
 from bot.group_commit import GroupCommit
@@ -23,6 +24,20 @@ from data.db import tickets as tickets_repo
 from data.db.database import Database
 
 log = logging.getLogger(__name__)
+
+
+#: Unicode categories that show nothing: controls, format characters (U+200B..U+200F,
+#: U+2060, U+FEFF, ...), lone surrogates, unassigned code points and separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp"})
+
+
+def visible(text: str) -> str:
+    """``text`` stripped, or "" when nothing in it shows: only whitespace, control or format
+    characters (zero-width spaces and joiners, ``U+FEFF``, direction marks) is no ticket."""
+    text = text.strip()
+    if any(unicodedata.category(char) not in _INVISIBLE for char in text):
+        return text
+    return ""
 
 
 class IntakeOutcome(StrEnum):
@@ -67,7 +82,7 @@ class Intake:
         return await self._new(message)
 
     async def _new(self, message: NewMessage) -> IntakeOutcome:
-        text = message.text.strip()
+        text = visible(message.text)
         if not text:
             outcome = IntakeOutcome.FILES_ONLY if message.has_files else IntakeOutcome.EMPTY
             log.info(
@@ -100,7 +115,7 @@ class Intake:
         return IntakeOutcome.QUEUED
 
     async def _edit(self, edit: EditedMessage) -> IntakeOutcome:
-        text = edit.text.strip()[:MAX_TEXT_CHARS]
+        text = visible(edit.text)[:MAX_TEXT_CHARS]
         async with self._db.transaction() as conn:
             ticket = await tickets_repo.find_ticket(conn, edit.workspace, edit.channel, edit.ts)
             if ticket is None:

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
+import re
 import signal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from admin.settings import Settings
 from bot.errors import SlackConfigError
 from bot.runtime import open_runtime
 from bot.services import Services
-from data.db import tickets as tickets_repo
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -32,11 +35,51 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def unreadable_body(body: bytes, content_type: str) -> str | None:
+    """Why a request body cannot be a Slack request (answered 400, never 500), or None.
+
+    Slack sends UTF-8: JSON (events) or a form whose ``payload`` field may hold JSON
+    (interactions); a body that is not UTF-8, JSON that does not parse or is not an object, or
+    text with a lone surrogate (``"\\ud800"``, which no later step could encode) is refused.
+    """
+    try:
+        text = body.decode("utf-8")
+        source: str | None = text
+        if content_type == "application/json" or text.startswith("{"):
+            parsed: Any = json.loads(text)
+        else:
+            fields = dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
+            source = fields.get("payload")
+            parsed = json.loads(source) if source is not None else fields
+        if not isinstance(parsed, dict):
+            return "not a JSON object"
+        if source is not None and _SURROGATE_ESCAPE.search(source):  # else it cannot hold one
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeError:
+        return "not UTF-8 text (or a lone surrogate)"
+    except ValueError:
+        return "malformed JSON"
+    return None
+
+
 def create_web_app(app: AsyncApp, services: Services) -> web.Application:
     """The aiohttp application: Slack requests at /slack/events, health at /healthz."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await app.async_dispatch(await to_bolt_request(request))
+        body = await request.read()
+        problem = unreadable_body(body, request.content_type)
+        if problem is not None:
+            log.warning("Refused a request to %s: %s", EVENTS_PATH, problem)
+            return web.Response(status=400, text="Bad request")
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8"),
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]
+        )
+        bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -49,23 +92,26 @@ def create_web_app(app: AsyncApp, services: Services) -> web.Application:
     return web_app
 
 
-async def health(services: Services) -> tuple[dict[str, Any], int]:
+async def health(services: Services, *, detail: bool = False) -> tuple[dict[str, Any], int]:
     """The health report and its HTTP status (503 when the database or model is not ready, or
-    the Socket Mode connection has been down longer than ``SOCKET_GRACE_SECONDS``)."""
+    the Socket Mode connection has been down longer than ``SOCKET_GRACE_SECONDS``).
+
+    Cheap, as load balancers call it every few seconds on the public port: one ``SELECT 1``,
+    no query over tickets. The public report says only what is up; ``detail`` adds the model,
+    the queue and the connection (for in-process callers; ticket figures are for admins, in
+    the App Home and ``triage tickets``).
+    """
     database_ok = await services.db.ping()
-    report: dict[str, Any] = {
-        "database": {"ok": database_ok},
-        "model": services.model.status(),
-        "queue": {"pending": services.queue.pending},
-    }
-    if database_ok:
-        async with services.db.transaction() as conn:
-            report["tickets"] = await tickets_repo.count_by_status(conn)
-    ok = database_ok and bool(report["model"]["ready"])
+    model = services.model.status()
+    ok = database_ok and bool(model["ready"])
+    report: dict[str, Any] = {"database": database_ok, "model": bool(model["ready"])}
+    if detail:
+        report.update(model=model, queue={"pending": services.queue.pending})
     socket = services.socket
     if socket.in_use:  # a revoked app token leaves it reconnecting for ever
-        report["socket_mode"] = await socket.report()
-        ok = ok and bool(report["socket_mode"]["ok"])
+        connection = await socket.report()
+        report["socket_mode"] = connection if detail else bool(connection["ok"])
+        ok = ok and bool(connection["ok"])
     report["ok"] = ok
     return report, 200 if ok else 503
 

@@ -112,6 +112,21 @@ async def test_a_non_admin_is_refused_and_nothing_starts(admin_bot: BotHarness) 
     assert admin_bot.fake.posts(ADMIN_CHANNEL) == []
 
 
+async def test_non_ascii_digits_are_refused_and_audited_not_a_500(admin_bot: BotHarness) -> None:
+    for user in (ADMIN, "U0MALLORY"):
+        assert "Usage: `/evalreport" in await slash(admin_bot, "/evalreport", "²", user)
+        assert "generate=N" in await slash(admin_bot, "/retrain", "generate=²", user)
+    async with admin_bot.svc.db.transaction() as conn:
+        assert await jobs.list_jobs(conn) == []
+        actions = await list_actions(conn)
+    refused = {(a.user, a.action, a.outcome, a.detail["text"]) for a in actions}
+    assert refused == {
+        (user, action, "bad-arguments", typed)
+        for user in (ADMIN, "U0MALLORY")
+        for action, typed in (("evalreport", "²"), ("retrain", "generate=²"))
+    }
+
+
 async def test_retrain_with_corrections_promotes_and_the_next_ticket_uses_the_new_model(
     admin_bot: BotHarness,
 ) -> None:

@@ -34,7 +34,18 @@ def test_retrain_arguments(text: str, expected: RetrainCommand) -> None:
     assert parse_retrain(_body(text)) == expected
 
 
-@pytest.mark.parametrize("text", ["generate=lots", "generate=-1", "generate=999999", "now please"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "generate=lots",
+        "generate=-1",
+        "generate=999999",
+        "now please",
+        "generate=²",  # str.isdigit() says yes, int() says no
+        "generate=٣",  # Arabic-Indic three: int() would take it; not what people type here
+        "generate=1²",
+    ],
+)
 def test_bad_retrain_arguments_get_the_usage_line(text: str) -> None:
     with pytest.raises(UsageError, match="Usage: `/retrain"):
         parse_retrain(_body(text))
@@ -43,8 +54,9 @@ def test_bad_retrain_arguments_get_the_usage_line(text: str) -> None:
 def test_evalreport_and_home_payloads() -> None:
     assert parse_evalreport(_body("#7")) == EvalReportCommand(user="U1", channel="C1", model=7)
     assert parse_evalreport(_body("")).model is None
-    with pytest.raises(UsageError, match="/evalreport"):
-        parse_evalreport(_body("latest"))
+    for text in ("latest", "²", "#²", "٣", "7²"):
+        with pytest.raises(UsageError, match="/evalreport"):
+            parse_evalreport(_body(text))
     assert parse_home_opened({"user": "U1", "tab": "messages"}) is None
     opened = parse_home_opened({"user": "U1", "tab": "home"})
     assert opened is not None

@@ -150,11 +150,11 @@ async def test_shadow_mode_classifies_without_posting(fake_slack, tmp_path, taxo
         await harness.stop()
 
 
-async def test_healthz_reports_database_and_model(bot: BotHarness) -> None:
+async def test_healthz_says_what_is_up_and_nothing_more(bot: BotHarness) -> None:
+    await bot.ticket("I was charged twice")
     assert bot.session is not None
     async with bot.session.get(f"{bot.base_url}/healthz") as response:
         body = await response.json()
     assert response.status == 200
-    assert body["ok"] is True
-    assert body["database"] == {"ok": True}
-    assert body["model"]["model_id"] == "keywords-test"
+    # The public port tells a load balancer what is up: no model, no queue, no ticket figures.
+    assert body == {"ok": True, "database": True, "model": True}

@@ -20,6 +20,7 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             parsed = parse_retrain(command)
         except UsageError as exc:
+            await commands.access.refuse_usage(command, "retrain")
             await ack(text=str(exc))
             return
         await ack(text=await commands.retrain(parsed))
@@ -29,6 +30,7 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             parsed = parse_evalreport(command)
         except UsageError as exc:
+            await commands.access.refuse_usage(command, "evalreport")
             await ack(text=str(exc))
             return
         await ack(text=await commands.evalreport(parsed))
