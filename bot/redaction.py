@@ -88,14 +88,15 @@ def _phone(match: re.Match[str]) -> str:
     text = match.group(0)
     if _is_phone(text):
         return "[phone]"
-    # A number next to the phone number ("order 12345 06 12 34 56 78"): the longest run of
-    # space-separated parts that is one, from the left.
+    # A number next to the phone number ("order 12345 06 12 34 56 78", "06 12 34 56 78 2024"):
+    # drop parts from the left, then from the right; linear, so a long run costs little.
     parts = text.split(" ")
-    for start in range(len(parts)):
-        for end in range(len(parts), start, -1):
-            candidate = " ".join(parts[start:end])
-            if candidate[:1] in "+(0123456789" and _is_phone(candidate):
-                return " ".join([*parts[:start], "[phone]", *parts[end:]])
+    for start in range(1, len(parts)):
+        if _is_phone(" ".join(parts[start:])):
+            return " ".join([*parts[:start], "[phone]"])
+    for end in range(len(parts) - 1, 0, -1):
+        if _is_phone(" ".join(parts[:end])):
+            return " ".join(["[phone]", *parts[end:]])
     return text
 
 

@@ -153,4 +153,6 @@ def test_long_texts_do_not_backtrack() -> None:
         "0(" * 20_000,
     ):
         redact_pii(text)
-    assert time.perf_counter() - started < 2.0
+    # Catastrophic backtracking takes minutes; this bound only catches that (a loaded 2-core
+    # machine runs the whole loop in about 1 s).
+    assert time.perf_counter() - started < 10.0
