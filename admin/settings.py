@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     learner: str = "auto"
     seed: int = 0
 
+    # Agents: who may correct labels (see data/people.py). Members of the department, triage
+    # and admin channels are agents, and so are this user group's members.
+    agent_usergroup: str | None = None
+    # Corrections one agent may record in any hour; one more is refused and logged.
+    corrections_per_hour: int = Field(default=30, ge=1, le=10_000)
+
     # Admin.
     admin_users: CommaList = ()
     admin_usergroup: str | None = None

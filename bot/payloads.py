@@ -106,6 +106,8 @@ class ReactionChange(_Frozen):
     emoji: str
     channel: str
     ts: str
+    #: The reacting user's team when the event names it (Slack Connect events do).
+    team: str | None = None
 
 
 def parse_reaction(event: dict[str, Any]) -> ReactionChange | None:
@@ -121,6 +123,7 @@ def parse_reaction(event: dict[str, Any]) -> ReactionChange | None:
         emoji=emoji,
         channel=str(item.get("channel", "")),
         ts=str(item.get("ts", "")),
+        team=str(event.get("user_team") or "") or None,
     )
 
 
@@ -132,6 +135,8 @@ class RouteChoice(_Frozen):
     message_ts: str
     label: str
     ticket_id: int | None
+    #: The presser's own team (``user.team_id``): another organisation's in Slack Connect.
+    team: str | None = None
 
 
 def parse_route_choice(body: dict[str, Any]) -> RouteChoice | None:
@@ -142,6 +147,7 @@ def parse_route_choice(body: dict[str, Any]) -> RouteChoice | None:
         (a for a in actions if str(a.get("action_id", "")).startswith(ROUTE_ACTION_PREFIX)), None
     )
     user = (body.get("user") or {}).get("id")
+    team = (body.get("user") or {}).get("team_id")
     if action is None or not user:
         return None
     value = str(action.get("value", ""))
@@ -151,4 +157,5 @@ def parse_route_choice(body: dict[str, Any]) -> RouteChoice | None:
         message_ts=str(container.get("message_ts") or ""),
         label=str(action["action_id"])[len(ROUTE_ACTION_PREFIX) :],
         ticket_id=int(value) if value.isdigit() else None,
+        team=str(team) if team else None,
     )

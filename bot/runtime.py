@@ -6,6 +6,7 @@ database (migrated), the one HTTP session and Slack client (auth.test), the one 
 ``Supervisor``::
 
     group-commit -> ticket-workers -> requeue-watcher -> registry-follower -> retrain-follower
+    -> people-refresher
 
 On the way out the tasks stop in the reverse order, this process's ticket leases are given up,
 and the clients and the database are closed. ``triage serve`` (``bot.server.run_bot``), the
@@ -115,6 +116,7 @@ async def open_runtime(
                 log.info("Trained the first model (registry id %s) on the starter data", trained)
             await services.model.reload()
         await services.check_channels()
+        await services.people.refresh()  # who the agents are, before the first correction
         await services.resume()  # queued now, worked on once the workers start
         supervisor = Supervisor(clock)
         supervisor.add("group-commit", services.commits.run_commits)
@@ -123,6 +125,7 @@ async def open_runtime(
         every = intervals or Intervals()
         supervisor.add("registry-follower", partial(services.model.follow, clock, every.registry))
         supervisor.add("retrain-follower", services.jobs.follow)
+        supervisor.add("people-refresher", services.people.run)
         stack.push_async_callback(_release_leases, services)
         stack.push_async_callback(supervisor.stop)
         supervisor.start()

@@ -25,6 +25,7 @@ from bot.group_commit import GroupCommit
 from bot.home_tab import AppHome, HomeTab
 from bot.intake import Intake
 from bot.job_follower import JobFollower
+from bot.people import REFRESH_SECONDS, People
 from bot.policy import RoutingPolicy
 from bot.requeue import POLL_SECONDS, RequeueWatcher
 from bot.routing import TicketRouter
@@ -84,6 +85,9 @@ class Intervals:
     jobs: float = 3.0
     #: Least time between two updates of one retrain progress message (chat.update is Tier 3).
     progress: float = 1.0
+    #: Reloads of the agent channels' members and the agent user group (events keep them
+    #: current in between).
+    people: float = REFRESH_SECONDS
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class Services:
     router: TicketRouter
     intake: Intake
     corrections: CorrectionDesk
+    people: People
     commits: GroupCommit
     requeue: RequeueWatcher
     admin: AdminContext
@@ -165,6 +170,22 @@ def routing_policy(settings: Settings) -> RoutingPolicy:
     )
 
 
+def agents(
+    settings: Settings,
+    taxonomy: Taxonomy,
+    slack: SlackGateway,
+    clock: Clock,
+    refresh_seconds: float = REFRESH_SECONDS,
+) -> People:
+    """Who the agents are: members of the department, triage and admin channels and of
+    TRIAGE_AGENT_USERGROUP (the support channels are where requesters post, so not them)."""
+    channels = [d.channel for d in taxonomy]
+    channels += [c for c in (settings.triage_channel, settings.admin_channel) if c]
+    return People(
+        slack, channels, settings.agent_usergroup, clock=clock, refresh_seconds=refresh_seconds
+    )
+
+
 def build_services(
     settings: Settings,
     slack_config: SlackConfig,
@@ -194,6 +215,7 @@ def build_services(
     router = TicketRouter(commits, slack, model, taxonomy, policy, owner, clock)
     queue = TicketQueue(router.process, workers=workers)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
+    people = agents(settings, taxonomy, slack, clock, intervals.people)
     admin = replace(admin, on_model_activated=lambda registry_id, m: model.use(m, registry_id))
     access = AdminAccess(admin, slack)
     tab = HomeTab(admin, slack, access)
@@ -220,7 +242,10 @@ def build_services(
         router=router,
         intake=Intake(db, commits, queue, router, policy),
         commits=commits,
-        corrections=CorrectionDesk(db, queue, slack, taxonomy, policy),
+        corrections=CorrectionDesk(
+            db, queue, people, taxonomy, policy, clock, per_hour=settings.corrections_per_hour
+        ),
+        people=people,
         requeue=requeue,
         admin=admin,
         commands=commands,

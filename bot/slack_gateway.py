@@ -236,6 +236,20 @@ class BotIdentity:
     user_id: str
     bot_id: str
     team_id: str
+    enterprise_id: str = ""  # set on an Enterprise Grid install
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """What users.info says about a user, as far as "who is this?" needs it."""
+
+    id: str
+    is_bot: bool
+    #: The user's home workspace; another organisation's user in a Slack Connect channel has
+    #: another one (and ``is_stranger``).
+    team_id: str
+    is_stranger: bool
+    enterprise_id: str
 
 
 class SlackGateway:
@@ -245,7 +259,6 @@ class SlackGateway:
         self.client = client
         self._identity: BotIdentity | None = None
         self._logged: set[tuple[str, str]] = set()
-        self._is_bot: dict[str, bool] = {}
 
     @property
     def identity(self) -> BotIdentity | None:
@@ -297,6 +310,7 @@ class SlackGateway:
             user_id=str(response.get("user_id", "")),
             bot_id=str(response.get("bot_id", "")),
             team_id=str(response.get("team_id", "")),
+            enterprise_id=str(response.get("enterprise_id") or ""),
         )
         return self._identity
 
@@ -435,17 +449,34 @@ class SlackGateway:
         info = response.get("channel") or {}
         return str(info.get("name") or channel), bool(info.get("is_member"))
 
-    async def is_bot_user(self, user: str) -> bool:
-        """Whether ``user`` is a bot or app (cached; the bot itself counts)."""
-        identity = self._identity
-        if identity is not None and user == identity.user_id:
-            return True
-        if user not in self._is_bot:
-            response = await self._call("users.info", lambda: self.client.users_info(user=user))
+    async def user_info(self, user: str) -> UserInfo:
+        """users.info for ``user`` (not cached here: ``bot.people`` caches it)."""
+        response = await self._call("users.info", lambda: self.client.users_info(user=user))
+        assert response is not None
+        info = response.get("user") or {}
+        enterprise = info.get("enterprise_user") or {}
+        return UserInfo(
+            id=str(info.get("id") or user),
+            is_bot=bool(info.get("is_bot")) or info.get("id") == "USLACKBOT",
+            team_id=str(info.get("team_id") or ""),
+            is_stranger=bool(info.get("is_stranger")),
+            enterprise_id=str(enterprise.get("enterprise_id") or ""),
+        )
+
+    async def channel_members(self, channel: str) -> set[str]:
+        """Every member of a channel, from conversations.members (all pages)."""
+        members: set[str] = set()
+        cursor: str | None = None
+        while True:
+            call = functools.partial(
+                self.client.conversations_members, channel=channel, limit=200, cursor=cursor
+            )
+            response = await self._call("conversations.members", call, channel=channel)
             assert response is not None
-            info = response.get("user") or {}
-            self._is_bot[user] = bool(info.get("is_bot")) or info.get("id") == "USLACKBOT"
-        return self._is_bot[user]
+            members.update(str(member) for member in response.get("members") or [])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return members
 
     async def usergroup_members(self, usergroup: str) -> set[str]:
         """The user ids in a user group (usergroups.users.list)."""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import actions, app_home, commands, messages, reactions
+from bot.listeners import actions, app_home, commands, members, messages, reactions
 from bot.services import Services
 
 Register = Callable[[AsyncApp, Services], None]
@@ -29,6 +29,7 @@ SURFACES: tuple[Register, ...] = (
     actions.register,
     commands.register,
     app_home.register,
+    members.register,
 )
 
 

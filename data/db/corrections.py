@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from classifier.examples import Source
@@ -62,10 +62,17 @@ def _correction(row: Any) -> Correction:
 
 
 async def record_correction(
-    conn: AsyncConnection, ticket_id: int, *, user: str, from_label: str, to_label: str, via: str
+    conn: AsyncConnection,
+    ticket_id: int,
+    *,
+    user: str,
+    from_label: str,
+    to_label: str,
+    via: str,
+    now: datetime | None = None,
 ) -> Correction:
     """Record that ``user`` labelled the ticket ``to_label`` (it was ``from_label``)."""
-    now = utcnow()
+    now = now or utcnow()
     result = await conn.execute(
         corrections.insert()
         .values(
@@ -127,6 +134,14 @@ async def current_correction(conn: AsyncConnection, ticket_id: int) -> Correctio
         )
     ).first()
     return _correction(row) if row is not None else None
+
+
+async def count_by_user_since(conn: AsyncConnection, user: str, since: datetime) -> int:
+    """How many corrections ``user`` recorded from ``since`` on (undone ones count too)."""
+    statement = select(func.count()).where(
+        corrections.c.user == user, corrections.c.created_at >= since
+    )
+    return int((await conn.execute(statement)).scalar_one())
 
 
 async def corrections_for(conn: AsyncConnection, ticket_id: int) -> list[Correction]:

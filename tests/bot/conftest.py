@@ -36,6 +36,8 @@ from tests.fakes.slack_events import SlackSender, message_event
 SIGNING_SECRET = "test-signing-secret"
 SUPPORT = "C0SUPPORT"
 TRIAGE = "C0TRIAGE"
+#: People the tests' fake Slack has in the triage channel, so they are agents who may correct.
+AGENTS = ("U0AGENT", "U0BOSS")
 
 
 class BotHarness:
@@ -60,6 +62,7 @@ class BotHarness:
         it). ``learners``: the admin jobs train these small test learners (by name) on small
         starter files, instead of the production ones."""
         self.fake = fake
+        fake.members.setdefault(TRIAGE, list(AGENTS))
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.taxonomy = taxonomy
@@ -178,6 +181,7 @@ class BotHarness:
 @pytest.fixture
 async def fake_slack() -> AsyncIterator[FakeSlack]:
     async with FakeSlack() as fake:
+        fake.members[TRIAGE] = list(AGENTS)
         yield fake
 
 

@@ -24,6 +24,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations_info": {"channels:read", "groups:read"},
     "conversations_history": {"channels:history", "groups:history"},
     "conversations_replies": {"channels:history", "groups:history"},
+    "conversations_members": {"channels:read", "groups:read"},
     "users_info": {"users:read"},
     "usergroups_users_list": {"usergroups:read"},
     "views_publish": set(),
@@ -40,6 +41,8 @@ EVENT_SUBSCRIPTIONS: dict[str, tuple[set[str], set[str]]] = {
     "reaction_added": ({"reaction_added"}, {"reactions:read"}),
     "reaction_removed": ({"reaction_removed"}, {"reactions:read"}),
     "app_home_opened": ({"app_home_opened"}, set()),
+    "member_joined_channel": ({"member_joined_channel"}, {"channels:read", "groups:read"}),
+    "member_left_channel": ({"member_left_channel"}, {"channels:read", "groups:read"}),
 }
 
 

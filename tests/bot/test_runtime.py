@@ -23,6 +23,7 @@ async def test_the_runtime_supervises_every_background_task_and_closes_what_it_o
         "requeue-watcher",
         "registry-follower",
         "retrain-follower",
+        "people-refresher",
     ]
     # One OpenAI client for the whole process (none here: no key), shared by the admin jobs.
     assert runtime.learners.openai is None

@@ -161,6 +161,10 @@ class FakeSlack:
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     #: usergroups.users.list: user group id -> member user ids.
     usergroups: dict[str, list[str]] = field(default_factory=dict)
+    #: conversations.members: channel id -> its people (the bot is added unless it is
+    #: ``outside``); ``missing`` channels answer channel_not_found.
+    members: dict[str, list[str]] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
     #: views.publish: user id -> the Home tab view last published for them.
     home_views: dict[str, Params] = field(default_factory=dict)
     #: Files uploaded through files.getUploadURLExternal: file id -> bytes (None until sent).
@@ -232,9 +236,20 @@ class FakeSlack:
         self._failures.clear()
         self._random_failure = None
 
-    def add_user(self, user_id: str, *, is_bot: bool = False, name: str = "") -> None:
-        """Make users.info know ``user_id`` (people are known by default)."""
-        self.users[user_id] = {"id": user_id, "name": name or user_id.lower(), "is_bot": is_bot}
+    def add_user(
+        self, user_id: str, *, is_bot: bool = False, name: str = "", team_id: str = TEAM_ID
+    ) -> None:
+        """Make users.info know ``user_id`` (people are known by default). A ``team_id``
+        other than the workspace's is a Slack Connect user of another organisation, whom
+        users.info shows with ``is_stranger`` (api.slack.com/methods/users.info)."""
+        self.users[user_id] = {
+            "id": user_id,
+            "name": name or user_id.lower(),
+            "is_bot": is_bot,
+            "team_id": team_id,
+        }
+        if team_id != TEAM_ID:
+            self.users[user_id]["is_stranger"] = True
 
     # -- reading what happened -------------------------------------------------------------
 
@@ -469,7 +484,24 @@ class FakeSlack:
         if user == BOT_USER_ID:
             return {"ok": True, "user": {"id": user, "name": "triagebot", "is_bot": True}}
         info = self.users.get(user, {"id": user, "name": user.lower(), "is_bot": False})
-        return {"ok": True, "user": {**info, "team_id": TEAM_ID, "deleted": False}}
+        return {"ok": True, "user": {"team_id": TEAM_ID, **info, "deleted": False}}
+
+    def _conversations_members(self, params: Params) -> dict[str, Any]:
+        """A channel's member ids, paged by ``cursor`` (methods/conversations.members)."""
+        channel = str(params.get("channel", ""))
+        if not channel or channel in self.missing:
+            return {"ok": False, "error": "channel_not_found"}
+        people = list(self.members.get(channel, []))
+        if channel not in self.outside:
+            people.insert(0, BOT_USER_ID)
+        start = int(str(params.get("cursor") or "0").removeprefix("offset:") or 0)
+        limit = max(1, min(int(params.get("limit") or 100), 999))
+        more = start + limit < len(people)
+        return {
+            "ok": True,
+            "members": people[start : start + limit],
+            "response_metadata": {"next_cursor": f"offset:{start + limit}" if more else ""},
+        }
 
     def _conversations_info(self, params: Params) -> dict[str, Any]:
         channel = str(params.get("channel", ""))

@@ -195,3 +195,18 @@ def button_payload(
             }
         ],
     }
+
+
+def member_event(joined: bool, user: str, channel: str) -> dict[str, Any]:
+    """A member_joined_channel / member_left_channel event."""
+    event: dict[str, Any] = {
+        "type": "member_joined_channel" if joined else "member_left_channel",
+        "user": user,
+        "channel": channel,
+        "channel_type": "C",
+        "team": TEAM_ID,
+        "event_ts": f"{time.time():.6f}",
+    }
+    if joined:
+        event["inviter"] = "U0BOSS"
+    return event
