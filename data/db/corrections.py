@@ -197,3 +197,46 @@ async def example_for_ticket(conn: AsyncConnection, ticket_id: int) -> StoredExa
     return StoredExample(
         id=row.id, text=row.text, label=row.label, source=row.source, ticket_id=row.ticket_id
     )
+
+
+async def list_corrections(
+    conn: AsyncConnection,
+    *,
+    user: str | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+) -> list[Correction]:
+    """Corrections (undone ones included), newest first, by ``user`` and from ``since`` on."""
+    statement = select(corrections).order_by(corrections.c.id.desc()).limit(limit)
+    if user is not None:
+        statement = statement.where(corrections.c.user == user)
+    if since is not None:
+        statement = statement.where(corrections.c.created_at >= since)
+    return [_correction(row) for row in await conn.execute(statement)]
+
+
+async def revert_user(
+    conn: AsyncConnection, user: str, *, since: datetime | None = None
+) -> list[Correction]:
+    """Undo every standing correction by ``user`` (from ``since`` on); returns them.
+
+    Each affected ticket's training example is brought in line at once: the latest remaining
+    human label wins again, or the example goes when none is left.
+    """
+    statement = select(corrections).where(
+        corrections.c.user == user, corrections.c.undone_at.is_(None)
+    )
+    if since is not None:
+        statement = statement.where(corrections.c.created_at >= since)
+    undone = [_correction(row) for row in await conn.execute(statement.order_by(corrections.c.id))]
+    if not undone:
+        return []
+    await conn.execute(
+        update(corrections)
+        .where(corrections.c.id.in_([c.id for c in undone]))
+        .values(undone_at=utcnow())
+    )
+    for ticket_id in dict.fromkeys(c.ticket_id for c in undone):
+        example = await example_for_ticket(conn, ticket_id)
+        await sync_training_example(conn, ticket_id, example.text if example else "")
+    return undone

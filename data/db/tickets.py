@@ -482,6 +482,20 @@ async def requeue_failed(
     return RequeueResult(tuple(requeued), refused)
 
 
+async def requeue_routed(conn: AsyncConnection, ticket_ids: Sequence[int]) -> list[int]:
+    """Mark the routed tickets among ``ticket_ids`` ``requeued``, for a bot to claim and route
+    again (its label changed: the card and tag move); returns their ids."""
+    if not ticket_ids:
+        return []
+    statement = (
+        update(tickets)
+        .where(tickets.c.status == ROUTED, tickets.c.id.in_(list(ticket_ids)))
+        .values(status=REQUEUED, attempts=0, updated_at=utcnow())
+        .returning(tickets.c.id)
+    )
+    return sorted(int(ticket_id) for ticket_id in (await conn.execute(statement)).scalars())
+
+
 async def claim_requeued(
     conn: AsyncConnection,
     limit: int = 500,

@@ -3,22 +3,32 @@
 The bot writes these rows (one per ticket; the latest human label replaces the previous one);
 the admin jobs read them. ``is_holdout_ticket`` is the one rule that decides which tickets are
 held out of training for good.
+
+The holdout gates promotion, so labels must not be able to move it at once: whoever can
+relabel tickets could otherwise relabel the held-out ones the same way as the training ones
+and make a poisoned model look better. A held-out ticket therefore counts with the human label
+that has stood for ``HOLDOUT_SETTLE`` (the latest correction at least that old and not undone):
+a newer label changes the holdout only once it has stood that long, in which time
+``triage corrections revert`` can undo it; a ticket whose first label is newer is in neither
+set yet. Undoing a label (or reverting a person's labels) takes effect at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from data.db.database import utcnow
-from data.db.schema import training_examples
+from data.db.schema import corrections, training_examples
 
 #: Share of labelled tickets held out of training to evaluate models on.
 HOLDOUT_FRACTION = 0.2
+#: How long a human label on a held-out ticket must stand before the holdout uses it.
+HOLDOUT_SETTLE = timedelta(days=7)
 
 
 def is_holdout_ticket(ticket_id: int, fraction: float = HOLDOUT_FRACTION) -> bool:
@@ -44,27 +54,66 @@ class StoredExample:
     updated_at: datetime
 
 
-async def list_training_examples(conn: AsyncConnection) -> list[StoredExample]:
+async def list_training_examples(
+    conn: AsyncConnection, *, now: datetime | None = None, settle: timedelta = HOLDOUT_SETTLE
+) -> list[StoredExample]:
     """Every stored example, oldest change first (so "last wins" means "latest label wins").
 
-    ``holdout`` is true when the row says so or the ticket falls in the fixed holdout.
+    ``holdout`` is true when the row says so or the ticket falls in the fixed holdout. A
+    held-out ticket's example carries its settled human label (see the module docstring) and
+    is left out while it has none.
     """
     rows = await conn.execute(
         select(training_examples).order_by(training_examples.c.updated_at, training_examples.c.id)
     )
-    return [
-        StoredExample(
-            id=row.id,
-            ticket_id=row.ticket_id,
-            text=row.text,
-            label=row.label,
-            source=row.source,
-            holdout=bool(row.holdout)
-            or (row.ticket_id is not None and is_holdout_ticket(row.ticket_id)),
-            updated_at=row.updated_at,
+    settled, corrected = await _settled_labels(conn, (now or utcnow()) - settle)
+    out: list[StoredExample] = []
+    for row in rows:
+        held = bool(row.holdout) or (row.ticket_id is not None and is_holdout_ticket(row.ticket_id))
+        label = row.label
+        if held and row.ticket_id in corrected:
+            if row.ticket_id not in settled:
+                continue  # labelled too recently: in neither set yet
+            label = settled[row.ticket_id]
+        out.append(
+            StoredExample(
+                id=row.id,
+                ticket_id=row.ticket_id,
+                text=row.text,
+                label=label,
+                source=row.source,
+                holdout=held,
+                updated_at=row.updated_at,
+            )
         )
-        for row in rows
-    ]
+    return out
+
+
+async def _settled_labels(
+    conn: AsyncConnection, cutoff: datetime
+) -> tuple[dict[int, str], set[int]]:
+    """(ticket -> its latest human label made by ``cutoff`` and not undone, every ticket that
+    has a correction, undone or not)."""
+    rows = await conn.execute(
+        select(
+            corrections.c.ticket_id,
+            corrections.c.to_label,
+            corrections.c.created_at,
+            corrections.c.undone_at,
+        ).order_by(corrections.c.id)
+    )
+    settled: dict[int, str] = {}
+    corrected: set[int] = set()
+    for ticket_id, label, created_at, undone_at in rows:
+        corrected.add(ticket_id)
+        if undone_at is None and _utc(created_at) <= cutoff:
+            settled[ticket_id] = label
+    return settled, corrected
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite gives back naive datetimes; every timestamp is stored in UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 async def add_generated_examples(conn: AsyncConnection, examples: list[tuple[str, str]]) -> int:

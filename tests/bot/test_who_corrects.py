@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from admin.corrections import revert_corrections
 from classifier.taxonomy import Taxonomy
 from data.db import corrections as corrections_repo
 from data.db import tickets as tickets_repo
 from tests.bot.conftest import SUPPORT, TRIAGE, BotHarness
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.fakes.slack_events import button_payload, member_event, reaction_event
 
-BILLING, TECHNICAL = "C0BILLING", "C0TECHNICAL"
+BILLING, TECHNICAL, ACCOUNT = "C0BILLING", "C0TECHNICAL", "C0ACCOUNT"
 OTHER_ORG = "T0OTHERORG"
 
 
@@ -182,3 +183,26 @@ async def test_corrections_past_the_hourly_limit_are_refused_and_logged(
         assert "by U0AGENT refused: 2 corrections in the last hour (limit 2" in caplog.text
     finally:
         await harness.stop()
+
+
+async def test_reverting_a_persons_labels_moves_the_tickets_back(bot: BotHarness) -> None:
+    bot.fake.members[TRIAGE].append("U0MALLORY")  # an agent gone rogue
+    await bot.svc.people.refresh()
+    ts = await bot.ticket("The app crashes with an error")
+    await _react(bot, "U0AGENT", "bust_in_silhouette", ts)  # a genuine correction: Account
+    await _react(bot, "U0MALLORY", "moneybag", ts)
+    assert len(bot.fake.live_messages(BILLING)) == 1
+
+    outcome = await revert_corrections(bot.svc.db, "U0MALLORY", None, "cli:test")
+    assert [c.user for c in outcome.undone] == ["U0MALLORY"]
+    bot.svc.requeue.wake()
+    await bot.fake.wait_for(lambda: len(bot.fake.live_messages(ACCOUNT)) == 1)
+    await bot.drain()
+    assert bot.fake.live_messages(BILLING) == []
+    assert bot.fake.reactions_on(SUPPORT, ts) == {"bust_in_silhouette": {BOT_USER_ID}}
+    async with bot.svc.db.transaction() as conn:
+        ticket = await tickets_repo.find_ticket_by_message(conn, SUPPORT, ts)
+        assert ticket is not None
+        example = await corrections_repo.example_for_ticket(conn, ticket.id)
+    assert example is not None
+    assert example.label == "Account"

@@ -1,0 +1,133 @@
+"""``triage corrections``: who labelled what (``list``); undo one person's labels (``revert``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from admin import corrections
+from admin.cli.app import app, fail, stdout
+from admin.cli.jobs_runtime import cli_user, run_with_context
+from admin.context import AdminContext
+from admin.corrections import RevertOutcome
+from admin.errors import AdminError
+from data.db.corrections import Correction
+
+corrections_app = typer.Typer(
+    help="Corrections: who labelled which ticket, and undoing one person's labels.",
+    no_args_is_help=True,
+)
+app.add_typer(corrections_app, name="corrections")
+
+UserOption = Annotated[str | None, typer.Option("--user", help="Only this user id (U...).")]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="Only from this date on (2026-11-30, UTC).")
+]
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite gives back naive datetimes; every timestamp is stored in UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _as_json(c: Correction) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "ticket_id": c.ticket_id,
+        "user": c.user,
+        "from": c.from_label,
+        "to": c.to_label,
+        "via": c.via,
+        "created_at": _utc(c.created_at).isoformat(),
+        "undone_at": _utc(c.undone_at).isoformat() if c.undone_at else None,
+    }
+
+
+def _since(value: str | None) -> datetime | None:
+    try:
+        return corrections.parse_since(value)
+    except AdminError as exc:
+        fail(str(exc))
+
+
+@corrections_app.command("list")
+def list_command(
+    user: UserOption = None,
+    since: SinceOption = None,
+    limit: Annotated[int, typer.Option("--limit", help="How many to show.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The newest corrections: who moved which ticket from where to where, and when."""
+    moment = _since(since)
+    try:
+        corrections.check_limit(limit)
+    except AdminError as exc:
+        fail(str(exc))
+
+    async def body(ctx: AdminContext) -> list[Correction]:
+        return await corrections.list_corrections(ctx.db, user, moment, limit)
+
+    found = run_with_context(body)
+    if as_json:
+        typer.echo(json.dumps({"corrections": [_as_json(c) for c in found]}))
+        return
+    if not found:
+        stdout.print("No corrections.", highlight=False)
+        return
+    table = Table(title="Corrections (newest first)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("id", "ticket", "user", "from", "to", "via", "when (UTC)", "undone"):
+        table.add_column(column, overflow="fold")
+    for c in found:
+        table.add_row(
+            str(c.id),
+            str(c.ticket_id),
+            c.user,
+            c.from_label or "-",
+            c.to_label,
+            c.via,
+            _utc(c.created_at).strftime("%Y-%m-%d %H:%M"),
+            _utc(c.undone_at).strftime("%Y-%m-%d %H:%M") if c.undone_at else "-",
+        )
+    stdout.print(table)
+
+
+@corrections_app.command("revert")
+def revert_command(
+    user: Annotated[str, typer.Option("--user", help="The user id (U...) whose labels to undo.")],
+    since: SinceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Undo one person's corrections: the latest remaining human label wins again, and routed
+    tickets move back. Retrain afterwards, so the model forgets those labels too."""
+    moment = _since(since)
+
+    async def body(ctx: AdminContext) -> RevertOutcome:
+        return await corrections.revert_corrections(ctx.db, user, moment, cli_user())
+
+    outcome = run_with_context(body)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "undone": [c.id for c in outcome.undone],
+                    "tickets": list(outcome.tickets),
+                    "requeued": list(outcome.requeued),
+                }
+            )
+        )
+        return
+    if not outcome.undone:
+        stdout.print(f"{user} has no corrections to revert.", highlight=False)
+        return
+    stdout.print(
+        f"Reverted {len(outcome.undone)} correction(s) by {user} on {len(outcome.tickets)} "
+        f"ticket(s); {len(outcome.requeued)} routed ticket(s) go back to the bot, which moves "
+        "them to their remaining label within seconds. The current model still carries those "
+        "labels: retrain now (triage retrain, or /retrain).",
+        highlight=False,
+    )
