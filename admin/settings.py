@@ -7,11 +7,17 @@ value stops start-up with a message naming the setting (see ``load_settings``).
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from data import DEFAULT_TAXONOMY
 
@@ -36,6 +42,8 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         populate_by_name=True,
+        # "inf" and "nan" parse as floats; no setting means either (a lease of inf never ends).
+        allow_inf_nan=False,
     )
 
     # Slack (conventional names).
@@ -70,7 +78,7 @@ class Settings(BaseSettings):
     openai_few_shot: int = Field(default=0, ge=0, le=20)
     openai_confidence_without_logprobs: float = Field(default=0.5, ge=0.0, le=1.0)
     # USD per million tokens, {"model-or-prefix": [input, output]}, merged over the defaults.
-    openai_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    openai_prices: Annotated[dict[str, tuple[float, float]], NoDecode] = Field(default_factory=dict)
     openai_finetune_poll_seconds: float = Field(default=15.0, ge=0.0)
     # Languages synthetic tickets are written in (comma-separated).
     generate_languages: CommaList = ("English",)
@@ -115,6 +123,34 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("openai_prices", mode="before")
+    @classmethod
+    def _json_prices(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError(
+                    'must be JSON like {"gpt-4o-mini": [0.15, 0.6]} (USD per million input '
+                    "and output tokens)"
+                ) from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        # The value is never repeated in the message: it may hold a password.
+        try:
+            backend = make_url(value).get_backend_name()
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "is not a database URL; use sqlite+aiosqlite:///path/to/triage.db or "
+                "postgresql+asyncpg://user:password@host:5432/database"
+            ) from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("must be a SQLite or PostgreSQL URL")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -143,4 +179,30 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise SettingsError(f"{_setting_name(first['loc'])}: {first['msg']}.") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{_setting_name(first['loc'])}: {message}.") from None
+    except SourceError as exc:  # a value pydantic-settings could not even decode
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = _setting_name((field.group(1),)) if field else "A setting"
+        raise SettingsError(f"{name}: could not be read (malformed value).") from None
+
+
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|auth|sig|credential", re.IGNORECASE)
+
+
+def mask_credentials(value: str) -> str:
+    """``value`` with any credentials in it masked, when it is a URL: the password (or a user
+    part without one, often a token), and query parameters that look secret; else as it is."""
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        return value
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
+    query = "&".join(
+        f"{key}=***" if _SECRET_PARAMETER.search(key) else f"{key}{sep}{item}"
+        for key, sep, item in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from admin.cli.app import app, settings, stdout, taxonomy
+from admin.settings import mask_credentials
 
 
 @app.command("config")
@@ -22,6 +23,8 @@ def show_config() -> None:
         if name == "taxonomy":
             continue
         shown = "(set)" if "token" in name or "secret" in name or "key" in name else value
+        if isinstance(shown, str):
+            shown = mask_credentials(shown)  # a database or API URL may carry a password
         if value is None:
             shown = "(not set)"
-        stdout.print(f"{name} = {shown}", highlight=False)
+        stdout.print(f"{name} = {shown}", highlight=False, soft_wrap=True)
