@@ -18,13 +18,16 @@ from classifier.artifacts import load_model, unpack
 from classifier.examples import Example, labels_of
 from classifier.learners import (
     LEARNERS,
+    LOCAL_PREFERENCE,
     LearnerContext,
     default_learner_name,
+    get_learner,
     learner_class,
 )
 from classifier.llm.finetune import fine_tuned_classifier
-from classifier.model import TrainedModel
+from classifier.model import Learner, TrainedModel
 from classifier.taxonomy import Taxonomy
+from classifier.taxonomy_learning import TaxonomyLearner, local_encoder
 
 #: What each registered learner needs besides the base install.
 LEARNER_NEEDS: dict[str, str] = {
@@ -47,6 +50,23 @@ def learner_context(settings: Settings, taxonomy: Taxonomy | None = None) -> Lea
         seed=settings.seed,
         options={"poll_interval": settings.openai_finetune_poll_seconds},
     )
+
+
+def taxonomy_learner(
+    name: str,
+    context: LearnerContext,
+    taxonomy: Taxonomy,
+    *,
+    unlabelled: Sequence[str] = (),
+) -> Learner:
+    """The learner ``name``; a local one also learns from the taxonomy (descriptions,
+    keywords, examples, and ``unlabelled`` tickets by self-training: see
+    ``classifier.taxonomy_learning``). LLM learners read the taxonomy from ``context``."""
+    resolved = default_learner_name() if name == "auto" else name
+    learner = get_learner(resolved, replace(context, taxonomy=taxonomy))
+    if resolved not in LOCAL_PREFERENCE:
+        return learner
+    return TaxonomyLearner(learner, taxonomy, unlabelled=unlabelled, encode=local_encoder(resolved))
 
 
 def training_labels(examples: Sequence[Example], taxonomy: Taxonomy | None) -> tuple[str, ...]:

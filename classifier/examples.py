@@ -35,6 +35,8 @@ class Source(StrEnum):
     CORRECTION = "correction"
     TICKET = "ticket"
     IMPORTED = "imported"
+    #: Made from the taxonomy file (descriptions, keywords, examples); never stored.
+    TAXONOMY = "taxonomy"
 
 
 @dataclass(frozen=True)

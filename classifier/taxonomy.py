@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,10 @@ class Department:
     channel: str
     emoji: str
     keywords: tuple[str, ...] = ()
+    #: Typical tickets of this department, written by the team: training data on day one.
+    examples: tuple[str, ...] = ()
+    #: Earlier names of this department: their stored tickets and corrections carry over.
+    renamed_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Taxonomy:
     departments: tuple[Department, ...]
     _by_name: dict[str, Department] = field(init=False, repr=False, compare=False)
     _by_emoji: dict[str, Department] = field(init=False, repr=False, compare=False)
+    _renames: dict[str, Department] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.departments:
@@ -53,6 +58,7 @@ class Taxonomy:
             by_emoji[dept.emoji] = dept
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_emoji", by_emoji)
+        object.__setattr__(self, "_renames", _renames(self.departments, by_name))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -71,6 +77,11 @@ class Taxonomy:
     def get(self, name: str) -> Department | None:
         """The department called ``name`` (case-insensitive), or None."""
         return self._by_name.get(name.casefold())
+
+    def current(self, name: str) -> Department | None:
+        """The department called ``name`` now or before a rename (``renamed_from``), or None."""
+        key = name.strip().casefold()
+        return self._by_name.get(key) or self._renames.get(key)
 
     def by_emoji(self, emoji: str) -> Department | None:
         """The department whose correction emoji is ``emoji`` (colons optional), or None."""
@@ -96,7 +107,41 @@ class Taxonomy:
         )
 
 
-_REQUIRED = ("name", "description", "channel", "emoji")
+def _renames(
+    departments: Iterable[Department], by_name: dict[str, Department]
+) -> dict[str, Department]:
+    renames: dict[str, Department] = {}
+    for dept in departments:
+        for old in dept.renamed_from:
+            key = old.casefold()
+            if key in by_name:
+                raise TaxonomyError(
+                    f"{dept.name!r} is renamed from {old!r}, but {old!r} is still a department; "
+                    "remove renamed_from or the old department."
+                )
+            if key in renames and renames[key] is not dept:
+                raise TaxonomyError(
+                    f"Both {renames[key].name!r} and {dept.name!r} are renamed from {old!r}; "
+                    "only one department can take over its tickets."
+                )
+            renames[key] = dept
+    return renames
+
+
+_REQUIRED = ("name", "channel", "emoji")
+_OPTIONAL = ("description", "keywords", "examples", "renamed_from")
+#: The longest example text kept (what the encoder and TF-IDF read is shorter still); a longer
+#: one is almost always a pasted document, so it is refused rather than silently cut.
+MAX_EXAMPLE_CHARS = 5_000
+
+
+def _strings(raw: Any, key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        raise TaxonomyError(f"{where}: {key} must be a list of strings.")
+    return tuple(dict.fromkeys(" ".join(k.split()) for k in value if k.strip()))
 
 
 def _department(raw: Any, index: int, source: str) -> Department:
@@ -104,11 +149,12 @@ def _department(raw: Any, index: int, source: str) -> Department:
     if not isinstance(raw, dict):
         raise TaxonomyError(f"{where} must be a table with {', '.join(_REQUIRED)}.")
     missing = [k for k in _REQUIRED if not isinstance(raw.get(k), str) or not raw[k].strip()]
+    name = raw.get("name") if isinstance(raw.get("name"), str) else None
+    if name:
+        where = f"{where} ({name.strip()})"
     if missing:
-        name = raw.get("name") if isinstance(raw.get("name"), str) else None
-        label = f"{where} ({name})" if name else where
-        raise TaxonomyError(f"{label} is missing {', '.join(missing)} (each a non-empty string).")
-    unknown = set(raw) - {*_REQUIRED, "keywords"}
+        raise TaxonomyError(f"{where} is missing {', '.join(missing)} (each a non-empty string).")
+    unknown = set(raw) - {*_REQUIRED, *_OPTIONAL}
     if unknown:
         raise TaxonomyError(f"{where} has unknown field(s): {', '.join(sorted(unknown))}.")
     emoji = raw["emoji"].strip().strip(":")
@@ -116,16 +162,49 @@ def _department(raw: Any, index: int, source: str) -> Department:
         raise TaxonomyError(
             f"{where}: emoji {raw['emoji']!r} is not a Slack emoji name (like 'wrench')."
         )
-    keywords = raw.get("keywords", [])
-    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
-        raise TaxonomyError(f"{where}: keywords must be a list of strings.")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise TaxonomyError(f"{where}: description must be a string.")
+    keywords = _strings(raw, "keywords", where)
+    examples = _strings(raw, "examples", where)
+    too_long = [e for e in examples if len(e) > MAX_EXAMPLE_CHARS]
+    if too_long:
+        raise TaxonomyError(
+            f"{where}: an example has {len(too_long[0]):,} characters; keep examples under "
+            f"{MAX_EXAMPLE_CHARS:,} (a typical ticket, not a document)."
+        )
+    if not description.strip() and not examples:
+        raise TaxonomyError(
+            f"{where} has an empty description and no examples: write what belongs there "
+            "(description) or a few typical tickets (examples), so the bot can learn it."
+        )
     return Department(
         name=raw["name"].strip(),
-        description=" ".join(raw["description"].split()),
+        description=" ".join(description.split()),
         channel=raw["channel"].strip(),
         emoji=emoji,
-        keywords=tuple(k.strip() for k in keywords if k.strip()),
+        keywords=keywords,
+        examples=examples,
+        renamed_from=_strings(raw, "renamed_from", where),
     )
+
+
+def _check_examples(departments: Sequence[Department], source: str) -> None:
+    """An example listed under two departments teaches the model nothing but confusion."""
+    seen: dict[str, str] = {}
+    for dept in departments:
+        for example in dept.examples:
+            key = " ".join(example.casefold().split())
+            other = seen.setdefault(key, dept.name)
+            if other != dept.name:
+                raise TaxonomyError(
+                    f"{source}: the example {_short(example)!r} is listed under both {other!r} "
+                    f"and {dept.name!r}; keep it under one department."
+                )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_taxonomy(text: str, source: str = "<taxonomy>") -> Taxonomy:
@@ -139,7 +218,14 @@ def parse_taxonomy(text: str, source: str = "<taxonomy>") -> Taxonomy:
         raise TaxonomyError(f"{source} has no [[department]] entries.")
     if not isinstance(raw, list):
         raise TaxonomyError(f"{source}: 'department' must be an array of tables ([[department]]).")
-    return Taxonomy(tuple(_department(item, i, source) for i, item in enumerate(raw)))
+    departments = tuple(_department(item, i, source) for i, item in enumerate(raw))
+    if len(departments) == 1:
+        raise TaxonomyError(
+            f"{source} lists one department ({departments[0].name!r}); with nothing to choose "
+            "between there is nothing to route. Add at least one more [[department]]."
+        )
+    _check_examples(departments, source)
+    return Taxonomy(departments)
 
 
 def load_taxonomy(path: Path) -> Taxonomy:

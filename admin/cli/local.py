@@ -28,6 +28,7 @@ from admin.models import (
     learner_context,
     learner_statuses,
     load_model_reference,
+    taxonomy_learner,
     training_labels,
 )
 from classifier.confusion_png import confusion_png
@@ -41,7 +42,7 @@ from classifier.evaluation import (
 from classifier.examples import Example, read_datasets
 from classifier.learners import LEARNERS, LearnerContext, get_learner
 from classifier.model import TrainedModel
-from classifier.taxonomy import Taxonomy
+from classifier.taxonomy import Taxonomy, load_taxonomy
 from data import STARTER_TRAIN
 
 
@@ -84,6 +85,55 @@ def _train(
             soft_wrap=True,
         )
     return TrainedRun(model, len(examples), time.perf_counter() - start)
+
+
+def _train_from_taxonomy(
+    learner_name: str,
+    examples: Sequence[Example],
+    taxonomy: Taxonomy,
+    context: LearnerContext,
+    seed: int,
+    unlabelled: Sequence[str],
+) -> TrainedRun:
+    learner = taxonomy_learner(learner_name, context, taxonomy, unlabelled=unlabelled)
+    start = time.perf_counter()
+    with progress_bar() as progress:
+        model = run(learner.train(examples, taxonomy.labels, seed=seed, progress=progress))
+    return TrainedRun(model, len(examples), time.perf_counter() - start)
+
+
+def _in_taxonomy(examples: Sequence[Example], taxonomy: Taxonomy, path: Path) -> list[Example]:
+    """``examples`` with labels spelt as the taxonomy does; AdminError naming unknown labels."""
+    unknown = sorted({e.label for e in examples if e.label not in taxonomy})
+    if unknown:
+        shown = ", ".join(repr(label) for label in unknown[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise AdminError(
+            f"{path}: label(s) {shown}{more} are not departments of the taxonomy "
+            f"({len(taxonomy)} departments)."
+        )
+    return [Example(e.text, taxonomy.canonical(e.label), e.source) for e in examples]
+
+
+def _read_texts(path: Path) -> list[str]:
+    """Ticket texts from a JSONL file of ``{"text": ...}`` lines (labels, if any, ignored)."""
+    texts: list[str] = []
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    text = json.loads(line).get("text")
+                except (json.JSONDecodeError, AttributeError):
+                    raise AdminError(f"{path}:{number}: not a JSON object with 'text'.") from None
+                if isinstance(text, str) and text.strip():
+                    texts.append(text)
+    except OSError as exc:
+        raise AdminError(f"{path}: cannot be read ({exc.strerror}).") from None
+    except UnicodeDecodeError:
+        raise AdminError(f"{path}: not valid UTF-8 text.") from None
+    return texts
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -212,19 +262,48 @@ def evaluate(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Random seed (default: TRIAGE_SEED).")
     ] = None,
+    taxonomy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--taxonomy",
+            help="Train from this taxonomy (descriptions, keywords, examples) plus --train "
+            "if given; its departments are the label set.",
+        ),
+    ] = None,
+    unlabelled_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--unlabelled",
+            help="With --taxonomy: JSONL of tickets seen but not labelled, for self-training.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model on a test file: accuracy with its interval, per-label scores, confusions."""
-    if model is None and not train_files:
-        fail("give --model PATH, or --train FILE to train a model first.")
+    if model is None and not train_files and taxonomy_file is None:
+        fail("give --model PATH, --train FILE, or --taxonomy FILE to train a model first.")
     config = settings()
     with user_errors():
-        departments = configured_taxonomy(config)
+        from_taxonomy = None if taxonomy_file is None else load_taxonomy(taxonomy_file)
+        departments = from_taxonomy or configured_taxonomy(config)
         context = learner_context(config, departments)
         run_seed = config.seed if seed is None else seed
         test_examples = read_datasets([test])
         train_examples = read_datasets(train_files) if train_files else []
+        unlabelled = _read_texts(unlabelled_file) if unlabelled_file is not None else []
+        if from_taxonomy is not None and taxonomy_file is not None:
+            test_examples = _in_taxonomy(test_examples, from_taxonomy, test)
+            train_examples = [
+                example
+                for path in train_files or []
+                for example in _in_taxonomy(read_datasets([path]), from_taxonomy, path)
+            ]
 
         def obtain(reference: str, *, by_learner: bool) -> LoadedModel:
+            if by_learner and from_taxonomy is not None:
+                trained = _train_from_taxonomy(
+                    reference, train_examples, from_taxonomy, context, run_seed, unlabelled
+                )
+                return LoadedModel(trained.model, trained.n_train, trained.train_seconds)
             if by_learner:
                 if not train_examples:
                     raise AdminError(f"--compare {reference} trains a learner: it needs --train.")

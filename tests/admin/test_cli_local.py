@@ -251,3 +251,59 @@ def test_evaluate_needs_a_model_or_training_data(test_file: Path) -> None:
 def test_an_empty_ticket_text(model_file: Path) -> None:
     result = runner.invoke(app, ["classify", "--model", str(model_file), "  "])
     assert "empty" in _error_line(result)
+
+
+SHOP_TAXONOMY = """
+[[department]]
+name = "Shipping"
+description = "Parcels, couriers, tracking numbers and late deliveries."
+channel = "C1"
+emoji = "truck"
+examples = ["My parcel has not arrived after two weeks", "Where is my delivery?"]
+
+[[department]]
+name = "Returns"
+description = "Sending goods back, return labels, exchanges and refunds for returned items."
+channel = "C2"
+emoji = "back"
+examples = ["I want to send this jacket back", "Can I exchange the shoes for a bigger size?"]
+"""
+
+
+@pytest.fixture
+def shop_taxonomy(tmp_path: Path) -> Path:
+    path = tmp_path / "shop.toml"
+    path.write_text(SHOP_TAXONOMY, encoding="utf-8")
+    return path
+
+
+def test_evaluate_from_the_taxonomy_alone(shop_taxonomy: Path, tmp_path: Path) -> None:
+    test = tmp_path / "shop-test.jsonl"
+    write_examples(
+        test,
+        [
+            Example("the courier says my parcel was delivered but it was not", "Shipping"),
+            Example("please send me a return label for the jacket", "Returns"),
+        ],
+    )
+    result = runner.invoke(
+        app,
+        ["evaluate", "--taxonomy", str(shop_taxonomy), "--test", str(test)]
+        + ["--learner", "tfidf", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # No --train: the model learnt from the taxonomy alone, and its labels are the taxonomy's.
+    assert report["n_train"] == 0
+    assert report["confusion"]["labels"] == ["Shipping", "Returns"]
+    assert report["accuracy"] == 1.0
+
+
+def test_evaluate_with_taxonomy_refuses_test_labels_outside_it(
+    shop_taxonomy: Path, test_file: Path
+) -> None:
+    result = runner.invoke(
+        app, ["evaluate", "--taxonomy", str(shop_taxonomy), "--test", str(test_file), "--json"]
+    )
+    line = _error_line(result)
+    assert "'Account', 'Billing', 'Technical' are not departments of the taxonomy" in line

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,68 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
 
 def test_from_labels_builds_a_bare_label_set() -> None:
     assert Taxonomy.from_labels(["b", "a", "b"]).labels == ("b", "a")
+
+
+def _dept(name: str, emoji: str, **fields: object) -> str:
+    lines = [f'[[department]]\nname = "{name}"\nchannel = "C{emoji}"\nemoji = "{emoji}"']
+    for key, value in fields.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def test_examples_and_renamed_from_are_read() -> None:
+    text = _dept(
+        "Shipping",
+        "truck",
+        description="Parcels and delivery",
+        examples=["Where is my parcel?", "  Where is   my parcel?  ", "Delivery is late"],
+        renamed_from="Logistics",
+    ) + _dept("Returns", "back", description="Sending goods back", keywords=["return"])
+    taxonomy = parse_taxonomy(text)
+    shipping = taxonomy.get("Shipping")
+    assert shipping is not None
+    # Whitespace is collapsed, so the repeated example is kept once.
+    assert shipping.examples == ("Where is my parcel?", "Delivery is late")
+    assert shipping.renamed_from == ("Logistics",)
+    assert taxonomy.current("logistics") == shipping
+    assert taxonomy.current("Returns") == taxonomy.get("Returns")
+    assert taxonomy.current("Tech") is None
+    assert "Logistics" not in taxonomy
+
+
+def test_a_department_with_examples_needs_no_description() -> None:
+    text = _dept("A", "a", examples=["my parcel is late"]) + _dept("B", "b", description="d")
+    assert parse_taxonomy(text).labels == ("A", "B")
+
+
+def test_empty_description_and_no_examples_is_refused_naming_the_department() -> None:
+    text = _dept("Shipping", "truck", description="   ") + _dept("B", "b", description="d")
+    with pytest.raises(TaxonomyError, match=r"\(Shipping\) has an empty description and no ex"):
+        parse_taxonomy(text)
+
+
+def test_an_example_under_two_departments_is_refused() -> None:
+    text = _dept("A", "a", description="d", examples=["Where is my order?"]) + _dept(
+        "B", "b", description="d", examples=["where is my  ORDER?"]
+    )
+    with pytest.raises(TaxonomyError, match="listed under both 'A' and 'B'"):
+        parse_taxonomy(text)
+
+
+def test_a_10000_character_example_is_refused_with_its_size() -> None:
+    text = _dept("A", "a", description="d", examples=["x" * 10_000]) + _dept(
+        "B", "b", description="d"
+    )
+    with pytest.raises(TaxonomyError, match="10,000 characters; keep examples under 5,000"):
+        parse_taxonomy(text)
+
+
+def test_a_taxonomy_of_one_department_is_refused() -> None:
+    with pytest.raises(TaxonomyError, match="lists one department \\('A'\\)"):
+        parse_taxonomy(_dept("A", "a", description="d"))
+
+
+def test_renamed_from_a_name_still_in_use_is_refused() -> None:
+    text = _dept("A", "a", description="d", renamed_from="B") + _dept("B", "b", description="d")
+    with pytest.raises(TaxonomyError, match="'A' is renamed from 'B', but 'B' is still"):
+        parse_taxonomy(text)
