@@ -27,6 +27,7 @@ from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
 from admin.promotion import PromotionDecision, decide_promotion
 from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout, score_predicted
+from admin.taxonomy_training import CrossValidation, cross_validate, learner_input
 from admin.training_data import TrainingData, assemble_training_data, read_starter
 from classifier.errors import ClassifierError
 from classifier.examples import Example, Source
@@ -317,6 +318,9 @@ class _RetrainRun:
         #: Holdout predictions made by the training child, by role, and which active model.
         self.child_predictions: dict[str, list[str]] = {}
         self.child_active_id: int | None = None
+        #: Set when the candidate was evaluated by cross-validation (no holdout).
+        self.cross_validation: CrossValidation | None = None
+        self.active_labels: tuple[str, ...] | None = None
 
     def emit(self, stage: str, message: str = "", fraction: float | None = None) -> None:
         try:
@@ -370,7 +374,8 @@ class _RetrainRun:
             return data
         assert self.ctx.generate is not None  # checked by start_retrain
         await self.enter("generate", f"asking the LLM for {wanted} examples")
-        labels = self.labels(data)
+        # Every department, including those with no example yet (what generation is for).
+        labels = self.ctx.taxonomy.labels
         made = await self.ctx.generate(
             wanted, labels, data.train, lambda e: self.emit("generate", e.message, e.fraction)
         )
@@ -393,8 +398,7 @@ class _RetrainRun:
         return data
 
     def labels(self, data: TrainingData) -> tuple[str, ...]:
-        present = {e.label for e in data.train}
-        return tuple(label for label in self.ctx.taxonomy.labels if label in present)
+        return learner_input(self.learner_name, data.train, self.ctx.taxonomy).labels
 
     async def train(self, data: TrainingData) -> tuple[int, TrainedModel]:
         saved = self.state.get("candidate_id")
@@ -404,14 +408,19 @@ class _RetrainRun:
             self.emit("train", f"candidate #{saved} was trained before the restart", 1.0)
             return saved, await asyncio.to_thread(self.ctx.load_model, artefact)
 
-        labels = self.labels(data)
+        given = learner_input(self.learner_name, data.train, self.ctx.taxonomy)
+        labels = given.labels
         if len(labels) < 2:
             raise AdminError(
                 "There is too little data to train: the training set covers "
                 f"{len(labels)} department(s); at least two are needed."
             )
         learner = self.ctx.learners(self.learner_name)
-        await self.enter("train", f"{self.learner_name} on {len(data.train)} examples")
+        added = len(given.examples) - len(data.train)
+        from_taxonomy = f" (+{added} from the taxonomy)" if added else ""
+        await self.enter(
+            "train", f"{self.learner_name} on {len(data.train)} examples{from_taxonomy}"
+        )
 
         def report(event: ProgressEvent) -> None:
             self.emit("train", event.message, event.fraction)
@@ -420,7 +429,7 @@ class _RetrainRun:
             self.remote_learner = learner
             remote_id = self.state.get("remote_job_id")
             if not isinstance(remote_id, str):
-                remote_id = await learner.start(data.train, labels, seed=self.ctx.settings.seed)
+                remote_id = await learner.start(given.examples, labels, seed=self.ctx.settings.seed)
                 # Stored before following, so a restart follows this job, never starts another.
                 self.state["remote_job_id"] = remote_id
                 await self.save_state()
@@ -439,7 +448,7 @@ class _RetrainRun:
                 )
             child = await self.ctx.train_out_of_process(
                 self.learner_name,
-                data.train,
+                given.examples,
                 labels,
                 self.ctx.settings.seed,
                 report,
@@ -452,7 +461,7 @@ class _RetrainRun:
             model = await asyncio.to_thread(self.ctx.load_model, artefact)
         else:
             model = await learner.train(
-                data.train, labels, seed=self.ctx.settings.seed, progress=report
+                given.examples, labels, seed=self.ctx.settings.seed, progress=report
             )
             artefact = await asyncio.to_thread(model.to_bytes)
 
@@ -479,10 +488,7 @@ class _RetrainRun:
     ) -> tuple[list[EvaluatedModel], dict[str, dict[str, Any]], int | None]:
         holdout = data.holdout
         if not holdout:
-            raise AdminError(
-                "The holdout is empty (no starter test set and no held-out corrections), so "
-                "the candidate cannot be compared; add data/starter/test.jsonl."
-            )
+            return await self.cross_validate(data, candidate_id, candidate)
         await self.enter("evaluate", f"{len(holdout)} held-out tickets")
         labels = self.ctx.taxonomy.labels
         async with self.ctx.db.transaction() as conn:
@@ -549,6 +555,99 @@ class _RetrainRun:
         self.emit("evaluate", _describe_scores(evaluations), 1.0)
         return evaluations, comparisons, active_entry.id if active_entry else None
 
+    async def cross_validate(
+        self, data: TrainingData, candidate_id: int, candidate: TrainedModel
+    ) -> tuple[list[EvaluatedModel], dict[str, dict[str, Any]], int | None]:
+        """No holdout: score the learner by cross-validation instead (candidate only)."""
+        await self.enter("evaluate", "no held-out tickets for these departments: cross-validating")
+        learner = self.ctx.learners(self.learner_name)
+        result = await cross_validate(
+            learner, self.learner_name, data.train, self.ctx.taxonomy, seed=self.ctx.settings.seed
+        )
+        async with self.ctx.db.transaction() as conn:
+            active_entry = await registry.get_active_model(conn)
+        if result is None:
+            if active_entry is not None:
+                raise AdminError(
+                    "There is nothing to compare the candidate with the active model on: no "
+                    "held-out tickets and too few examples to cross-validate. Add examples to "
+                    "the taxonomy, import labelled tickets (`triage import`), or let agents "
+                    "correct a few tickets first."
+                )
+            # Day one: nothing to evaluate on, and nothing to route with either.
+            self.cross_validation = CrossValidation((), (), 0)
+            self.emit("evaluate", "not evaluated: no held-out tickets and no examples", 1.0)
+            return [], {}, None
+        self.cross_validation = result
+        scored = score_predicted(
+            candidate.model_id,
+            candidate.learner,
+            result.examples,
+            result.predicted,
+            self.ctx.taxonomy.labels,
+        )
+        async with self.ctx.db.transaction() as conn:
+            metrics = {
+                "holdout": scored.metrics,
+                "evaluation": result.describe(),
+                "holdout_size": len(result.examples),
+            }
+            await registry.update_metrics(conn, candidate_id, metrics)
+        evaluations = [EvaluatedModel("candidate", candidate.model_id, scored)]
+        low, high = scored.report.accuracy_ci
+        self.emit(
+            "evaluate",
+            f"{result.describe()}: candidate macro-F1 {scored.report.macro_f1:.3f}, accuracy "
+            f"{scored.report.accuracy:.1%} (95% CI {low:.1%}-{high:.1%})",
+            1.0,
+        )
+        self.active_labels = (
+            await self._labels_of(active_entry.id) if active_entry is not None else None
+        )
+        return evaluations, {}, active_entry.id if active_entry else None
+
+    async def _labels_of(self, registry_id: int) -> tuple[str, ...] | None:
+        try:
+            async with self.ctx.db.transaction() as conn:
+                artefact = await registry.get_artefact(conn, registry_id)
+            model = await asyncio.to_thread(self.ctx.load_model, artefact)
+        except Exception:
+            log.warning("retrain %s: cannot load the active model", self.job.id, exc_info=True)
+            return None
+        return tuple(model.labels)
+
+    def cross_validated_decision(self) -> PromotionDecision:
+        """The gate without a shared holdout: the active model cannot be scored on the same
+        tickets, so a candidate replaces it only when it routes to departments it cannot."""
+        assert self.cross_validation is not None
+        how = self.cross_validation.describe()
+        if not self.cross_validation.examples:
+            return PromotionDecision(
+                True,
+                (
+                    "there is no active model yet; the candidate could not be evaluated (no "
+                    "held-out tickets, no example tickets in the taxonomy)",
+                ),
+            )
+        if self.active_labels is None:
+            return PromotionDecision(True, (f"there is no usable active model ({how})",))
+        missing = [label for label in self.ctx.taxonomy.labels if label not in self.active_labels]
+        removed = [label for label in self.active_labels if label not in self.ctx.taxonomy]
+        if missing or removed:
+            change = ", ".join(
+                [*(f"+{label}" for label in missing), *(f"-{label}" for label in removed)]
+            )
+            return PromotionDecision(
+                True, (f"the departments changed ({change}); evaluated by {how}",)
+            )
+        return PromotionDecision(
+            False,
+            (
+                f"no held-out tickets to compare it with the active model on (evaluated by "
+                f"{how}); activate it by hand if you want it",
+            ),
+        )
+
     async def decide(
         self,
         data: TrainingData,
@@ -561,12 +660,15 @@ class _RetrainRun:
         self.deciding = True
         await self.enter("decide")
         by_role = {e.role: e for e in evaluations}
-        decision = decide_promotion(
-            by_role["candidate"].result.score,
-            by_role["active"].result.score if "active" in by_role else None,
-            tolerance=self.ctx.settings.promote_tolerance,
-            max_recall_drop=self.ctx.settings.max_recall_drop,
-        )
+        if self.cross_validation is not None:
+            decision = self.cross_validated_decision()
+        else:
+            decision = decide_promotion(
+                by_role["candidate"].result.score,
+                by_role["active"].result.score if "active" in by_role else None,
+                tolerance=self.ctx.settings.promote_tolerance,
+                max_recall_drop=self.ctx.settings.max_recall_drop,
+            )
         status = "promoted" if decision.promote else "kept"
         message = decision.summary
         # One transaction: the activation, the job's end and the audit entry happen together,

@@ -101,7 +101,8 @@ def assemble_training_data(
         nonlocal unknown
         out: list[Example] = []
         for example in examples:
-            department = taxonomy.get(example.label)
+            # A label the taxonomy renamed (``renamed_from``) carries over to the new name.
+            department = taxonomy.current(example.label)
             if department is None:
                 unknown += 1
                 continue

@@ -41,9 +41,11 @@ Encode = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 class TaxonomySettings:
     """How much the taxonomy counts (see the module docstring)."""
 
-    #: A department's description, name and keyword texts (and self-labelled tickets) are
-    #: dropped once it has this many real examples.
+    #: A department's description, name and keyword texts are dropped once it has this many
+    #: real examples.
     fade_at: int = 20
+    #: Self-labelled tickets are added only to departments with fewer real examples than this.
+    self_label_below: int = 5
     #: Unlabelled tickets given each department's label, nearest first.
     self_labelled_per_department: int = 100
     #: Soft k-means: softmax temperature over cosine similarities, rounds, and how strongly
@@ -170,14 +172,15 @@ def with_taxonomy(
     """``examples`` plus the taxonomy's pseudo-examples and self-labelled tickets (see above).
 
     Examples whose label is not a department are passed through untouched (the learner names
-    them). Self-labelled tickets are added for departments with fewer than ``fade_at`` real
-    examples, and only when ``encode`` and ``unlabelled`` are given.
+    them). Self-labelled tickets are added for departments with fewer than
+    ``self_label_below`` real examples, and only when ``encode`` and ``unlabelled`` are given.
     """
     real = list(examples)
     counts = Counter(e.label for e in real)
     pseudo = taxonomy_examples(taxonomy, dict(counts), settings)
     blended = [*pseudo, *real]
-    if encode is not None and unlabelled:
+    wanting = [d for d in taxonomy.labels if counts.get(d, 0) < settings.self_label_below]
+    if encode is not None and unlabelled and wanting:
         labels = taxonomy.labels
         found = [
             e
@@ -189,7 +192,7 @@ def with_taxonomy(
                 settings,
                 embeddings=unlabelled_embeddings,
             )
-            if counts.get(e.label, 0) < settings.fade_at
+            if counts.get(e.label, 0) < settings.self_label_below
         ]
         blended = [*found, *blended]
     return blended

@@ -288,8 +288,10 @@ def test_evaluate_from_the_taxonomy_alone(shop_taxonomy: Path, tmp_path: Path) -
     )
     result = runner.invoke(
         app,
-        ["evaluate", "--taxonomy", str(shop_taxonomy), "--test", str(test)]
-        + ["--learner", "tfidf", "--json"],
+        [
+            *("evaluate", "--taxonomy", str(shop_taxonomy), "--test", str(test)),
+            *("--learner", "tfidf", "--json"),
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

@@ -88,7 +88,7 @@ def test_unlabelled_tickets_are_self_labelled_by_the_nearest_department() -> Non
         TAXONOMY,
         unlabelled=unlabelled,
         encode=bag_of_words,
-        settings=TaxonomySettings(fade_at=3),
+        settings=TaxonomySettings(self_label_below=3),
     )
     assert unlabelled[0] not in {e.text for e in faded}
 
