@@ -16,11 +16,7 @@ from typing import Any
 
 from bot.errors import ModelNotReadyError
 from classifier.artifacts import load_model
-from classifier.examples import Source, read_examples
-from classifier.learners import LearnerContext, get_learner
 from classifier.model import Classifier
-from classifier.taxonomy import Taxonomy
-from data import STARTER_TRAIN
 from data.clock import Clock
 from data.db import models as registry
 from data.db.database import Database
@@ -100,36 +96,3 @@ class ActiveModel:
             "model_id": self._classifier.model_id,
             "registry_id": self._registry_id,
         }
-
-
-async def ensure_active_model(
-    db: Database, learner_name: str, taxonomy: Taxonomy, seed: int = 0
-) -> int | None:
-    """Train ``learner_name`` on the starter data and store it as active, if none is active.
-
-    Returns the new registry id, or None when a model was already active.
-    """
-    async with db.transaction() as conn:
-        if await registry.get_active_model(conn) is not None:
-            return None
-    examples = read_examples(STARTER_TRAIN, Source.STARTER)
-    learner = get_learner(learner_name, LearnerContext(taxonomy=taxonomy, seed=seed))
-    log.info("No active model yet: training %r on %d starter tickets", learner.name, len(examples))
-    model = await learner.train(examples, taxonomy.labels, seed=seed)
-    counts: dict[str, int] = {}
-    for example in examples:
-        counts[example.label] = counts.get(example.label, 0) + 1
-    async with db.transaction() as conn:
-        if await registry.get_active_model(conn) is not None:  # another replica won the race
-            return None
-        return await registry.save_model(
-            conn,
-            model_id=model.model_id,
-            learner=model.learner,
-            artefact=model.to_bytes(),
-            data_hash=model.model_id,
-            counts=counts,
-            metrics={},
-            created_by="bootstrap",
-            status=registry.ACTIVE,
-        )

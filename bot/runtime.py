@@ -28,7 +28,7 @@ from slack_bolt.async_app import AsyncApp
 from admin.context import AdminContext, build_admin_context
 from admin.models import learner_context
 from admin.settings import Settings
-from bot.active_model import ensure_active_model
+from admin.startup_model import ensure_model_for_taxonomy
 from bot.app import create_app
 from bot.config import slack_config
 from bot.policy import RoutingPolicy
@@ -111,9 +111,23 @@ async def open_runtime(
         if classifier is not None:
             services.model.use(classifier)
         else:
-            trained = await ensure_active_model(db, settings.learner, taxonomy, settings.seed)
-            if trained is not None:
-                log.info("Trained the first model (registry id %s) on the starter data", trained)
+            # First start, or the taxonomy changed: a model for exactly these departments.
+            startup = await ensure_model_for_taxonomy(
+                db,
+                settings.learner,
+                taxonomy,
+                context,
+                seed=settings.seed,
+                starter_train=admin_context.starter_train,
+                learners=admin_context.learners,
+            )
+            if startup.message and settings.admin_channel:
+                try:
+                    await services.slack.post_message(settings.admin_channel, startup.message)
+                except Exception:
+                    log.warning(
+                        "Could not tell the admin channel about the new model", exc_info=True
+                    )
             await services.model.reload()
         await services.check_channels()
         await services.people.refresh()  # who the agents are, before the first correction

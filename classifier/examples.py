@@ -231,3 +231,8 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 def slug(label: str) -> str:
     """A filesystem- and id-safe form of a label."""
     return _SLUG.sub("-", label.casefold()).strip("-") or "label"
+
+
+def example_from_record(obj: Any, where: str, default_source: Source = Source.IMPORTED) -> Example:
+    """One example from a decoded JSON line (plain or chat); DatasetError names ``where``."""
+    return _example_from(obj, where, default_source)

@@ -256,9 +256,9 @@ def local_encoder(learner_name: str) -> Encode | None:
     """
     if learner_name != "embedding":
         return None
-    from classifier.learners import embedding
+    from classifier.learners import encoder
 
     def encode(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return embedding.shared_encoder().encode(texts)
+        return encoder.shared_encoder().encode(texts)
 
     return encode

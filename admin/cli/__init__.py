@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from admin.cli import config as _config  # noqa: F401  (registers commands)
 from admin.cli import corrections as _corrections  # noqa: F401
+from admin.cli import history as _history  # noqa: F401  (registers commands)
 from admin.cli import llm as _llm  # noqa: F401  (registers commands)
 from admin.cli import local as _local  # noqa: F401  (registers commands)
 from admin.cli import models as _models  # noqa: F401

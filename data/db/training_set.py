@@ -137,3 +137,34 @@ async def add_generated_examples(conn: AsyncConnection, examples: list[tuple[str
         ],
     )
     return len(examples)
+
+
+def is_holdout_text(text: str, fraction: float = HOLDOUT_FRACTION) -> bool:
+    """Whether an imported ticket (no ticket id) is held out: a hash of its normalised text
+    decides, so importing the same history twice holds out the same tickets."""
+    key = " ".join(text.casefold().split())
+    digest = hashlib.sha256(f"triage-holdout-text:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < fraction * 2**64
+
+
+async def add_imported_examples(conn: AsyncConnection, examples: list[tuple[str, str]]) -> int:
+    """Store imported (text, label) pairs; about ``HOLDOUT_FRACTION`` of them are held out."""
+    if not examples:
+        return 0
+    now = utcnow()
+    await conn.execute(
+        training_examples.insert(),
+        [
+            {
+                "text": text,
+                "label": label,
+                "source": "imported",
+                "ticket_id": None,
+                "holdout": is_holdout_text(text),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for text, label in examples
+        ],
+    )
+    return len(examples)

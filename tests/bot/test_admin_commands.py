@@ -155,7 +155,7 @@ async def test_retrain_with_corrections_promotes_and_the_next_ticket_uses_the_ne
     assert active is not None
     assert admin_bot.svc.model.current().model_id == active.model_id
 
-    ts = await admin_bot.ticket("our okta sso sign in is broken")
+    ts = await admin_bot.ticket("our okta sso sign in fails")
     async with admin_bot.svc.db.transaction() as conn:
         ticket = await tickets_repo.find_ticket_by_message(conn, SUPPORT, ts)
         assert ticket is not None
