@@ -49,12 +49,8 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from classifier.evaluation import score_predictions  # noqa: E402
 from classifier.examples import Example, read_examples, sample_per_label  # noqa: E402
-from classifier.learners.embedding import (  # noqa: E402
-    encoder_version,
-    fit_embedding_head,
-    shared_encoder,
-    stacked_features,
-)
+from classifier.learners.embedding import fit_embedding_head, stacked_features  # noqa: E402
+from classifier.learners.encoder import encoder_version, shared_encoder  # noqa: E402
 from classifier.learners.tfidf import fit_tfidf_model  # noqa: E402
 from classifier.learners.training_data import prepare_training_set  # noqa: E402
 from classifier.taxonomy import Taxonomy, load_taxonomy  # noqa: E402

@@ -102,7 +102,7 @@ def test_a_file_whose_labels_are_all_unknown_stores_nothing_and_names_them(
 def test_a_csv_without_text_and_label_columns_is_named(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("body,department\nx,Billing\n")
-    with pytest.raises(DatasetError, match="bad.csv:1: the header needs 'text' and 'label'"):
+    with pytest.raises(DatasetError, match=r"bad\.csv:1: the header needs 'text' and 'label'"):
         list(read_labelled_rows(path))
 
 
