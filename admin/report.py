@@ -104,7 +104,7 @@ async def build_report(
         stored=stored,
     )
     if not data.holdout:
-        raise AdminError("The holdout is empty: add data/starter/test.jsonl or corrections.")
+        raise AdminError(no_holdout_message(entry))
     labels = ctx.taxonomy.labels
     classifier = ctx.load_model(artefact)
     result = await score_on_holdout(classifier, data.holdout, labels)
@@ -143,6 +143,25 @@ async def build_report(
         live=live,
         labels=labels,
     )
+
+
+def no_holdout_message(entry: StoredModel) -> str:
+    """What /evalreport says when no held-out ticket exists: how the model was evaluated when
+    it was trained (cross-validation, see ``admin.taxonomy_training``), if it was."""
+    message = (
+        "There are no held-out tickets for these departments yet: import labelled history "
+        "(`triage import`) or let agents correct tickets, and a fifth of them will be held out."
+    )
+    how = entry.metrics.get("evaluation")
+    scores = entry.metrics.get("holdout")
+    if isinstance(how, str) and isinstance(scores, dict):
+        low, high = scores.get("accuracy_ci", (0.0, 0.0))
+        message += (
+            f" When it was trained, model #{entry.id} was evaluated by {how}: accuracy "
+            f"{_pct(float(scores.get('accuracy', 0.0)))} (95 % CI {_pct(float(low))}–"
+            f"{_pct(float(high))}), macro-F1 {float(scores.get('macro_f1', 0.0)):.3f}."
+        )
+    return message
 
 
 async def _get(conn: Any, registry_id: int) -> StoredModel:

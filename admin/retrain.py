@@ -531,6 +531,7 @@ class _RetrainRun:
         }
         metrics = {
             "holdout": by_role["candidate"].result.metrics,
+            "evaluation": f"a holdout of {len(holdout)} tickets",
             "holdout_hash": data.holdout_hash,
             "holdout_size": len(holdout),
             "compared_with": {

@@ -128,7 +128,7 @@ async def ensure_model_for_taxonomy(
             data_hash=data.data_hash,
             counts=data.counts(),
             metrics={},
-            created_by="startup",
+            created_by="bootstrap" if before is None else "taxonomy-change",
         )
         await registry.activate_model(conn, trained_id)
     if before is None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import pytest
+
 from admin.context import AdminContext
+from admin.errors import AdminError
+from admin.report import build_report
 from admin.retrain import RetrainRequest, retrain
 from admin.taxonomy_training import cross_validate, folds_for, learner_input
 from classifier.examples import Example, Source
@@ -187,3 +191,16 @@ async def test_cross_validation_never_trains_on_the_ticket_it_predicts() -> None
         }
         assert held
         assert not held & texts
+
+
+async def test_the_report_without_a_holdout_says_how_the_model_was_evaluated(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    ctx = make_context(taxonomy=shop())
+    await retrain(ctx, RetrainRequest())
+    with pytest.raises(AdminError) as raised:
+        await build_report(ctx, requested_by="UADMIN")
+    message = str(raised.value)
+    assert "There are no held-out tickets for these departments yet" in message
+    assert "model #1 was evaluated by 3-fold cross-validation on 12 tickets: accuracy" in message
+    assert "(95 % CI " in message
