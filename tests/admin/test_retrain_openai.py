@@ -18,11 +18,12 @@ from admin.retrain import (
     start_retrain,
 )
 from admin.settings import Settings, load_settings
-from classifier.taxonomy import Taxonomy
+from classifier.taxonomy import Taxonomy, parse_taxonomy
 from data import STARTER_TEST, STARTER_TRAIN
 from data.clock import Clock
 from data.db import jobs
 from data.db.database import Database
+from tests.admin.test_day_one import SHOP
 from tests.fakes.clock import FakeClock
 from tests.fakes.openai_api import API_KEY, FakeOpenAI
 
@@ -106,3 +107,19 @@ async def test_a_restart_follows_the_stored_fine_tuning_job_and_never_starts_ano
     assert outcome.status == "promoted", outcome.message
     assert len(fake_openai.jobs) == 1
     assert len(fake_openai.requests_to("POST", "/v1/fine_tuning/jobs")) == 1
+
+
+async def test_retrain_openai_needs_no_labelled_tickets(
+    fake_openai: FakeOpenAI, db: Database
+) -> None:
+    shop = parse_taxonomy(SHOP)
+    ctx = replace(
+        await _context(_settings(fake_openai), db, shop), starter_train=(), starter_test=()
+    )
+    outcome = await retrain(ctx, RetrainRequest(learner="openai"))
+    assert outcome.status == "promoted", outcome.message
+    assert outcome.counts["train"] == 0
+    # Evaluated by cross-validation over the taxonomy's 12 example tickets, through the API.
+    assert outcome.evaluations[0].result.report.n_test == 12
+    assert "cross-validation on 12 tickets" in outcome.message
+    assert len(fake_openai.requests_to("POST", "/v1/chat/completions")) >= 12
