@@ -1,12 +1,23 @@
-"""Engine creation and migrations (Alembic, applied on start, same scripts for every engine)."""
+"""Engine creation and migrations (Alembic, applied on start, same scripts for every engine).
+
+Replicas started together migrate one at a time: on PostgreSQL the migration transaction first
+takes an advisory lock (``pg_advisory_xact_lock``, released at its commit or rollback); on SQLite
+a lock on a file next to the database (``<file>.migrate.lock``, ``flock``). Whoever waits finds
+the schema at head when its turn comes and changes nothing.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_blocking_engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -83,7 +94,54 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(_alembic_config(connection), "head")
 
 
+#: The advisory lock key of migrations on PostgreSQL (any constant; "triage" in ASCII).
+MIGRATION_LOCK_KEY = 0x747269616765
+
+
+def _lock_file(database: str) -> int:
+    """Open ``<database>.migrate.lock`` and wait for its exclusive lock; returns the descriptor.
+
+    Each open file has its own lock, so this also orders migrations within one process.
+    """
+    path = Path(f"{Path(database).expanduser()}.migrate.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+@asynccontextmanager
+async def _sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    database = engine.url.database
+    if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
+        yield  # no other process can see this database
+        return
+    descriptor = await asyncio.to_thread(_lock_file, database)
+    try:
+        yield
+    finally:
+        os.close(descriptor)  # closing the file releases its lock
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the database to the newest schema (idempotent; safe on every start)."""
-    async with engine.begin() as conn:
+    """Bring the database to the newest schema (idempotent; safe on every start).
+
+    Any number of processes may call it at once: they take turns (see the module docstring).
+    """
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            await conn.run_sync(_upgrade)
+        return
+    if engine.dialect.name == "sqlite":
+        async with _sqlite_migration_lock(engine), engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+        return
+    async with engine.begin() as conn:  # pragma: no cover - only SQLite and PostgreSQL run
         await conn.run_sync(_upgrade)
