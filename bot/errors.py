@@ -2,6 +2,7 @@
 
     BotError                    anything this package raises on purpose
     ├── SlackConfigError        a Slack setting is missing or malformed (names the setting only)
+    │   └── SampleChannelsError the taxonomy still has the shipped sample channel ids
     ├── ModelNotReadyError      no active model is loaded yet
     └── SlackCallError          a Slack Web API call failed (raised by ``bot.slack_gateway``)
         ├── TransientSlackError still rate limited, a 5xx or a connection error: retry later
@@ -21,6 +22,10 @@ class BotError(Exception):
 
 class SlackConfigError(BotError):
     """A Slack setting is missing or malformed; the message names it, never its value."""
+
+
+class SampleChannelsError(SlackConfigError):
+    """The departments still point at the sample channels of the shipped taxonomy."""
 
 
 class ModelNotReadyError(BotError):

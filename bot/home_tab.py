@@ -1,7 +1,8 @@
 """App Home: the Home tab (model, jobs, activity) and its admin buttons.
 
 ``HomeTab`` publishes a user's tab (buttons only for admins); ``AppHome`` answers the buttons:
-a default retrain, the evaluation report, and handing the failed tickets back to the bot.
+a default retrain, the evaluation report, and handing the failed tickets back to the bot; also
+the Retry button of a failed ticket's notice (``bot.failure_notice``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot.admin_commands import AdminAccess, AdminCommands
 from bot.admin_payloads import EvalReportCommand, RetrainCommand
 from bot.admin_views import home_view, tickets_retried
 from bot.errors import SlackCallError
+from bot.failure_notice import RetryTicketPress, retried_notice
 from bot.requeue import RequeueWatcher
 from bot.slack_gateway import SlackGateway
 
@@ -80,6 +82,27 @@ class AppHome:
         self._requeue.wake()  # this replica looks at once instead of in a few seconds
         await self._dm(user, tickets_retried(outcome))
         await self.tab.publish(user)
+
+    async def retry_ticket(self, press: RetryTicketPress) -> None:
+        """A failure notice's Retry button: that ticket back to the bot (admins), answered by
+        DM; the notice then says who retried it."""
+        access = self._commands.access
+        if not await access.is_admin(press.user):
+            detail = {"ticket": press.ticket_id}
+            await self._dm(press.user, await access.refuse(press.user, "ticket-retry", detail))
+            return
+        outcome = await retry_tickets(self._commands.ctx.db, [press.ticket_id], press.user)
+        self._requeue.wake()
+        if outcome.requeued and press.channel and press.ts:
+            text, blocks = retried_notice(press.ticket_id, press.user)
+            try:
+                await self._slack.update_message(press.channel, press.ts, text, blocks)
+            except SlackCallError:
+                log.warning("could not update the failure notice", exc_info=True)
+        answer = tickets_retried(outcome)
+        if outcome.refused:
+            answer = f"Ticket #{press.ticket_id} was not requeued: {outcome.refused[0].reason}."
+        await self._dm(press.user, answer)
 
     async def _dm(self, user: str, text: str) -> None:
         try:

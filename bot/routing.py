@@ -11,6 +11,13 @@ lost (a crash, a 5xx, a dropped connection) has no record. So every post carries
 metadata naming the ticket, and a ticket whose last run ended that way ("uncertain": resumed
 after a restart, or after such an error) first looks for the post in Slack and records it
 instead of posting again. Certain runs, the normal case, make no extra call.
+
+A run that fails never strands its ticket: Slack's transient errors and any unexpected error
+(the model's API down longer than its retries, the database away, a bug) count an attempt and
+give up the lease, and the ticket runs again after a growing delay; after
+``RoutingPolicy.max_attempts`` it ends ``failed``, with a notice and a Retry button for the
+admins (``bot.failure_notice``). When even counting fails (the database is away), the queue
+runs the ticket again after its own backoff.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.active_model import ActiveModel
 from bot.errors import PermanentSlackError, RateLimitedError, TransientSlackError
+from bot.failure_notice import FailureNotices, TicketFailure
 from bot.group_commit import GroupCommit
 from bot.policy import RoutingPolicy
 from bot.prediction_batch import PredictionBatch
@@ -86,7 +94,9 @@ class TicketRouter:
         policy: RoutingPolicy,
         owner: str = "",
         clock: Clock | None = None,
+        notices: FailureNotices | None = None,
     ) -> None:
+        """``notices``: where a ticket that ends ``failed`` is announced (None: the log only)."""
         #: This process's name in ticket leases (see data/db/tickets.py).
         self.owner = owner or default_owner()
         #: Leases are stamped and checked on this clock.
@@ -97,6 +107,7 @@ class TicketRouter:
         self._model = model
         self._taxonomy = taxonomy
         self._policy = policy
+        self._notices = notices
         self._predictions = PredictionBatch()
         self._fresh: dict[int, Ticket] = {}
         self._uncertain: set[int] = set()
@@ -137,9 +148,52 @@ class TicketRouter:
                 await self._claim_and_process(ticket_id)
             except RetryLater:
                 raise
-            except Exception:
+            except Exception as exc:
                 self._uncertain.add(ticket_id)  # it may have stopped between a post and its record
-                raise
+                await self._failed_run(ticket_id, exc)
+
+    async def _failed_run(self, ticket_id: int, exc: Exception) -> None:
+        """Count a run that raised, give up its lease; run again later, or end ``failed``."""
+
+        async def count(conn: AsyncConnection) -> tickets_repo.FailedRun | None:
+            return await tickets_repo.count_failed_run(
+                conn, ticket_id, self.owner, self._policy.max_attempts
+            )
+
+        try:
+            outcome = await self._db.run(count)
+        except Exception:
+            log.warning("Ticket %s: could not count its failed run", ticket_id, exc_info=True)
+            raise exc from None  # the queue runs it again after its own backoff
+        if outcome is None:  # finished meanwhile (another run, an admin)
+            log.warning("Ticket %s: a run failed after it was finished", ticket_id, exc_info=exc)
+            return
+        if outcome.failed:
+            log.error(
+                "Ticket %s not routed after %d attempts; the last error:",
+                ticket_id,
+                outcome.attempts,
+                exc_info=exc,
+            )
+            reason = (
+                f"an unexpected error ({type(exc).__name__}) in {outcome.attempts} attempts "
+                "in a row; the bot's log has the details."
+            )
+            await self._notify(TicketFailure(ticket_id, outcome.channel, reason))
+            return
+        delay = self._policy.retry_delay(outcome.attempts)
+        log.warning(
+            "Ticket %s: unexpected error on attempt %d; trying again in %.0fs",
+            ticket_id,
+            outcome.attempts,
+            delay,
+            exc_info=exc,
+        )
+        raise RetryLater(delay)
+
+    async def _notify(self, failure: TicketFailure) -> None:
+        if self._notices is not None:
+            await self._notices.post(failure)
 
     async def _claim_and_process(self, ticket_id: int) -> None:
         fresh = self._fresh.pop(ticket_id, None)
@@ -223,6 +277,7 @@ class TicketRouter:
             # The fix was logged once by the gateway; this line only counts the ticket.
             log.warning("Ticket %s not routed: Slack %s said %s", ticket.id, exc.method, exc.error)
             await self._finish(ticket, tickets_repo.FAILED, None)
+            await self._notify(TicketFailure(ticket.id, ticket.channel, str(exc)))
             return
         if not finished:
             await self._finish(ticket, tickets_repo.ROUTED, seen)
@@ -260,6 +315,8 @@ class TicketRouter:
         attempts = await self._db.run(count)
         if attempts >= self._policy.max_attempts:
             log.error("Ticket %s not routed after %d attempts: %s", ticket.id, attempts, exc)
+            reason = f"Slack kept failing in {attempts} attempts (the last: {exc})"
+            await self._notify(TicketFailure(ticket.id, ticket.channel, reason))
             return
         delay = self._policy.retry_delay(attempts)
         log.warning("Ticket %s: %s; trying again in %.0fs", ticket.id, exc, delay)

@@ -20,7 +20,8 @@ from bot.active_model import ActiveModel, ModelLoader
 from bot.admin_commands import AdminAccess, AdminCommands
 from bot.config import SlackConfig
 from bot.corrections import CorrectionDesk
-from bot.errors import SlackCallError
+from bot.errors import PermanentSlackError, SampleChannelsError, SlackCallError
+from bot.failure_notice import FailureNotices
 from bot.group_commit import GroupCommit
 from bot.home_tab import AppHome, HomeTab
 from bot.intake import Intake
@@ -31,7 +32,8 @@ from bot.requeue import POLL_SECONDS, RequeueWatcher
 from bot.routing import TicketRouter
 from bot.slack_gateway import SlackGateway, create_slack_client
 from bot.work_queue import TicketQueue
-from classifier.taxonomy import Taxonomy
+from classifier.taxonomy import Taxonomy, load_taxonomy
+from data import DEFAULT_TAXONOMY
 from data.clock import Clock
 from data.db.database import Database
 
@@ -117,29 +119,52 @@ class Services:
     socket: SocketWatch
 
     async def check_channels(self) -> list[str]:
-        """Log, with the fix, every configured channel the bot is not in; returns their ids.
+        """Name every configured channel the bot is not in (one log line); returns their ids.
 
-        Not fatal: tickets for a department whose channel is fixed later are retried by hand.
+        Not fatal, since tickets for a department whose channel is fixed later can be retried,
+        except for the shipped taxonomy's sample channel ids that Slack does not know: then
+        the departments were never configured, and start-up stops with SampleChannelsError.
         """
         channels = [*self.policy.support_channels, *(d.channel for d in self.taxonomy)]
         if self.policy.triage_channel:
             channels.append(self.policy.triage_channel)
-        missing: list[str] = []
+        if self.settings.admin_channel:
+            channels.append(self.settings.admin_channel)
+        missing: dict[str, str] = {}  # id -> name
+        unknown: list[str] = []
         for channel in dict.fromkeys(channels):
             try:
                 name, member = await self.slack.channel_membership(channel)
+            except PermanentSlackError as exc:
+                missing[channel] = channel  # the gateway logged what is wrong and how to fix it
+                if exc.error == "channel_not_found":
+                    unknown.append(channel)
+                continue
             except SlackCallError:
-                missing.append(channel)  # the gateway logged what is wrong and how to fix it
+                missing[channel] = channel
                 continue
             if not member:
-                missing.append(channel)
-                log.error(
-                    "The bot is not in #%s (%s): invite it with /invite @bot in that channel, "
-                    "or it cannot read tickets or post cards there.",
-                    name,
-                    channel,
-                )
-        return missing
+                missing[channel] = name
+        samples = [c for c in unknown if c in sample_channels()]
+        if samples:
+            raise SampleChannelsError(
+                f"The taxonomy ({self.settings.taxonomy}) still has the sample channel id(s) "
+                f"{', '.join(samples)}, which are not channels of this workspace: put your "
+                "departments' channel ids in it (or point TRIAGE_TAXONOMY at your own file)."
+            )
+        if missing:
+            named = ", ".join(
+                f"#{name} ({channel})" if name != channel else channel
+                for channel, name in missing.items()
+            )
+            log.error(
+                "The bot is not in %d configured channel(s): %s. Invite it with /invite @bot "
+                "in each (a private one too), or it cannot read tickets or post cards there.",
+                len(missing),
+                named,
+                extra={"channels": list(missing)},
+            )
+        return list(missing)
 
     async def resume(self) -> int:
         """Queue every ticket stored but not yet routed; returns how many.
@@ -157,6 +182,11 @@ class Services:
         Bound it with ``asyncio.timeout``; retries waiting on a delay count as unfinished.
         """
         await self.queue.drain()
+
+
+def sample_channels() -> frozenset[str]:
+    """The channel ids of the shipped sample taxonomy (placeholders, not real channels)."""
+    return frozenset(d.channel for d in load_taxonomy(DEFAULT_TAXONOMY))
 
 
 def routing_policy(settings: Settings) -> RoutingPolicy:
@@ -212,8 +242,9 @@ def build_services(
     model = ActiveModel(db, loader)
     policy = policy or routing_policy(settings)
     commits = GroupCommit(db)
-    router = TicketRouter(commits, slack, model, taxonomy, policy, owner, clock)
-    queue = TicketQueue(router.process, workers=workers)
+    notices = FailureNotices(slack, settings.admin_channel or policy.triage_channel)
+    router = TicketRouter(commits, slack, model, taxonomy, policy, owner, clock, notices)
+    queue = TicketQueue(router.process, workers=workers, clock=clock)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
     people = agents(settings, taxonomy, slack, clock, intervals.people)
     admin = replace(admin, on_model_activated=lambda registry_id, m: model.use(m, registry_id))

@@ -5,6 +5,11 @@ queue holds ids only, so losing it (a crash) loses nothing: on start the bot sub
 unfinished ticket again. A ticket is never worked on by two workers at once, and one submitted
 while it is being worked on runs again afterwards (so a correction during routing is applied).
 Transient failures come back after a bounded, growing delay.
+
+No ticket is left behind by an error: the work function either finishes, asks to run again
+later (``RetryLater``, after it counted the attempt in the database), or raises; a ticket whose
+work raised runs again after ``retry_delay(failures in a row)`` seconds (the work function could
+not even record its failure, e.g. the database is away, so only this process can bring it back).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+
+from data.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +34,36 @@ class RetryLater(Exception):
 Work = Callable[[int], Awaitable[None]]
 
 
+def backoff_delay(failures: int) -> float:
+    """Seconds before the next run after ``failures`` errors in a row: 1, 2, 4 ... 60."""
+    return float(min(2 ** max(failures - 1, 0), 60))
+
+
 class TicketQueue:
     """Bounded pool of workers over ticket ids (see the module docstring)."""
 
-    def __init__(self, work: Work, workers: int = 8) -> None:
+    def __init__(
+        self,
+        work: Work,
+        workers: int = 8,
+        *,
+        clock: Clock | None = None,
+        retry_delay: Callable[[int], float] = backoff_delay,
+    ) -> None:
+        """``clock``: delayed runs wait on it (tests move a fake one); ``retry_delay``: seconds
+        before running again a ticket whose work raised n times in a row.
+        """
         self._work = work
         self._workers = workers
+        self._clock: Clock = clock or SystemClock()
+        self._retry_delay = retry_delay
+        self._failures: dict[int, int] = {}
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
         self._running: set[int] = set()
         self._again: set[int] = set()
-        self._delayed: dict[int, asyncio.TimerHandle] = {}
+        self._delayed: dict[int, asyncio.Task[None]] = {}
+        self._delays: dict[int, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
@@ -45,6 +71,7 @@ class TicketQueue:
     def submit(self, ticket_id: int) -> None:
         """Ask for work on ``ticket_id`` (duplicates while queued are merged)."""
         timer = self._delayed.pop(ticket_id, None)
+        self._delays.pop(ticket_id, None)
         if timer is not None:
             timer.cancel()
         if ticket_id in self._running:
@@ -78,6 +105,7 @@ class TicketQueue:
         for timer in self._delayed.values():
             timer.cancel()
         self._delayed.clear()
+        self._delays.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -99,12 +127,22 @@ class TicketQueue:
                 return
             self._idle.clear()
 
+    def delayed(self) -> dict[int, float]:
+        """Tickets waiting to run again, with the delay each was given in seconds."""
+        return dict(self._delays)
+
+    def holds(self, ticket_id: int) -> bool:
+        """Whether ``ticket_id`` is queued, running or waiting to run again here."""
+        return ticket_id in self._queued or ticket_id in self._running or ticket_id in self._delayed
+
     def _check_idle(self) -> None:
         if self.pending == 0:
             self._idle.set()
 
-    def _resubmit(self, ticket_id: int) -> None:
+    async def _run_later(self, delay: float, ticket_id: int) -> None:
+        await self._clock.sleep(delay)
         self._delayed.pop(ticket_id, None)
+        self._delays.pop(ticket_id, None)
         self.submit(ticket_id)
 
     async def _worker(self) -> None:
@@ -117,10 +155,21 @@ class TicketQueue:
                 await self._work(ticket_id)
             except RetryLater as retry:
                 delay = retry.delay
+                self._failures.pop(ticket_id, None)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("Ticket %s: unexpected error; it stays unfinished", ticket_id)
+                failures = self._failures.get(ticket_id, 0) + 1
+                self._failures[ticket_id] = failures
+                delay = self._retry_delay(failures)
+                log.exception(
+                    "Ticket %s: unexpected error (%d in a row); it runs again in %.0fs",
+                    ticket_id,
+                    failures,
+                    delay,
+                )
+            else:
+                self._failures.pop(ticket_id, None)
             finally:
                 self._running.discard(ticket_id)
                 self._queue.task_done()
@@ -128,6 +177,8 @@ class TicketQueue:
                 self._again.discard(ticket_id)
                 self.submit(ticket_id)
             elif delay is not None:
-                loop = asyncio.get_running_loop()
-                self._delayed[ticket_id] = loop.call_later(delay, self._resubmit, ticket_id)
+                self._delays[ticket_id] = delay
+                self._delayed[ticket_id] = asyncio.create_task(
+                    self._run_later(delay, ticket_id), name=f"ticket-{ticket_id}-later"
+                )
             self._check_idle()

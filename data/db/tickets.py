@@ -404,6 +404,43 @@ async def release_ticket(conn: AsyncConnection, ticket_id: int, owner: str) -> N
     )
 
 
+@dataclass(frozen=True)
+class FailedRun:
+    """What ``count_failed_run`` did: the ticket's failed attempts so far, and whether that
+    made it ``failed``."""
+
+    attempts: int
+    failed: bool
+    channel: str
+
+
+async def count_failed_run(
+    conn: AsyncConnection, ticket_id: int, owner: str, max_attempts: int
+) -> FailedRun | None:
+    """Count one failed run of an unfinished ticket and give up ``owner``'s lease of it.
+
+    At ``max_attempts`` the ticket becomes ``failed`` (an admin can retry it). None when the
+    ticket is not unfinished (its lease is given up all the same).
+    """
+    row = (
+        await conn.execute(
+            update(tickets)
+            .where(tickets.c.id == ticket_id, tickets.c.status.in_(UNFINISHED))
+            .values(attempts=tickets.c.attempts + 1)
+            .returning(tickets.c.attempts, tickets.c.channel)
+        )
+    ).first()
+    if row is None:
+        await release_ticket(conn, ticket_id, owner)
+        return None
+    attempts = int(row.attempts)
+    if attempts >= max_attempts:
+        await set_status(conn, ticket_id, FAILED, release=True)
+    else:
+        await release_ticket(conn, ticket_id, owner)
+    return FailedRun(attempts, attempts >= max_attempts, str(row.channel))
+
+
 async def release_unfinished(conn: AsyncConnection, owner: str) -> int:
     """Give up ``owner``'s leases of unfinished tickets (a process stopping); returns how many."""
     result = await conn.execute(

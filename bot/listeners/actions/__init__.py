@@ -1,4 +1,4 @@
-"""Block actions: a department button on a low-confidence card."""
+"""Block actions: a department button on a low-confidence card; Retry on a failure notice."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from bot.failure_notice import RETRY_TICKET_ACTION, parse_retry_ticket
 from bot.payloads import ROUTE_ACTION_PREFIX, parse_route_choice
 from bot.services import Services
 
@@ -26,3 +27,10 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         outcome = await services.corrections.choose(choice)
         log.info("button %s by %s: %s", choice.label, choice.user, outcome)
+
+    @app.action(RETRY_TICKET_ACTION)
+    async def on_retry_ticket_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        press = parse_retry_ticket(body)
+        if press is not None:
+            await services.home.retry_ticket(press)
