@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     shadow_mode: bool = False
     redact_pii: bool = True
+    # How long a replica holds a ticket it routes before another may take it over (its
+    # process died). Longer than any one run; bench/chaos.py shortens it to time take-overs.
+    ticket_lease_seconds: float = Field(default=120.0, ge=5.0, le=3600.0)
 
     # Storage and models.
     database_url: str = "sqlite+aiosqlite:///triage.db"

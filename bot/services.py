@@ -197,6 +197,7 @@ def routing_policy(settings: Settings) -> RoutingPolicy:
         triage_channel=settings.triage_channel or None,
         shadow_mode=settings.shadow_mode,
         redact_pii=settings.redact_pii,
+        lease_seconds=settings.ticket_lease_seconds,
     )
 
 
