@@ -160,7 +160,10 @@ async def test_start_up_names_each_channel_the_bot_is_not_in(
     try:
         assert sorted(await harness.svc.check_channels()) == sorted([BILLING, TRIAGE])
         messages = [r.getMessage() for r in caplog.records]
-        assert any("#c0billing (C0BILLING): invite it with /invite @bot" in m for m in messages)
+        assert any(
+            "#c0billing (C0BILLING), #c0triage (C0TRIAGE). Invite it with /invite @bot" in m
+            for m in messages
+        )
         assert not any("C0TECHNICAL" in m for m in messages)
         await harness.ticket("refund my invoice")  # a real post there fails the same way
         async with harness.svc.db.transaction() as conn:
