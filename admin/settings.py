@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # How long a replica holds a ticket it routes before another may take it over (its
     # process died). Longer than any one run; bench/chaos.py shortens it to time take-overs.
     ticket_lease_seconds: float = Field(default=120.0, ge=5.0, le=3600.0)
+    # Route a near-duplicate of a recently corrected ticket by that correction, before retrains.
+    near_duplicates: bool = True
 
     # Storage and models.
     database_url: str = "sqlite+aiosqlite:///triage.db"

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from admin.near_duplicates import CorrectionMemory
 from bot.active_model import ActiveModel
 from bot.errors import PermanentSlackError, RateLimitedError, TransientSlackError
 from bot.failure_notice import FailureNotices, TicketFailure
@@ -55,6 +56,7 @@ from bot.views import (
 from bot.work_queue import RetryLater
 from classifier.examples import MAX_TEXT_CHARS
 from classifier.model import Prediction
+from classifier.near_duplicates import near_duplicate_of, routed_by_correction
 from classifier.taxonomy import Department, Taxonomy
 from data.clock import Clock, SystemClock
 from data.db import corrections as corrections_repo
@@ -95,6 +97,7 @@ class TicketRouter:
         owner: str = "",
         clock: Clock | None = None,
         notices: FailureNotices | None = None,
+        near_duplicates: CorrectionMemory | None = None,
     ) -> None:
         """``notices``: where a ticket that ends ``failed`` is announced (None: the log only)."""
         #: This process's name in ticket leases (see data/db/tickets.py).
@@ -108,6 +111,8 @@ class TicketRouter:
         self._taxonomy = taxonomy
         self._policy = policy
         self._notices = notices
+        #: Recent corrections: a near-duplicate of a corrected ticket takes its label at once.
+        self._near_duplicates = near_duplicates
         self._predictions = PredictionBatch()
         self._fresh: dict[int, Ticket] = {}
         self._uncertain: set[int] = set()
@@ -246,6 +251,8 @@ class TicketRouter:
         check = ticket_id in self._uncertain
         standing = [c for c in history if c.undone_at is None]
         human = standing[-1] if standing else None  # the latest standing human label wins
+        if history and self._near_duplicates is not None:
+            self._near_duplicates.changed()  # this ticket's correction counts from now on
         seen: datetime | None = ticket.updated_at
         stale = prediction is None or (
             ticket.edited_at is not None and prediction.created_at < ticket.edited_at
@@ -334,7 +341,9 @@ class TicketRouter:
         started = time.perf_counter()
         raw = await self._predictions.predict(classifier, text)
         latency = raw.latency_ms or (time.perf_counter() - started) * 1000
-        prediction = self._known_label(raw, classifier.model_id, latency)
+        prediction = await self._like_a_correction(
+            ticket, text, self._known_label(raw, classifier.model_id, latency)
+        )
 
         async def save(conn: AsyncConnection) -> tuple[StoredPrediction, datetime | None]:
             stored = await tickets_repo.save_prediction(conn, ticket.id, prediction)
@@ -361,6 +370,28 @@ class TicketRouter:
             },
         )
         return stored, seen
+
+    async def _like_a_correction(
+        self, ticket: Ticket, text: str, prediction: Prediction
+    ) -> Prediction:
+        """The prediction, or the label of a recent correction this ticket nearly repeats."""
+        if self._near_duplicates is None:
+            return prediction
+        try:
+            match = await self._near_duplicates.nearest(text, exclude=ticket.id)
+        except Exception:  # the model's answer still routes the ticket
+            log.warning("Ticket %s: near-duplicate lookup failed", ticket.id, exc_info=True)
+            return prediction
+        if match is None or self._taxonomy.get(match.label) is None:
+            return prediction
+        log.info(
+            "Ticket %s routed like ticket %s (similarity %.2f): %s",
+            ticket.id,
+            match.ticket_id,
+            match.similarity,
+            match.label,
+        )
+        return routed_by_correction(prediction, match)
 
     def _known_label(self, raw: Prediction, model_id: str, latency: float) -> Prediction:
         """The prediction with only departments of the taxonomy in it.
@@ -417,6 +448,7 @@ class TicketRouter:
             runner_ups=prediction.runner_ups,
             decided_by=human.user if human else None,
             ask_for_department=human is None and self._policy.needs_person(confidence),
+            like=None if human else near_duplicate_of(prediction.model_id),
         )
         await self._reconcile_card(ticket, card, destination, key, records, permalink, check)
         await self._reconcile_tag(ticket, dept, records)

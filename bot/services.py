@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from admin.context import AdminContext
+from admin.near_duplicates import CorrectionMemory
 from admin.settings import Settings
 from bot.active_model import ActiveModel, ModelLoader
 from bot.admin_commands import AdminAccess, AdminCommands
@@ -244,7 +245,26 @@ def build_services(
     policy = policy or routing_policy(settings)
     commits = GroupCommit(db)
     notices = FailureNotices(slack, settings.admin_channel or policy.triage_channel)
-    router = TicketRouter(commits, slack, model, taxonomy, policy, owner, clock, notices)
+    near_duplicates = (
+        CorrectionMemory(
+            db,
+            lambda: str(getattr(model.current(), "learner", "")) if model.ready else "",
+            monotonic=clock.monotonic,
+        )
+        if settings.near_duplicates
+        else None
+    )
+    router = TicketRouter(
+        commits,
+        slack,
+        model,
+        taxonomy,
+        policy,
+        owner,
+        clock,
+        notices,
+        near_duplicates=near_duplicates,
+    )
     queue = TicketQueue(router.process, workers=workers, clock=clock)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
     people = agents(settings, taxonomy, slack, clock, intervals.people)

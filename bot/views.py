@@ -44,6 +44,8 @@ class CardContent:
     runner_ups: Sequence[tuple[str, float]]
     decided_by: str | None = None  # the person whose label this is, if not the model's
     ask_for_department: bool = False  # low confidence: one button per department
+    #: Routed by a recent correction: (the corrected ticket's id, who corrected it).
+    like: tuple[int, str] | None = None
 
 
 def _ticket_text(card: CardContent, level: int) -> str:
@@ -67,6 +69,10 @@ def ticket_card(card: CardContent, taxonomy: Taxonomy, level: int = 0) -> tuple[
     elif card.ask_for_department:
         verdict = f":{dept.emoji}: *{dept.name}?* Not sure ({percent(card.confidence)}): "
         verdict += "please choose the department."
+    elif card.like is not None:
+        ticket_id, user = card.like
+        by = f", corrected by <@{user}>" if user else ""
+        verdict = f":{dept.emoji}: *{dept.name}* (like #{ticket_id}{by})"
     else:
         verdict = f":{dept.emoji}: *{dept.name}* ({percent(card.confidence)})"
     others = ", ".join(f"{label} {percent(score)}" for label, score in card.runner_ups[:2])

@@ -177,3 +177,42 @@ async def test_a_correction_while_the_ticket_is_being_routed_is_applied(
             assert await tickets_repo.count_by_status(conn) == {"routed": 1}
     finally:
         await harness.stop()
+
+
+async def test_a_near_duplicate_of_a_corrected_ticket_is_routed_by_the_correction(
+    bot: BotHarness,
+) -> None:
+    first = await bot.ticket("The app crashes with an error when I export my report")
+    await _react(bot, True, "U0BOSS", "moneybag", SUPPORT, first)
+
+    # The same customer asks again: the model alone would say Technical again.
+    await bot.ticket("the app crashes with an error when I export my report!")
+    # Something unrelated is still the model's call.
+    await bot.ticket("Please reset my password")
+
+    cards = bot.fake.live_messages(BILLING)
+    assert len(cards) == 2
+    assert "like #1, corrected by <@U0BOSS>" in str(cards[-1]["blocks"])
+    async with bot.svc.db.transaction() as conn:
+        again = await tickets_repo.latest_prediction(conn, 2)
+        unrelated = await tickets_repo.latest_prediction(conn, 3)
+    assert again is not None
+    assert (again.label, again.model_id) == ("Billing", "like:1:U0BOSS")
+    assert unrelated is not None
+    assert unrelated.label == "Account"
+    assert not unrelated.model_id.startswith("like:")
+
+
+async def test_an_undone_correction_no_longer_routes_its_near_duplicates(
+    bot: BotHarness,
+) -> None:
+    first = await bot.ticket("The app crashes with an error when I export my report")
+    await _react(bot, True, "U0BOSS", "moneybag", SUPPORT, first)
+    await _react(bot, False, "U0BOSS", "moneybag", SUPPORT, first)
+
+    await bot.ticket("the app crashes with an error when I export my report!")
+
+    async with bot.svc.db.transaction() as conn:
+        again = await tickets_repo.latest_prediction(conn, 2)
+    assert again is not None
+    assert (again.label, again.model_id) == ("Technical", "keywords-test")

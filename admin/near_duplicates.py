@@ -1,0 +1,114 @@
+"""The bot's memory of recent corrections, kept in step with the database (all replicas').
+
+``CorrectionMemory.nearest`` answers "is this ticket a near-duplicate of a recently corrected
+one?" for the router. Before answering it brings its index up to date when it is older than
+``refresh_seconds`` or was told a correction changed (``changed``): it reads only the rows
+changed since its last look, and forgets tickets whose correction was undone. The index's
+features follow the active model: sentence embeddings next to the embedding learner, hashed
+character n-grams otherwise (``classifier.near_duplicates``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from classifier.near_duplicates import (
+    CAPACITY,
+    EMBEDDING_THRESHOLD,
+    NGRAM_THRESHOLD,
+    CorrectedTicket,
+    NearDuplicate,
+    NearDuplicateIndex,
+    embedding_vectors,
+    ngram_vectors,
+)
+from data.db.database import Database
+from data.db.recent_corrections import changed_since, standing_ticket_ids
+
+log = logging.getLogger(__name__)
+
+#: A replica sees another replica's corrections within this many seconds.
+REFRESH_SECONDS = 5.0
+#: Each look re-reads the rows changed this long before the newest one seen, so a row whose
+#: transaction committed late is not missed (rows already indexed unchanged cost nothing).
+OVERLAP = timedelta(seconds=30)
+
+
+def features_for(learner: str) -> tuple[Callable[[Sequence[str]], Any], float]:
+    """The near-duplicate features and threshold that go with the active model's learner."""
+    if learner == "embedding":
+        return embedding_vectors, EMBEDDING_THRESHOLD
+    return ngram_vectors, NGRAM_THRESHOLD
+
+
+class CorrectionMemory:
+    """Recent corrections as a near-duplicate index (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        learner: Callable[[], str],
+        *,
+        capacity: int = CAPACITY,
+        refresh_seconds: float = REFRESH_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        threshold: float | None = None,
+    ) -> None:
+        self._db = db
+        self._learner = learner
+        self._capacity = capacity
+        self._refresh_seconds = refresh_seconds
+        self._monotonic = monotonic
+        self._threshold = threshold
+        self._features = ""
+        self._index: NearDuplicateIndex | None = None
+        self._since: datetime | None = None
+        self._checked_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    def changed(self) -> None:
+        """A correction was made or undone here: look again before the next ticket."""
+        self._checked_at = None
+
+    async def refresh(self) -> None:
+        """Bring the index up to date with the database now."""
+        features = self._learner()
+        if self._index is None or features != self._features:
+            vectorise, threshold = features_for(features)
+            self._index = NearDuplicateIndex(
+                vectorise, threshold=self._threshold or threshold, capacity=self._capacity
+            )
+            self._features, self._since = features, None
+        index = self._index
+        async with self._db.transaction() as conn:
+            since = self._since - OVERLAP if self._since is not None else None
+            changed = await changed_since(conn, since, self._capacity)
+            known = index.ticket_ids()
+            standing = await standing_ticket_ids(conn, known)
+        for ticket_id in set(known) - standing:
+            index.remove(ticket_id)
+        if changed:
+            await asyncio.to_thread(
+                index.add,
+                [CorrectedTicket(c.ticket_id, c.text, c.label, c.corrected_by) for c in changed],
+            )
+            self._since = changed[-1].updated_at
+        self._checked_at = self._monotonic()
+
+    async def nearest(self, text: str, *, exclude: int | None = None) -> NearDuplicate | None:
+        """The recent correction ``text`` is a near-duplicate of, or None."""
+        async with self._lock:
+            now = self._monotonic()
+            fresh = self._checked_at is not None and now - self._checked_at < self._refresh_seconds
+            if not fresh or self._learner() != self._features:
+                await self.refresh()
+        index = self._index
+        if index is None or not len(index):
+            return None
+        (found,) = await asyncio.to_thread(index.nearest, [text], exclude=[exclude])
+        return found
