@@ -86,7 +86,9 @@ async def build_report(
         previous_artefact = (
             await registry.get_artefact(conn, previous.id) if previous is not None else None
         )
-        stored = await list_training_examples(conn)
+        stored = await list_training_examples(
+            conn, now=ctx.clock.now(), holdout_cap=ctx.settings.holdout_cap
+        )
         now = utcnow()
         live = await live_figures(
             conn,

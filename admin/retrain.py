@@ -351,7 +351,9 @@ class _RetrainRun:
         starter_train = await asyncio.to_thread(read_starter, self.ctx.starter_train)
         starter_test = await asyncio.to_thread(read_starter, self.ctx.starter_test)
         async with self.ctx.db.transaction() as conn:
-            stored = await list_training_examples(conn)
+            stored = await list_training_examples(
+                conn, now=self.ctx.clock.now(), holdout_cap=self.ctx.settings.holdout_cap
+            )
         data = await asyncio.to_thread(
             partial(
                 assemble_training_data,
@@ -386,7 +388,9 @@ class _RetrainRun:
             self.state["generated"] = len(made)
             await self.save_state()
         async with self.ctx.db.transaction() as conn:
-            stored = await list_training_examples(conn)
+            stored = await list_training_examples(
+                conn, now=self.ctx.clock.now(), holdout_cap=self.ctx.settings.holdout_cap
+            )
         data = assemble_training_data(
             self.ctx.taxonomy,
             starter_train=read_starter(self.ctx.starter_train),

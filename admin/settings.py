@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     admin_channel: str | None = None
     promote_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
     max_recall_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+    # Most labelled tickets held out to gate promotions; later ones all train (bench/loop.py).
+    # None: a fifth of them for good, as before.
+    holdout_cap: int | None = Field(default=50, ge=0)
     # A running job renews its lease this often; after job_lease_seconds without renewal it
     # counts as orphaned (its process died) and a restarted process resumes it.
     job_lease_seconds: float = Field(default=30.0, gt=0)

@@ -2,7 +2,8 @@
 
 The bot writes these rows (one per ticket; the latest human label replaces the previous one);
 the admin jobs read them. ``is_holdout_ticket`` is the one rule that decides which tickets are
-held out of training for good.
+held out of training for good, up to a cap (``holdout_cap``: once the holdout has that many
+labelled tickets, every later label trains).
 
 The holdout gates promotion, so labels must not be able to move it at once: whoever can
 relabel tickets could otherwise relabel the held-out ones the same way as the training ones
@@ -55,21 +56,40 @@ class StoredExample:
 
 
 async def list_training_examples(
-    conn: AsyncConnection, *, now: datetime | None = None, settle: timedelta = HOLDOUT_SETTLE
+    conn: AsyncConnection,
+    *,
+    now: datetime | None = None,
+    settle: timedelta = HOLDOUT_SETTLE,
+    holdout_cap: int | None = None,
 ) -> list[StoredExample]:
     """Every stored example, oldest change first (so "last wins" means "latest label wins").
 
-    ``holdout`` is true when the row says so or the ticket falls in the fixed holdout. A
-    held-out ticket's example carries its settled human label (see the module docstring) and
+    ``holdout`` is true when the row says so, or when the ticket falls in the fixed holdout and
+    fewer than ``holdout_cap`` such tickets were stored before it (None: no cap). Once the
+    holdout has ``holdout_cap`` labelled tickets every later label trains, so the gate keeps
+    its tickets and training stops losing a fifth of what people teach. The order is the rows'
+    creation order, which relabelling never changes; removing a held-out row (an undone
+    correction) can move the next one into the holdout, which only makes the gate stricter.
+    A held-out ticket's example carries its settled human label (see the module docstring) and
     is left out while it has none.
     """
-    rows = await conn.execute(
-        select(training_examples).order_by(training_examples.c.updated_at, training_examples.c.id)
+    rows = list(
+        await conn.execute(
+            select(training_examples).order_by(
+                training_examples.c.updated_at, training_examples.c.id
+            )
+        )
     )
+    capped: set[int] = set()
+    for row in sorted(rows, key=lambda r: int(r.id)):
+        if holdout_cap is not None and len(capped) >= holdout_cap:
+            break
+        if row.ticket_id is not None and is_holdout_ticket(row.ticket_id):
+            capped.add(int(row.id))
     settled, corrected = await _settled_labels(conn, (now or utcnow()) - settle)
     out: list[StoredExample] = []
     for row in rows:
-        held = bool(row.holdout) or (row.ticket_id is not None and is_holdout_ticket(row.ticket_id))
+        held = bool(row.holdout) or int(row.id) in capped
         label = row.label
         if held and row.ticket_id in corrected:
             if row.ticket_id not in settled:

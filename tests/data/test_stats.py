@@ -169,3 +169,42 @@ async def test_training_examples_read_with_a_fixed_holdout(sqlite_url: str) -> N
         ]
     finally:
         await db.close()
+
+
+async def test_the_holdout_stops_growing_at_its_cap_and_later_labels_train(
+    sqlite_url: str,
+) -> None:
+    held = [i for i in range(1, 200) if is_holdout_ticket(i)][:3]
+    db = Database(sqlite_url)
+    await db.start()
+    try:
+        async with db.transaction() as conn:
+            for n in range(1, max(held) + 1):
+                await _ticket(conn, n, "Billing", 0.9)
+            for ticket_id in held:
+                await conn.execute(
+                    training_examples.insert().values(
+                        text=f"ticket {ticket_id}",
+                        label="Account",
+                        source="correction",
+                        ticket_id=ticket_id,
+                        holdout=False,
+                        created_at=T0,
+                        updated_at=T0,
+                    )
+                )
+            uncapped = await list_training_examples(conn)
+            capped = await list_training_examples(conn, holdout_cap=2)
+            # A relabel changes updated_at, not the creation order that decides.
+            await conn.execute(
+                training_examples.update()
+                .where(training_examples.c.ticket_id == held[0])
+                .values(updated_at=T0 + timedelta(hours=1))
+            )
+            relabelled = await list_training_examples(conn, holdout_cap=2)
+        assert [e.holdout for e in uncapped] == [True, True, True]
+        expected = {held[0]: True, held[1]: True, held[2]: False}
+        assert {e.ticket_id: e.holdout for e in capped} == expected
+        assert {e.ticket_id: e.holdout for e in relabelled} == expected
+    finally:
+        await db.close()
