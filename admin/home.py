@@ -10,6 +10,7 @@ from admin.context import AdminContext
 from data.db import jobs, stats
 from data.db import models as registry
 from data.db import tickets as tickets_repo
+from data.db.auto_retrain import auto_retrain_paused
 from data.db.database import utcnow
 from data.db.jobs import Job
 from data.db.models import StoredModel
@@ -26,6 +27,8 @@ class HomeSummary:
     corrections: int
     #: Tickets that could not be routed (Slack refused them or kept failing), now.
     failed: int = 0
+    #: Whether automatic retrains run (None: TRIAGE_AUTO_RETRAIN is off, no switch shown).
+    auto_retrain: bool | None = None
 
     @property
     def macro_f1(self) -> float | None:
@@ -49,4 +52,5 @@ async def home_summary(ctx: AdminContext, *, days: int = 7, job_limit: int = 5) 
             conn, utcnow() - timedelta(days=days)
         )
         failed = await tickets_repo.count_in_status(conn, tickets_repo.FAILED)
-    return HomeSummary(active, tuple(recent), days, n_tickets, n_corrections, failed)
+        auto = not await auto_retrain_paused(conn) if ctx.settings.auto_retrain else None
+    return HomeSummary(active, tuple(recent), days, n_tickets, n_corrections, failed, auto)

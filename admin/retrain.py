@@ -42,12 +42,15 @@ from classifier.model import (
 from data.db import jobs
 from data.db import models as registry
 from data.db.admin_actions import record_action
+from data.db.auto_retrain import corrections_count
 from data.db.training_set import add_generated_examples, list_training_examples
 
 log = logging.getLogger(__name__)
 
 KIND = "retrain"
 
+#: The job parameter with the number of corrections there were when the retrain started.
+CORRECTIONS_PARAM = "corrections"
 #: What /retrain accepts as the learner argument, besides registered learner names.
 LOCAL = "local"
 #: Learners that train on this machine (and so can train in a child process).
@@ -175,11 +178,14 @@ async def start_retrain(ctx: AdminContext, request: RetrainRequest) -> jobs.Job:
         ctx.learners(resolve_learner(ctx, request.learner))
     except ClassifierError as exc:
         raise AdminError(str(exc)) from None
+    async with ctx.db.transaction() as conn:
+        # How many corrections this retrain starts from: automatic retrains count from it.
+        corrections = await corrections_count(conn)
     try:
         return await jobs.start_job(
             ctx.db,
             kind=KIND,
-            params=request.to_params(),
+            params={**request.to_params(), CORRECTIONS_PARAM: corrections},
             created_by=request.requested_by,
             owner=ctx.owner,
             slack_channel=request.slack_channel,

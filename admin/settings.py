@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     admin_users: CommaList = ()
     admin_usergroup: str | None = None
     admin_channel: str | None = None
+    # Retrain by itself as corrections arrive (admin.retrain_schedule); pausable by admins.
+    auto_retrain: bool = True
     promote_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
     max_recall_drop: float = Field(default=0.05, ge=0.0, le=1.0)
     # Most labelled tickets held out to gate promotions; later ones all train (bench/loop.py).

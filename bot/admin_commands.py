@@ -14,12 +14,13 @@ from typing import Any
 
 from admin import registry
 from admin.access import REFUSAL, AdminPolicy, audit
+from admin.auto_retrain import set_auto_retrain
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
 from admin.report import build_report
 from admin.retrain import RetrainRequest, cancel_retrain, start_retrain
 from bot.admin_payloads import EvalReportCommand, RetrainCommand
-from bot.admin_views import report_message
+from bot.admin_views import auto_retrain_switched, report_message
 from bot.errors import SlackCallError
 from bot.job_follower import JobFollower
 from bot.slack_gateway import SlackGateway
@@ -76,6 +77,8 @@ class AdminCommands:
             if job is None:
                 return "No retrain is running."
             return f"Asked retrain #{job.id} to stop; its thread will say when it has."
+        if command.action in ("auto-on", "auto-off"):
+            return await self.switch_auto_retrain(command.user, on=command.action == "auto-on")
         if command.action == "rollback":
             try:
                 entry = await registry.rollback(self.ctx, command.user)
@@ -101,6 +104,15 @@ class AdminCommands:
         self._jobs.run_retrain(job, request)
         where = f"<#{request.slack_channel}>" if request.slack_channel else "this channel"
         return f"Started retrain #{job.id}; progress is in a thread in {where}."
+
+    async def switch_auto_retrain(self, user: str, *, on: bool) -> str:
+        """/retrain auto on|off and the Home tab's switch: admins only, for every replica."""
+        if not await self.access.is_admin(user):
+            return await self.access.refuse(user, "retrain-auto", {"on": on})
+        if not self.ctx.settings.auto_retrain:
+            return "Automatic retrains are off in this deployment (TRIAGE_AUTO_RETRAIN=false)."
+        await set_auto_retrain(self.ctx, user, on=on)
+        return auto_retrain_switched(on)
 
     async def evalreport(self, command: EvalReportCommand) -> str:
         """Handle /evalreport; the report is posted in the command's channel shortly."""

@@ -1,8 +1,8 @@
 """The admin surfaces' Slack payloads (slash commands, App Home), parsed at the boundary.
 
 ``/retrain [local|openai|openai-finetune] [generate=N] [dry-run]``, ``/retrain cancel``,
-``/retrain rollback``; ``/evalreport [model]``. Anything else is a ``UsageError`` whose message
-is the usage line.
+``/retrain rollback``, ``/retrain auto off|on``; ``/evalreport [model]``. Anything else is a
+``UsageError`` whose message is the usage line.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pydantic import BaseModel, ConfigDict
 HOME_RETRAIN_ACTION = "triage_admin_retrain"
 HOME_REPORT_ACTION = "triage_admin_report"
 HOME_RETRY_FAILED_ACTION = "triage_admin_retry_failed"
+HOME_AUTO_RETRAIN_ACTION = "triage_admin_auto_retrain"
 
 RETRAIN_USAGE = (
     "Usage: `/retrain [local|openai|openai-finetune] [generate=N] [dry-run]`, "
-    "`/retrain cancel` or `/retrain rollback`."
+    "`/retrain cancel`, `/retrain rollback` or `/retrain auto off|on`."
 )
 EVALREPORT_USAGE = "Usage: `/evalreport [model number]`, e.g. `/evalreport` or `/evalreport 7`."
 
@@ -42,7 +43,7 @@ class RetrainCommand(_Frozen):
 
     user: str
     channel: str
-    action: Literal["start", "cancel", "rollback"] = "start"
+    action: Literal["start", "cancel", "rollback", "auto-on", "auto-off"] = "start"
     learner: str = "local"
     generate: int = 0
     dry_run: bool = False
@@ -66,6 +67,8 @@ def parse_retrain(body: dict[str, Any]) -> RetrainCommand:
     words = str(body.get("text", "")).lower().split()
     if words in (["cancel"], ["rollback"]):
         return RetrainCommand(user=user, channel=channel, action=words[0])
+    if words in (["auto", "on"], ["auto", "off"]):
+        return RetrainCommand(user=user, channel=channel, action=f"auto-{words[1]}")
     learner, generate, dry_run = "local", 0, False
     for word in words:
         if word in _LEARNERS:

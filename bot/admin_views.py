@@ -7,7 +7,12 @@ from typing import Any
 from admin.home import HomeSummary
 from admin.report import ModelReport, render_report
 from admin.tickets import RetryOutcome
-from bot.admin_payloads import HOME_REPORT_ACTION, HOME_RETRAIN_ACTION, HOME_RETRY_FAILED_ACTION
+from bot.admin_payloads import (
+    HOME_AUTO_RETRAIN_ACTION,
+    HOME_REPORT_ACTION,
+    HOME_RETRAIN_ACTION,
+    HOME_RETRY_FAILED_ACTION,
+)
 from bot.mrkdwn import SECTION_TEXT, VIEW_BLOCKS, fit_blocks, message_text, render
 
 Blocks = list[dict[str, Any]]
@@ -79,6 +84,28 @@ def tickets_retried(outcome: RetryOutcome) -> str:
     return f"Requeued {count} failed tickets; the bot is routing them again."
 
 
+def _auto_retrain_switch(on: bool | None) -> Blocks:
+    """The Home tab's pause/resume button for automatic retrains (none when they are off)."""
+    if on is None:
+        return []
+    text = "Pause automatic retrains" if on else "Resume automatic retrains"
+    return [
+        {
+            "type": "button",
+            "action_id": HOME_AUTO_RETRAIN_ACTION,
+            "text": {"type": "plain_text", "text": text},
+            "value": "off" if on else "on",
+        }
+    ]
+
+
+def auto_retrain_switched(on: bool) -> str:
+    """The answer to /retrain auto on|off (and the Home tab's button)."""
+    if on:
+        return "Automatic retrains are on: the bot retrains by itself as corrections arrive."
+    return "Automatic retrains are paused for every replica; `/retrain auto on` resumes them."
+
+
 def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
     """The App Home tab."""
     blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Ticket triage"}}]
@@ -141,6 +168,7 @@ def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
                         "action_id": HOME_REPORT_ACTION,
                         "text": {"type": "plain_text", "text": "Evaluation report"},
                     },
+                    *_auto_retrain_switch(summary.auto_retrain),
                 ],
             }
         )

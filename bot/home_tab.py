@@ -72,6 +72,11 @@ class AppHome:
         text = await self._commands.evalreport(EvalReportCommand(user=user, channel=channel))
         await self._dm(user, text)
 
+    async def auto_retrain(self, user: str, *, on: bool) -> None:
+        """The pause/resume switch of automatic retrains, answered by DM."""
+        await self._dm(user, await self._commands.switch_auto_retrain(user, on=on))
+        await self.tab.publish(user)
+
     async def retry_failed(self, user: str) -> None:
         """The Retry button: every failed ticket back to the bot, answered by DM."""
         access = self._commands.access

@@ -384,6 +384,8 @@ class TicketRouter:
             return prediction
         if match is None or self._taxonomy.get(match.label) is None:
             return prediction
+        if match.label == prediction.label:  # the model agrees: its own answer stands
+            return prediction
         log.info(
             "Ticket %s routed like ticket %s (similarity %.2f): %s",
             ticket.id,

@@ -140,6 +140,8 @@ async def open_runtime(
         supervisor.add("registry-follower", partial(services.model.follow, clock, every.registry))
         supervisor.add("retrain-follower", services.jobs.follow)
         supervisor.add("people-refresher", services.people.run)
+        if settings.auto_retrain:
+            supervisor.add("auto-retrain", services.auto_retrainer.run)
         stack.push_async_callback(_release_leases, services)
         stack.push_async_callback(supervisor.stop)
         supervisor.start()

@@ -19,6 +19,8 @@ from admin.near_duplicates import CorrectionMemory
 from admin.settings import Settings
 from bot.active_model import ActiveModel, ModelLoader
 from bot.admin_commands import AdminAccess, AdminCommands
+from bot.auto_retrainer import INTERVAL as AUTO_RETRAIN_INTERVAL
+from bot.auto_retrainer import AutoRetrainer
 from bot.config import SlackConfig
 from bot.corrections import CorrectionDesk
 from bot.errors import PermanentSlackError, SampleChannelsError, SlackCallError
@@ -91,6 +93,8 @@ class Intervals:
     #: Reloads of the agent channels' members and the agent user group (events keep them
     #: current in between).
     people: float = REFRESH_SECONDS
+    #: Looks whether an automatic retrain is due (TRIAGE_AUTO_RETRAIN).
+    auto_retrain: float = AUTO_RETRAIN_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class Services:
     commands: AdminCommands
     home: AppHome
     jobs: JobFollower
+    auto_retrainer: AutoRetrainer
     socket: SocketWatch
 
     async def check_channels(self) -> list[str]:
@@ -280,6 +285,7 @@ def build_services(
         poll_interval=intervals.jobs,
     )
     commands = AdminCommands(admin, slack, access, jobs)
+    auto_retrainer = AutoRetrainer(admin, slack, clock, jobs, interval=intervals.auto_retrain)
     return Services(
         settings=settings,
         slack_config=slack_config,
@@ -303,5 +309,6 @@ def build_services(
         commands=commands,
         home=AppHome(tab, commands, slack, requeue),
         jobs=jobs,
+        auto_retrainer=auto_retrainer,
         socket=SocketWatch(clock),
     )

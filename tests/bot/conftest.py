@@ -77,7 +77,9 @@ class BotHarness:
             support_channels=(SUPPORT,),
             triage_channel=TRIAGE,
             database_url=f"sqlite+aiosqlite:///{db_path}",
-            **overrides,
+            # Automatic retrains would train real models in the background of every test
+            # that corrects five tickets; tests/bot/test_auto_retrain.py turns them on.
+            **{"auto_retrain": False, **overrides},
         )
         self.classifier: Classifier = KeywordClassifier(taxonomy)
         self.runtime: Runtime | None = None

@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.admin_payloads import (
+    HOME_AUTO_RETRAIN_ACTION,
     HOME_REPORT_ACTION,
     HOME_RETRAIN_ACTION,
     HOME_RETRY_FAILED_ACTION,
@@ -37,6 +38,12 @@ def register(app: AsyncApp, services: Services) -> None:
     async def on_report_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         await home.report(parse_button_user(body))
+
+    @app.action(HOME_AUTO_RETRAIN_ACTION)
+    async def on_auto_retrain_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        value = str((body.get("actions") or [{}])[0].get("value", ""))
+        await home.auto_retrain(parse_button_user(body), on=value == "on")
 
     @app.action(HOME_RETRY_FAILED_ACTION)
     async def on_retry_failed_button(ack: AsyncAck, body: dict[str, Any]) -> None:
