@@ -1,0 +1,523 @@
+"""Benchmark: how fast corrections make the next ticket better (issue #15), no Slack needed.
+
+A stream of real customer queries (BANKING77's training split, CC BY 4.0, mapped onto the five
+default departments with the shared ``department_mapping.json``; read in place, never copied)
+arrives at a bot that starts from (a) the default taxonomy and the shipped starter data. Each
+ticket is routed (the active model, or a near-duplicate of a recent correction); an agent
+corrects every wrong label, through the real correction rows of the data layer; retrains run
+the real job (``admin.retrain``: data assembly with the holdout rule, training, evaluation on
+the holdout, the promotion gate, promotion) in this process, on a SQLite database in a
+temporary folder, whenever the policy says so.
+
+Two policies run on the same stream in the same run:
+
+- ``loop``: what the bot now does: automatic retrains on ``admin.retrain_schedule``'s young
+  schedule (5, 10, 20, then every 20 corrections), the holdout rule of the settings
+  (``TRIAGE_HOLDOUT_CAP``), and near-duplicate routing over recent corrections;
+- ``baseline``: today's habit as the issue measured it: a retrain every 50 corrections, 20 %
+  of corrections held out from the first one, no near-duplicate routing.
+
+Recorded per policy: accuracy on BANKING77's test split after 0, 25, 50, 100, 200, 300, 500
+corrections (after any retrain that correction started), the share of the first 1,000 streamed
+tickets routed right first time, retrains run and promoted, and the process CPU seconds spent
+in retrains. "full" is the learner trained on the starter data plus the whole training split.
+
+``--choose-threshold`` instead runs the loop policy without near-duplicate routing on the
+same stream, and scores similarity thresholds on a validation slice of the training split
+that is never streamed (and never the test split); the figures chose the thresholds in
+``classifier.near_duplicates``.
+
+MiniLM embeddings of every text are cached in ``out/loop/`` (gitignored), so reruns cost only
+training. Not a test: it prints its figures, then one JSON line.
+
+    python bench/loop.py [--learner embedding|tfidf] [--start a|b] [--datasets PATH]
+                         [--choose-threshold] [--policies loop,baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from admin.context import build_admin_context  # noqa: E402
+from admin.models import learner_context  # noqa: E402
+from admin.retrain import RetrainRequest, retrain  # noqa: E402
+from admin.retrain_schedule import EVERY_50, RetrainSchedule  # noqa: E402
+from admin.settings import Settings  # noqa: E402
+from admin.training_data import read_starter  # noqa: E402
+from classifier.examples import Example, Source  # noqa: E402
+from classifier.learners import LearnerContext, get_learner  # noqa: E402
+from classifier.model import TrainedModel  # noqa: E402
+from classifier.near_duplicates import (  # noqa: E402
+    EMBEDDING_THRESHOLD,
+    NGRAM_THRESHOLD,
+    CorrectedTicket,
+    NearDuplicateIndex,
+    embedding_vectors,
+    ngram_vectors,
+)
+from classifier.taxonomy import load_taxonomy  # noqa: E402
+from data import DEFAULT_TAXONOMY, STARTER_TEST, STARTER_TRAIN  # noqa: E402
+from data.db.corrections import record_correction, sync_training_example  # noqa: E402
+from data.db.database import Database  # noqa: E402
+from data.db.tickets import NewTicket, store_ticket  # noqa: E402
+
+CHECKPOINTS = (0, 25, 50, 100, 200, 300, 500)
+RIGHT_FIRST_TIME_OVER = 1_000
+#: The issue's table (today's policy, measured from outside), in %.
+ISSUE_TABLE: dict[str, dict[str, float]] = {
+    "embedding": {"0": 49.1, "50": 77.5, "100": 83.7, "200": 88.2, "300": 92.7, "full": 97.9},
+    "tfidf": {"0": 39.5, "50": 68.7, "100": 75.4, "200": 82.9, "300": 88.5, "full": 97.1},
+}
+#: Goals (embedding learner, start (a)): absolute accuracy, or a share of full-data accuracy.
+GOALS = {"50": ("abs", 0.85), "100": ("abs", 0.90), "200": ("rel", 0.95), "500": ("rel", 0.98)}
+VALIDATION_SHARE = 0.15
+CACHE = ROOT / "out" / "loop"
+THRESHOLD_GRID = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
+
+
+def find_datasets(explicit: str | None) -> Path:
+    """The shared datasets folder (``../shared/datasets`` next to the checkout)."""
+    candidates = [Path(explicit)] if explicit else []
+    candidates += [ROOT.parent / "shared" / "datasets", ROOT.parent.parent / "shared" / "datasets"]
+    for candidate in candidates:
+        if (candidate / "banking77" / "train.jsonl").exists():
+            return candidate
+    raise SystemExit("BANKING77 not found; pass --datasets /path/to/shared/datasets")
+
+
+def read_banking77(folder: Path, split: str) -> list[Example]:
+    """One split of BANKING77 with labels mapped onto departments."""
+    mapping = json.loads((folder / "department_mapping.json").read_text())["label_to_department"]
+    with (folder / f"{split}.jsonl").open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [Example(r["text"], mapping[r["label"]], Source.STARTER) for r in rows]
+
+
+class CachedEncoder:
+    """The real sentence encoder behind a text -> vector cache kept in ``out/loop/``.
+
+    Installed as the process's shared encoder for this benchmark only, so the learner, the
+    model and the near-duplicate index run their real code on cached vectors.
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        from classifier.learners import encoder
+
+        CACHE.mkdir(parents=True, exist_ok=True)
+        vectors_path, texts_path = CACHE / "vectors.npy", CACHE / "texts.json"
+        known: list[str] = []
+        vectors = np.zeros((0, 384), dtype=np.float32)
+        if vectors_path.exists() and texts_path.exists():
+            known = json.loads(texts_path.read_text())
+            vectors = np.load(vectors_path)
+        self._row = {text: i for i, text in enumerate(known)}
+        missing = [t for t in dict.fromkeys(texts) if t not in self._row]
+        self._real = encoder.shared_encoder()
+        if missing:
+            print(f"encoding {len(missing)} texts once (cached in {CACHE})", file=sys.stderr)
+            vectors = np.vstack([vectors, self._real.encode(missing)])
+            for text in missing:
+                self._row[text] = len(self._row)
+            np.save(vectors_path, vectors)
+            texts_path.write_text(json.dumps([*known, *missing]))
+        self._vectors = vectors
+        self.dimension = self._real.dimension
+        self.backend = f"cache over {self._real.backend}"
+        self.misses = 0
+        encoder._shared = self  # type: ignore[assignment]  # this benchmark only
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        rows = [self._row.get(t, -1) for t in texts]
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        hit = [i for i, r in enumerate(rows) if r >= 0]
+        if hit:
+            out[hit] = self._vectors[[rows[i] for i in hit]]
+        miss = [i for i, r in enumerate(rows) if r < 0]
+        if miss:
+            self.misses += len(miss)
+            out[miss] = self._real.encode([texts[i] for i in miss])
+        return out
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the loop is run: when to retrain, what is held out, whether corrections count at once."""
+
+    name: str
+    schedule: RetrainSchedule
+    settings: dict[str, Any]
+    near_duplicates: bool
+
+
+@dataclass
+class LoopRun:
+    """What one policy did on the stream."""
+
+    policy: str
+    curve: dict[str, float] = field(default_factory=dict)
+    model_curve: dict[str, float] = field(default_factory=dict)
+    right_first_time: float = 0.0
+    tickets: int = 0
+    corrections: int = 0
+    retrains: int = 0
+    promoted: int = 0
+    retrain_cpu_seconds: float = 0.0
+    routed_by_correction: int = 0
+    routed_by_correction_right: int = 0
+    refusals: list[str] = field(default_factory=list)
+    #: For --choose-threshold: per checkpoint, the validation tickets' model label and nearest
+    #: correction (label, similarity); per streamed ticket, the same before it was corrected.
+    validation: dict[str, list[tuple[str, str | None, float]]] = field(default_factory=dict)
+    stream_trace: list[tuple[str, str, str | None, float]] = field(default_factory=list)
+
+
+def vectoriser_for(learner: str) -> tuple[Any, float]:
+    """The near-duplicate features and threshold the bot uses with ``learner``."""
+    if learner == "embedding":
+        return embedding_vectors, EMBEDDING_THRESHOLD
+    return ngram_vectors, NGRAM_THRESHOLD
+
+
+async def run_loop(
+    policy: Policy,
+    learner: str,
+    stream: Sequence[Example],
+    test: Sequence[Example],
+    validation: Sequence[Example] = (),
+    *,
+    seed: int = 0,
+    until: int = CHECKPOINTS[-1],
+) -> LoopRun:
+    """Stream tickets through the real correction, retrain and promotion code under ``policy``."""
+    run = LoopRun(policy.name)
+    taxonomy = load_taxonomy(DEFAULT_TAXONOMY)
+    vectorise, threshold = vectoriser_for(learner)
+    index = NearDuplicateIndex(vectorise, threshold=threshold)
+    with tempfile.TemporaryDirectory(prefix="triage-loop-") as tmp:
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'loop.db'}",
+            learner=learner,
+            seed=seed,
+            log_level="WARNING",
+            **policy.settings,
+        )
+        db = Database(settings.database_url)
+        await db.start()
+        active: list[TrainedModel] = []
+
+        def activated(_registry_id: int, model: TrainedModel) -> None:
+            active[:] = [model]
+
+        ctx = replace(
+            build_admin_context(
+                settings,
+                db,
+                taxonomy,
+                learner_context(settings, taxonomy),
+                on_model_activated=activated,
+                baseline=lambda: None,
+            ),
+            train_out_of_process=None,
+            poll_seconds=5.0,
+        )
+
+        async def retrain_now() -> None:
+            started = time.process_time()
+            outcome = await retrain(ctx, RetrainRequest(learner=learner, requested_by="auto"))
+            run.retrain_cpu_seconds += time.process_time() - started
+            run.retrains += 1
+            if outcome.status == "promoted":
+                run.promoted += 1
+            elif outcome.status != "promoted" and run.corrections:
+                run.refusals.append(f"{run.corrections}: {outcome.status} {outcome.message}")
+
+        async def checkpoint(count: int) -> None:
+            model = active[0]
+            predicted = [p.label for p in await model.predict([e.text for e in test])]
+            truth = [e.label for e in test]
+            run.model_curve[str(count)] = _accuracy(predicted, truth)
+            if policy.near_duplicates:
+                matches = index.nearest([e.text for e in test])
+                predicted = [m.label if m else p for m, p in zip(matches, predicted, strict=True)]
+            run.curve[str(count)] = _accuracy(predicted, truth)
+            if validation:
+                texts = [e.text for e in validation]
+                labels = [p.label for p in await model.predict(texts)]
+                found = index.similarities(texts)
+                run.validation[str(count)] = [
+                    (label, f[0].label if f else None, f[1] if f else 0.0)
+                    for label, f in zip(labels, found, strict=True)
+                ]
+
+        await retrain_now()  # the first model: starter data only, through the real job
+        run.retrains, run.retrain_cpu_seconds = 0, 0.0
+        await checkpoint(0)
+        seen = 0
+        right_first = 0
+        for number, example in enumerate(stream):
+            if run.corrections >= until and number >= RIGHT_FIRST_TIME_OVER:
+                break
+            run.tickets += 1
+            model_label = (await active[0].predict([example.text]))[0].label
+            routed = model_label
+            found = index.similarities([example.text])[0]
+            run.stream_trace.append(
+                (
+                    example.label,
+                    model_label,
+                    found[0].label if found else None,
+                    found[1] if found else 0.0,
+                )
+            )
+            if policy.near_duplicates and found and found[1] >= index.threshold - 1e-6:
+                routed = found[0].label
+                run.routed_by_correction += 1
+                run.routed_by_correction_right += routed == example.label
+            if number < RIGHT_FIRST_TIME_OVER:
+                right_first += routed == example.label
+            if routed == example.label:
+                continue
+            async with db.transaction() as conn:
+                ticket, _ = await store_ticket(
+                    conn, NewTicket("T0LOOP", "C0SUPPORT", f"{number}.000100", "U0ASKER", "")
+                )
+                await record_correction(
+                    conn,
+                    ticket.id,
+                    user="U0AGENT",
+                    from_label=routed,
+                    to_label=example.label,
+                    via="reaction",
+                )
+                await sync_training_example(conn, ticket.id, example.text)
+            index.add([CorrectedTicket(ticket.id, example.text, example.label, "U0AGENT")])
+            run.corrections += 1
+            if policy.schedule.due(run.corrections, seen=seen):
+                seen = run.corrections
+                await retrain_now()
+            if run.corrections in CHECKPOINTS:
+                await checkpoint(run.corrections)
+        run.right_first_time = right_first / min(RIGHT_FIRST_TIME_OVER, max(1, run.tickets))
+        await db.close()
+    return run
+
+
+def _accuracy(predicted: Sequence[str], truth: Sequence[str]) -> float:
+    return sum(p == t for p, t in zip(predicted, truth, strict=True)) / max(1, len(truth))
+
+
+async def full_accuracy(
+    learner: str, train: Sequence[Example], test: Sequence[Example], seed: int
+) -> float:
+    """The learner on the starter data plus the whole training split (cached per learner)."""
+    path = CACHE / f"full-{learner}-{seed}.json"
+    if path.exists():
+        return float(json.loads(path.read_text())["accuracy"])
+    taxonomy = load_taxonomy(DEFAULT_TAXONOMY)
+    model = await get_learner(learner, LearnerContext(taxonomy=taxonomy)).train(
+        [*read_starter((STARTER_TRAIN,)), *train], taxonomy.labels, seed=seed
+    )
+    predicted = [p.label for p in await model.predict([e.text for e in test])]
+    accuracy = _accuracy(predicted, [e.label for e in test])
+    path.write_text(json.dumps({"accuracy": accuracy}))
+    return accuracy
+
+
+def policies(
+    names: Sequence[str], *, near_duplicates: bool = True, overrides: Sequence[str] = ()
+) -> list[Policy]:
+    """The loop policy (the bot's defaults, or ``overrides``) and today's baseline."""
+    settings = dict(item.split("=", 1) for item in overrides)
+    known = {
+        "loop": Policy("loop", RetrainSchedule(), settings, near_duplicates),
+        "baseline": Policy("baseline", EVERY_50, {"holdout_cap": None}, False),
+    }
+    return [known[name] for name in names]
+
+
+def choose_threshold(run: LoopRun) -> dict[str, Any]:
+    """Score each similarity threshold on the validation slice and the stream (no test data)."""
+    rows: dict[str, Any] = {}
+    for threshold in (*THRESHOLD_GRID, 2.0):
+        per_checkpoint = {}
+        for count, entries in run.validation.items():
+            right = 0
+            for (model_label, nn_label, similarity), truth in zip(
+                entries, run.validation_truth, strict=True
+            ):
+                chosen = nn_label if nn_label and similarity >= threshold else model_label
+                right += chosen == truth
+            per_checkpoint[count] = right / len(entries)
+        stream = run.stream_trace[:RIGHT_FIRST_TIME_OVER]
+        rft = sum(
+            (nn if nn and sim >= threshold else model) == truth for truth, model, nn, sim in stream
+        ) / max(1, len(stream))
+        rows["off" if threshold > 1 else f"{threshold:.2f}"] = {
+            "validation": per_checkpoint,
+            "right_first_time": rft,
+        }
+    return rows
+
+
+def print_threshold_table(rows: dict[str, Any]) -> None:
+    counts = list(next(iter(rows.values()))["validation"])
+    print("\nNear-duplicate threshold on the validation slice (accuracy after N corrections)")
+    print("| threshold | " + " | ".join(counts) + " | right first time (stream) |")
+    print("|---|" + "---|" * (len(counts) + 1))
+    for name, row in rows.items():
+        cells = " | ".join(f"{row['validation'][c]:.1%}" for c in counts)
+        print(f"| {name} | {cells} | {row['right_first_time']:.1%} |")
+
+
+def print_table(learner: str, runs: Sequence[LoopRun], full: float) -> None:
+    issue = ISSUE_TABLE.get(learner, {})
+    head = [str(c) for c in CHECKPOINTS]
+    print(f"\nAccuracy on BANKING77's test split after N corrections ({learner} learner, start a)")
+    print("| corrections | " + " | ".join(head) + " | full training data |")
+    print("|---|" + "---|" * (len(head) + 1))
+    cells = " | ".join(f"{issue[c]:.1f} %" if c in issue else "-" for c in head)
+    print(f"| issue's table (today's policy) | {cells} | {issue.get('full', 0):.1f} % |")
+    for run in runs:
+        for name, curve in (
+            (run.policy, run.curve),
+            (f"{run.policy}, model alone", run.model_curve),
+        ):
+            if name.endswith("model alone") and run.curve == run.model_curve:
+                continue
+            cells = " | ".join(f"{curve[c]:.1%}" if c in curve else "-" for c in head)
+            print(f"| {name} (this run) | {cells} | {full:.1%} |")
+    print()
+    for run in runs:
+        nn = (
+            f"; {run.routed_by_correction} routed by a near-duplicate correction "
+            f"({run.routed_by_correction_right} right)"
+            if run.routed_by_correction
+            else ""
+        )
+        print(
+            f"{run.policy}: right first time {run.right_first_time:.1%} of the first "
+            f"{min(RIGHT_FIRST_TIME_OVER, run.tickets)} tickets; {run.tickets} tickets, "
+            f"{run.corrections} corrections, {run.retrains} retrains ({run.promoted} promoted), "
+            f"{run.retrain_cpu_seconds:.1f} CPU s retraining{nn}"
+        )
+        for refusal in run.refusals[:10]:
+            print(f"  not promoted after {refusal}")
+
+
+def print_goals(run: LoopRun, baseline: LoopRun | None, full: float) -> None:
+    print("\nGoals (loop policy):")
+    for count, (kind, goal) in GOALS.items():
+        got = run.curve.get(count)
+        if got is None:
+            print(f"  after {count}: not reached in this stream")
+            continue
+        target = goal if kind == "abs" else goal * full
+        what = f"{goal:.0%}" if kind == "abs" else f"{goal:.0%} of full = {target:.1%}"
+        print(f"  after {count}: {got:.1%} (goal {what}) {'MET' if got >= target else 'NOT MET'}")
+    if baseline is not None:
+        gain = run.right_first_time - baseline.right_first_time
+        verdict = "MET" if gain >= 0.10 - 1e-9 else "NOT MET"
+        print(
+            f"  right first time: +{gain * 100:.1f} points over the baseline (goal +10) {verdict}"
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", help="the shared datasets folder")
+    parser.add_argument("--learner", default="embedding", choices=("embedding", "tfidf"))
+    parser.add_argument("--start", default="a", choices=("a", "b"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policies", default="loop,baseline")
+    parser.add_argument("--choose-threshold", action="store_true")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="a setting of the loop policy (e.g. holdout_cap=100), to compare variants",
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.start == "b":
+        raise SystemExit(
+            "start (b), a taxonomy written for a bank's support desk, needs the day-one work "
+            "(issue #12: taxonomy examples as training data), which has not landed yet."
+        )
+
+    folder = find_datasets(args.datasets) / "banking77"
+    train = read_banking77(folder, "train")
+    test = read_banking77(folder, "test")
+    order = list(range(len(train)))
+    random.Random(args.seed).shuffle(order)
+    cut = int(len(order) * VALIDATION_SHARE)
+    validation = [train[i] for i in order[:cut]]
+    stream = [train[i] for i in order[cut:]]
+    if args.learner == "embedding":
+        starter = [*read_starter((STARTER_TRAIN,)), *read_starter((STARTER_TEST,))]
+        CachedEncoder([e.text for e in (*train, *test, *starter)])
+
+    if args.choose_threshold:
+        policy = policies(["loop"], near_duplicates=False, overrides=args.set)[0]
+        run = await run_loop(policy, args.learner, stream, validation[:1000], validation[:1000])
+        run.validation_truth = [e.label for e in validation[:1000]]  # type: ignore[attr-defined]
+        rows = choose_threshold(run)
+        print_threshold_table(rows)
+        print(json.dumps({"learner": args.learner, "thresholds": rows}))
+        return
+
+    full = await full_accuracy(args.learner, train, test, args.seed)
+    runs = [
+        await run_loop(policy, args.learner, stream, test, seed=args.seed)
+        for policy in policies(args.policies.split(","), overrides=args.set)
+    ]
+    print_table(args.learner, runs, full)
+    by_name = {run.policy: run for run in runs}
+    loop = by_name.get("loop", runs[0])
+    baseline = by_name.get("baseline")
+    print_goals(loop, baseline, full)
+    print(
+        json.dumps(
+            {
+                "learner": args.learner,
+                "start": args.start,
+                "curve": {k: round(v, 4) for k, v in loop.curve.items()},
+                "model_curve": {k: round(v, 4) for k, v in loop.model_curve.items()},
+                "full": round(full, 4),
+                "right_first_time": round(loop.right_first_time, 4),
+                "baseline_right_first_time": round(baseline.right_first_time, 4)
+                if baseline
+                else None,
+                "baseline_curve": {k: round(v, 4) for k, v in baseline.curve.items()}
+                if baseline
+                else None,
+                "retrains": loop.retrains,
+                "retrain_cpu_seconds": round(loop.retrain_cpu_seconds, 1),
+                "baseline_retrains": baseline.retrains if baseline else None,
+                "baseline_retrain_cpu_seconds": round(baseline.retrain_cpu_seconds, 1)
+                if baseline
+                else None,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
