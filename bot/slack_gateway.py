@@ -520,7 +520,8 @@ class SlackGateway:
         )
 
     async def publish_home(self, user: str, view: dict[str, Any]) -> None:
-        """Publish ``user``'s App Home tab (views.publish)."""
+        """Publish ``user``'s App Home tab (views.publish; no group mention gets through)."""
+        view = blocks_without_broadcasts(view)
         await self._call(
             "views.publish", lambda: self.client.views_publish(user_id=user, view=view)
         )

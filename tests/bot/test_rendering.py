@@ -342,3 +342,28 @@ def test_app_home_and_retrain_messages_neutralise_text_from_jobs() -> None:
     assert "<https://evil.example|" not in blob
     finished = retrain_finished("failed", "<!here> <@U0BOSS> broke it")
     assert not MENTION.search(finished)
+
+
+async def test_an_edited_card_slack_refuses_is_updated_shorter(bot: BotHarness) -> None:
+    ts = await bot.ticket("the invoice is wrong")
+    (card,) = bot.fake.live_messages(BILLING)
+    bot.fake.fail("chat.update", error="invalid_blocks")
+    new = "the invoice total is wrong: " + "&lt;td&gt;49.00 &amp;euro;&lt;/td&gt; " * 150
+    edit = {
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": True,
+        "channel": SUPPORT,
+        "ts": f"{ts}9",
+        "message": {"type": "message", "user": "U0ALICE", "text": new, "ts": ts},
+        "previous_message": {"type": "message", "user": "U0ALICE", "text": "x", "ts": ts},
+    }
+    await bot.send.event(edit)
+    await bot.drain()
+    async with bot.svc.db.transaction() as conn:
+        assert await tickets_repo.count_by_status(conn) == {"routed": 1}
+    (updated,) = bot.fake.live_messages(BILLING)
+    assert updated["ts"] == card["ts"]
+    shown = updated["blocks"][1]["text"]["text"]
+    assert "shortened" in shown
+    assert "invoice total" in shown
