@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from bot.errors import SlackCallError
+from bot.mrkdwn import fit_blocks, message_text, render
 from bot.slack_gateway import SlackGateway
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def failure_notice(failure: TicketFailure) -> tuple[str, list[dict[str, Any]]]:
     """The notice's text (for notifications) and blocks."""
     text = (
         f":warning: Ticket #{failure.ticket_id} from <#{failure.channel}> was not routed: "
-        f"{failure.reason}"
+        f"{render(failure.reason)}"  # an error's text: rendered like any text from outside
     )
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
@@ -75,7 +76,7 @@ def failure_notice(failure: TicketFailure) -> tuple[str, list[dict[str, Any]]]:
             ],
         },
     ]
-    return text, blocks
+    return message_text(text), fit_blocks(blocks)
 
 
 def retried_notice(ticket_id: int, user: str) -> tuple[str, list[dict[str, Any]]]:

@@ -12,6 +12,7 @@ import pytest
 
 from admin.home import HomeSummary
 from bot.admin_views import home_view, retrain_finished
+from bot.failure_notice import TicketFailure, failure_notice
 from bot.mrkdwn import SECTION_TEXT, fit, render, slack_length
 from bot.views import CardContent, ticket_card
 from classifier.taxonomy import Taxonomy
@@ -367,3 +368,14 @@ async def test_an_edited_card_slack_refuses_is_updated_shorter(bot: BotHarness) 
     shown = updated["blocks"][1]["text"]["text"]
     assert "shortened" in shown
     assert "invoice total" in shown
+
+
+def test_a_failure_notice_renders_its_reason_like_any_outside_text() -> None:
+    failure = TicketFailure(7, SUPPORT, "<!channel> said <https://evil.example|fix> " + "x" * 5000)
+    text, blocks = failure_notice(failure)
+    assert block_errors(blocks, 50) == []
+    assert len(text) <= 4_000
+    for shown in [text, *(t for b in blocks for t in _all_texts({"blocks": [b]}))]:
+        assert not MENTION.search(shown)
+        assert not LABELLED_LINK.search(shown)
+    assert f"<#{SUPPORT}>" in text  # the bot's own channel reference stays a link
