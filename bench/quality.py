@@ -1,12 +1,24 @@
-"""Quality benchmark of the local learners on public datasets (not a test).
+"""Quality benchmark: the default learner against two plain reference recipes (not a test).
 
-    python bench/quality.py [--datasets ../shared/datasets] [--out bench/results/quality.json]
+    python bench/quality.py [--datasets ../shared/datasets] [--dataset NAME ...] [--draws 5]
+                            [--no-timing] [--out bench/results/quality.json]
 
-For each dataset and learner, a fresh subprocess trains on the dataset's training split,
-evaluates on its official test split, times 300 single-ticket predictions (after 10 warm-up
-calls) and reports its peak resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
-so imports, the encoder, data and model all count). Prints a Markdown table and writes JSON.
-The datasets are read in place, never copied (see ../shared/datasets/README.md).
+Every dataset folder under ``--datasets`` (``train.jsonl`` + ``test.jsonl``; see its README)
+is read in place. On each, in one process and on the same data:
+
+- ``default``: the ``embedding`` learner as shipped, configuration chosen by its own validation
+  on the training data (``classifier.learners.selection``);
+- ``ref-tfidf``: TF-IDF word 1-2-grams + character 2-5-grams, logistic regression (scikit-learn
+  defaults, ``max_iter=1000`` so it converges);
+- ``ref-minilm``: the same MiniLM sentence embeddings, unit length, logistic regression.
+
+Each runs on the full training split and on 10 examples per label drawn with seeds 0..4 (mean
+and spread over the draws), scored on the official test split: accuracy, macro-F1 and expected
+calibration error (ECE, 15 bins). The MiniLM vectors are cached by text under ``out/`` (reruns
+skip the encoder), so these runs time nothing. Timing runs separately: for each dataset a fresh
+subprocess trains the default learner with the real encoder on the full training split (wall
+and CPU seconds), times 300 single-ticket predictions after 10 warm-up calls and reports its
+peak resident memory. The last line printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -16,23 +28,34 @@ import asyncio
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from classifier.evaluation import score_predictions  # noqa: E402
 from classifier.examples import Example, read_examples, sample_per_label  # noqa: E402
-from classifier.learners import get_learner  # noqa: E402
+from classifier.learners.embedding import EmbeddingLearner, shared_encoder  # noqa: E402
+from classifier.learners.selection import expected_calibration_error  # noqa: E402
 
-LEARNERS = ("tfidf", "embedding")
-DATASETS = ("banking77", "banking77-10shot", "banking77-departments", "bitext")
+SHOTS = 10
+DRAWS = 5
 LATENCY_CALLS = 300
 WARM_UP_CALLS = 10
+RECIPES = ("default", "ref-tfidf", "ref-minilm")
+CACHE = REPO / "out" / "quality-embeddings"
+
+Probabilities = npt.NDArray[np.float64]
 
 
 def default_datasets() -> Path:
@@ -43,20 +66,174 @@ def default_datasets() -> Path:
     return REPO.parent / "shared" / "datasets"
 
 
+def dataset_names(root: Path) -> list[str]:
+    """Every folder of ``root`` with a train and a test split."""
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if (p / "train.jsonl").is_file() and (p / "test.jsonl").is_file()
+    )
+
+
 def load_dataset(root: Path, name: str) -> tuple[list[Example], list[Example]]:
-    """(train, test) examples of one benchmark dataset."""
-    folder = root / ("bitext_customer_support" if name == "bitext" else "banking77")
-    train = read_examples(folder / "train.jsonl")
-    test = read_examples(folder / "test.jsonl")
-    if name == "banking77-10shot":
-        train = sample_per_label(train, 10, seed=0)
-    if name == "banking77-departments":
-        mapping = json.loads((folder / "department_mapping.json").read_text())[
-            "label_to_department"
-        ]
-        train = [Example(e.text, mapping[e.label], e.source) for e in train]
-        test = [Example(e.text, mapping[e.label], e.source) for e in test]
-    return train, test
+    return read_examples(root / name / "train.jsonl"), read_examples(root / name / "test.jsonl")
+
+
+class CachedEncoder:
+    """The shared MiniLM encoder with its vectors remembered by text (and kept in ``out/``)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self._dirty = False
+        if path.with_suffix(".npy").exists():
+            texts = json.loads(path.with_suffix(".json").read_text())
+            vectors = np.load(path.with_suffix(".npy"))
+            self._vectors = dict(zip(texts, vectors, strict=True))
+        self.dimension = 384
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            encoder = shared_encoder()
+            self.dimension = encoder.dimension
+            for text, row in zip(missing, encoder.encode(missing), strict=True):
+                self._vectors[text] = row
+            self._dirty = True
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self._vectors[text]
+        return out
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        texts = list(self._vectors)
+        self._path.with_suffix(".json").write_text(json.dumps(texts))
+        np.save(self._path.with_suffix(".npy"), np.stack([self._vectors[t] for t in texts]))
+        self._dirty = False
+
+
+def reference_tfidf(
+    train: Sequence[Example], test: Sequence[str]
+) -> tuple[Probabilities, list[str]]:
+    """TF-IDF word 1-2 + char 2-5 grams, logistic regression with scikit-learn defaults."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts = [e.text for e in train]
+    word = TfidfVectorizer(ngram_range=(1, 2)).fit(texts)
+    char = TfidfVectorizer(analyzer="char", ngram_range=(2, 5)).fit(texts)
+    model = LogisticRegression(max_iter=1000).fit(
+        hstack([word.transform(texts), char.transform(texts)], format="csr"),
+        [e.label for e in train],
+    )
+    features = hstack([word.transform(test), char.transform(test)], format="csr")
+    return model.predict_proba(features), list(model.classes_)
+
+
+def reference_minilm(
+    encoder: CachedEncoder, train: Sequence[Example], test: Sequence[str]
+) -> tuple[Probabilities, list[str]]:
+    """Unit-length MiniLM embeddings, logistic regression with scikit-learn defaults."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=1000).fit(
+        encoder.encode([e.text for e in train]), [e.label for e in train]
+    )
+    return model.predict_proba(encoder.encode(list(test))), list(model.classes_)
+
+
+def default_learner(
+    encoder: CachedEncoder, train: Sequence[Example], test: Sequence[str]
+) -> tuple[Probabilities, list[str], dict[str, Any]]:
+    labels = sorted({e.label for e in train})
+    model = asyncio.run(EmbeddingLearner(text_encoder=encoder).train(train, labels, seed=0))
+    return model.probabilities(test), list(model.labels), model.selection or {}
+
+
+def scores(
+    gold: Sequence[str], probabilities: Probabilities, labels: Sequence[str]
+) -> dict[str, float]:
+    best = probabilities.argmax(axis=1)
+    predicted = [labels[i] for i in best]
+    report = score_predictions(gold, predicted, sorted(set(labels) | set(gold)))
+    confidence = probabilities.max(axis=1)
+    correct = [p == g for p, g in zip(predicted, gold, strict=True)]
+    return {
+        "accuracy": report.accuracy,
+        "macro_f1": report.macro_f1,
+        "ece": expected_calibration_error(confidence.tolist(), correct),
+    }
+
+
+def run_recipes(
+    encoder: CachedEncoder, train: Sequence[Example], test: Sequence[Example]
+) -> dict[str, dict[str, Any]]:
+    """Every recipe on one training set, scored on ``test``."""
+    texts = [e.text for e in test]
+    gold = [e.label for e in test]
+    out: dict[str, dict[str, Any]] = {}
+    runs: dict[str, Callable[[], tuple[Any, ...]]] = {
+        "default": lambda: default_learner(encoder, train, texts),
+        "ref-tfidf": lambda: reference_tfidf(train, texts),
+        "ref-minilm": lambda: reference_minilm(encoder, train, texts),
+    }
+    for name, fit in runs.items():
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = fit()
+        row: dict[str, Any] = scores(gold, result[0], result[1])
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        if name == "default":
+            row["chosen"] = result[2].get("chosen", {}).get("name")
+            row["selection"] = result[2]
+        out[name] = row
+    encoder.save()
+    return out
+
+
+def summarise(draws: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Mean and spread (population standard deviation) of each recipe's figures over draws."""
+    out: dict[str, dict[str, Any]] = {}
+    for recipe in RECIPES:
+        rows = [d[recipe] for d in draws]
+        summary: dict[str, Any] = {}
+        for key in ("accuracy", "macro_f1", "ece"):
+            values = [r[key] for r in rows]
+            summary[key] = statistics.fmean(values)
+            summary[f"{key}_sd"] = statistics.pstdev(values)
+            summary[f"{key}_draws"] = values
+        if recipe == "default":
+            summary["chosen"] = [r["chosen"] for r in rows]
+        out[recipe] = summary
+    return out
+
+
+def measure_quality(root: Path, name: str, draws: int) -> dict[str, Any]:
+    encoder = CachedEncoder(CACHE / name)
+    train, test = load_dataset(root, name)
+    full = run_recipes(encoder, train, test)
+    print(f"{name} full: " + _line(full), file=sys.stderr, flush=True)
+    shots = []
+    for seed in range(draws):
+        shots.append(run_recipes(encoder, sample_per_label(train, SHOTS, seed=seed), test))
+        print(f"{name} {SHOTS}-shot seed {seed}: " + _line(shots[-1]), file=sys.stderr, flush=True)
+    return {
+        "dataset": name,
+        "n_train": len(train),
+        "n_test": len(test),
+        "n_labels": len({e.label for e in train}),
+        "full": full,
+        f"{SHOTS}_shot": summarise(shots),
+    }
+
+
+def _line(rows: dict[str, dict[str, Any]]) -> str:
+    return ", ".join(f"{k} {v['accuracy']:.2%} (ECE {v['ece']:.3f})" for k, v in rows.items())
 
 
 def _cpu_seconds() -> float:
@@ -64,95 +241,132 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(root: Path, dataset: str, learner_name: str) -> dict[str, Any]:
-    """Train, evaluate and time one learner on one dataset (run in its own process)."""
-    train, test = load_dataset(root, dataset)
+def measure_timing(root: Path, name: str) -> dict[str, Any]:
+    """Train the default learner with the real encoder; time it and single-ticket predictions."""
+    train, test = load_dataset(root, name)
     labels = sorted({e.label for e in train})
-    learner = get_learner(learner_name)
     cpu_before = _cpu_seconds()
     start = time.perf_counter()
-    model = asyncio.run(learner.train(train, labels, seed=0))
+    model = asyncio.run(EmbeddingLearner().train(train, labels, seed=0))
     train_seconds = time.perf_counter() - start
-    # CPU time is an upper bound on the wall time of an idle machine: it stays honest when other
-    # work shares the cores (wall time then also counts waiting for a core).
     train_cpu_seconds = _cpu_seconds() - cpu_before
-    predictions = model.predict_sync([e.text for e in test])  # type: ignore[attr-defined]
-    report = score_predictions(
-        [e.label for e in test], [p.label for p in predictions], model.labels
-    )
     latencies: list[float] = []
     for i in range(WARM_UP_CALLS + LATENCY_CALLS):
         text = test[i % len(test)].text
         begin = time.perf_counter()
-        model.predict_sync([text])  # type: ignore[attr-defined]
+        model.predict_sync([text])
         if i >= WARM_UP_CALLS:
             latencies.append((time.perf_counter() - begin) * 1000)
     latencies.sort()
-    confidence = sum(p.confidence for p in predictions) / len(predictions)
     return {
-        "dataset": dataset,
-        "learner": learner_name,
-        "model_id": model.model_id,
+        "dataset": name,
         "n_train": len(train),
-        "n_test": len(test),
-        "n_labels": len(model.labels),
-        "accuracy": report.accuracy,
-        "accuracy_ci": list(report.accuracy_ci),
-        "macro_f1": report.macro_f1,
-        "mean_confidence": confidence,
-        "train_seconds": train_seconds,
-        "train_cpu_seconds": train_cpu_seconds,
-        "latency_ms_p50": latencies[len(latencies) // 2],
-        "latency_ms_p99": latencies[int(len(latencies) * 0.99) - 1],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "chosen": model.configuration.name,
+        "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(train_cpu_seconds, 1),
+        "latency_ms_p50": round(latencies[len(latencies) // 2], 2),
+        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    """The results as a Markdown table."""
+def _cell(row: dict[str, Any], key: str = "accuracy") -> str:
+    if f"{key}_sd" in row:
+        return f"{row[key]:.2%} ± {row[f'{key}_sd']:.2%}"
+    return f"{row[key]:.2%}"
+
+
+def markdown(results: list[dict[str, Any]], timings: list[dict[str, Any]]) -> str:
+    """Accuracy (ECE) of each recipe per dataset and setting, then the timing table."""
     lines = [
-        "| dataset | learner | n_train | accuracy (95% CI) | macro-F1 | mean conf. | train s "
-        "| train CPU s | p50 ms | p99 ms | peak RSS MB |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| dataset | setting | default | ref-tfidf | ref-minilm | default ECE | default chose |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
-    for r in rows:
-        low, high = r["accuracy_ci"]
-        cpu = f"{r['train_cpu_seconds']:.1f}" if "train_cpu_seconds" in r else "-"
-        lines.append(
-            f"| {r['dataset']} | {r['learner']} | {r['n_train']} | {r['accuracy']:.2%} "
-            f"({low:.1%}-{high:.1%}) | {r['macro_f1']:.4f} | {r['mean_confidence']:.3f} "
-            f"| {r['train_seconds']:.1f} | {cpu} "
-            f"| {r['latency_ms_p50']:.2f} | {r['latency_ms_p99']:.2f} "
-            f"| {r['peak_rss_mb']:.0f} |"
-        )
+    for r in results:
+        for setting in ("full", f"{SHOTS}_shot"):
+            rows = r[setting]
+            chosen = rows["default"]["chosen"]
+            if isinstance(chosen, list):
+                chosen = "; ".join(f"{c} ×{chosen.count(c)}" for c in dict.fromkeys(chosen))
+            label = "full" if setting == "full" else f"{SHOTS}-shot, {DRAWS} draws"
+            ece = rows["default"]["ece"]
+            lines.append(
+                f"| {r['dataset']} | {label} | {_cell(rows['default'])} "
+                f"| {_cell(rows['ref-tfidf'])} | {_cell(rows['ref-minilm'])} | {ece:.3f} "
+                f"| {chosen} |"
+            )
+    if timings:
+        lines += [
+            "",
+            "| dataset | n_train | chose | train s | train CPU s | p50 ms | p99 ms | peak RSS MB |",
+            "|---|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for t in timings:
+            lines.append(
+                f"| {t['dataset']} | {t['n_train']} | {t['chosen']} | {t['train_seconds']} "
+                f"| {t['train_cpu_seconds']} | {t['latency_ms_p50']} | {t['latency_ms_p99']} "
+                f"| {t['peak_rss_mb']} |"
+            )
     return "\n".join(lines)
+
+
+def goals(results: list[dict[str, Any]], timings: list[dict[str, Any]]) -> dict[str, bool]:
+    """The issue's goals, each true or false."""
+    out: dict[str, bool] = {}
+    for r in results:
+        for setting in ("full", f"{SHOTS}_shot"):
+            rows = r[setting]
+            better = max(rows["ref-tfidf"]["accuracy"], rows["ref-minilm"]["accuracy"])
+            out[f"{r['dataset']} {setting}: default >= better reference"] = (
+                rows["default"]["accuracy"] >= better
+            )
+            out[f"{r['dataset']} {setting}: ECE <= 0.05"] = rows["default"]["ece"] <= 0.05
+        if r["dataset"] == "banking77":
+            out["banking77 full >= 94.5 %"] = r["full"]["default"]["accuracy"] >= 0.945
+            out["banking77 10-shot mean >= 87 %"] = (
+                r[f"{SHOTS}_shot"]["default"]["accuracy"] >= 0.87
+            )
+    for t in timings:
+        if t["n_train"] >= 10_000:
+            out[f"{t['dataset']} train <= 120 s"] = t["train_seconds"] <= 120
+        out[f"{t['dataset']} p99 <= 20 ms"] = t["latency_ms_p99"] <= 20
+        out[f"{t['dataset']} peak RSS <= 1.5 GB"] = t["peak_rss_mb"] <= 1536
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=default_datasets())
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "quality.json")
-    parser.add_argument("--only", nargs=2, metavar=("DATASET", "LEARNER"), help=argparse.SUPPRESS)
-    parser.add_argument("--dataset", action="append", choices=DATASETS)
-    parser.add_argument("--learner", action="append", choices=LEARNERS)
+    parser.add_argument("--dataset", action="append", help="only these datasets (folder names)")
+    parser.add_argument("--draws", type=int, default=DRAWS)
+    parser.add_argument("--no-timing", action="store_true", help="skip the timing subprocesses")
+    parser.add_argument("--timing-only", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.only:
-        print(json.dumps(measure(args.datasets, *args.only)))
+    if args.timing_only:
+        print(json.dumps(measure_timing(args.datasets, args.timing_only)))
         return
-    rows: list[dict[str, Any]] = []
-    for dataset in args.dataset or DATASETS:
-        for learner in args.learner or LEARNERS:
+    names = args.dataset or dataset_names(args.datasets)
+    timings: list[dict[str, Any]] = []
+    if not args.no_timing:
+        for name in names:
             command = [sys.executable, __file__, "--datasets", str(args.datasets)]
-            command += ["--only", dataset, learner]
-            done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)  # noqa: S603
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"{dataset} / {learner}: {rows[-1]['accuracy']:.2%}", file=sys.stderr)
-    table = markdown(rows)
+            done = subprocess.run(  # noqa: S603
+                [*command, "--timing-only", name], stdout=subprocess.PIPE, text=True, check=True
+            )
+            timings.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"{name} timing: {timings[-1]}", file=sys.stderr, flush=True)
+    results = [measure_quality(args.datasets, name, args.draws) for name in names]
+    table = markdown(results, timings)
+    met = goals(results, timings)
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print("\n".join(f"- {'met' if ok else 'NOT met'}: {goal}" for goal, ok in met.items()))
     machine = {"python": platform.python_version(), "machine": platform.machine()}
-    args.out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
+    payload = {"machine": machine, "results": results, "timings": timings, "goals": met}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(table + "\n")
+    print(json.dumps(payload))
 
 
 if __name__ == "__main__":

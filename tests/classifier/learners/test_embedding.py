@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from classifier.artifacts import load_model, pack, unpack
@@ -10,6 +12,7 @@ from classifier.errors import ModelFormatError
 from classifier.examples import Example
 from classifier.learners.embedding import EmbeddingLearner, EmbeddingModel
 from classifier.learners.encoder import SentenceEncoder, encoder_available, shared_encoder
+from classifier.learners.selection import CHUNK_WORDS, DEFAULT, Candidate
 from tests.classifier.learners.conftest import LABELS
 
 pytestmark = [
@@ -44,10 +47,89 @@ def test_probabilities_equal_the_head_on_stacked_features(model: EmbeddingModel)
     from classifier.learners.embedding import stacked_features
 
     embeddings = shared_encoder().encode(PROBES)
-    stacked = stacked_features(model._features, PROBES, embeddings)
+    # The unused part of the chosen configuration has zero weights in the head.
+    weight = model.configuration.embedding_weight
+    stacked = stacked_features(model._features, PROBES, embeddings, weight)
     np.testing.assert_allclose(
         model.probabilities(PROBES), model._head.probabilities(stacked), atol=1e-6
     )
+
+
+def test_selection_is_recorded_and_travels_with_the_model(model: EmbeddingModel) -> None:
+    selection = model.selection
+    assert selection is not None
+    assert selection["chosen"]["name"] == model.configuration.name
+    names = [c["name"] for c in selection["candidates"]]
+    assert model.configuration.name in names
+    assert "tfidf svm C=0.5" in names  # TF-IDF alone and the embedding alone were tried
+    assert "emb[first] svm C=0.5" in names
+    assert all(0 <= c["accuracy"] <= 1 for c in selection["candidates"])
+    assert selection["scheme"] == "stratified 5-fold"  # 8 tickets a label
+    loaded = load_model(model.to_bytes())
+    assert isinstance(loaded, EmbeddingModel)
+    assert loaded.selection == selection
+    assert loaded.configuration == model.configuration
+
+
+def test_a_model_from_before_selection_loads_as_the_stacked_svm(model: EmbeddingModel) -> None:
+    artefact = unpack(model.to_bytes())
+    meta = {k: v for k, v in artefact.meta.items() if k not in ("configuration", "selection")}
+    loaded = load_model(pack("embedding", {**meta, "embedding_weight": 3.0}, artefact.payload))
+    assert isinstance(loaded, EmbeddingModel)
+    assert loaded.configuration == DEFAULT
+    assert loaded.selection is None
+    with pytest.raises(ModelFormatError, match="other settings"):
+        load_model(pack("embedding", {**meta, "embedding_weight": "x"}, artefact.payload))
+
+
+class RecordingEncoder:
+    """Real vectors from the shared encoder, with every call recorded."""
+
+    def __init__(self, encoder: SentenceEncoder) -> None:
+        self._encoder = encoder
+        self.dimension = encoder.dimension
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.calls.append(list(texts))
+        return self._encoder.encode(texts)
+
+
+async def test_a_tfidf_only_configuration_never_encodes(
+    encoder: SentenceEncoder, model: EmbeddingModel
+) -> None:
+    recording = RecordingEncoder(encoder)
+    tfidf_only = Candidate(embedding_weight=0.0)
+    fast = EmbeddingModel(
+        model._features,
+        model._head,
+        model.labels,
+        model._encoder,
+        configuration=tfidf_only,
+        text_encoder=recording,
+    )
+    fast.probabilities(PROBES)
+    assert recording.calls == []
+    assert fast.model_id != model.model_id or model.configuration == tfidf_only
+
+
+async def test_long_texts_get_a_chunked_view_encoded_once(encoder: SentenceEncoder) -> None:
+    recording = RecordingEncoder(encoder)
+    filler = " ".join(f"word{i}" for i in range(CHUNK_WORDS))
+    examples = [
+        Example(f"{filler} {topic} {i}", label)
+        for label, topic in (("Billing", "refund my payment"), ("Technical", "the app crashed"))
+        for i in range(6)
+    ]
+    trained = await EmbeddingLearner(text_encoder=recording).train(
+        examples, ["Billing", "Technical"]
+    )
+    selection = trained.selection
+    assert selection is not None
+    assert any("emb[chunks]" in c["name"] for c in selection["candidates"])
+    # Each text encoded once whole, each of its two chunks once: no candidate re-encodes.
+    encoded = [text for call in recording.calls for text in call]
+    assert len(encoded) == 3 * len(examples)
 
 
 async def test_round_trip_through_bytes_predicts_identically(model: EmbeddingModel) -> None:

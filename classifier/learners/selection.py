@@ -1,0 +1,387 @@
+"""Choosing the embedding learner's configuration on the team's own training data.
+
+No fixed recipe wins everywhere: short intents favour sentence embeddings, long reports with
+telling words ("stack trace", "would be nice") favour TF-IDF n-grams, and the linear model and
+its regularisation that suit 10 examples a label do not suit 10,000. So the learner tries a
+small set of candidate configurations on validation splits of the training data alone and
+trains the best one on everything.
+
+A candidate is the weight of the (unit-length) sentence embedding next to the (unit-length)
+TF-IDF parts, 0 for TF-IDF alone or TF-IDF left out for the embedding alone; how long texts
+are encoded (``first``: the encoder's first ``MAX_TOKENS`` word pieces; ``chunks``: the mean of
+the embeddings of ``CHUNK_WORDS``-word chunks); and the linear model (SVM or logistic
+regression) with its ``C``. Texts are encoded once (each view once) and TF-IDF is fitted once;
+every candidate reuses them. The search is staged to keep training time bounded: first the
+feature mix with the default head, then the head on the winning mix.
+
+Validation splits (``validation_splits``): from ``HOLDOUT_FROM`` examples one stratified 20 %
+hold-out (enough held-out tickets, and the cost of one fit per candidate); below that stratified
+``FOLDS``-fold; when some label has fewer than ``FEW_SHOT_BELOW`` examples, repeated splits that
+hold out one example of each label. The winner's out-of-fold scores also fit its softmax
+temperature, so the confidence is calibrated on tickets its weights did not see.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import csr_matrix, hstack
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+
+from classifier.errors import ModelFormatError
+from classifier.learners.linear_head import HEAD_KINDS, LinearHead, fit_linear_weights
+
+FloatArray = npt.NDArray[np.float64]
+Embeddings = npt.NDArray[np.float32]
+Encode = Callable[[Sequence[str]], Embeddings]
+Split = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
+class TextEncoder(Protocol):
+    """What the learner needs of a sentence encoder: unit-length rows of one dimension."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> Embeddings: ...
+
+
+#: Words per chunk for the ``chunks`` view: about 110 word pieces of English prose, inside the
+#: 128 the encoder reads, so a chunk is rarely cut.
+CHUNK_WORDS = 80
+#: Chunks read per text (the first ones): bounds the encoding cost of a 40,000-character ticket.
+MAX_CHUNKS = 4
+#: The ``chunks`` view is tried when at least this share of the training texts is longer than
+#: one chunk; on short texts it equals ``first`` and would only cost time.
+LONG_TEXT_SHARE = 0.2
+HOLDOUT_FROM = 2000
+HOLDOUT_SHARE = 0.2
+FOLDS = 5
+FEW_SHOT_BELOW = 5
+FEW_SHOT_REPEATS = 5
+
+
+def text_chunks(text: str) -> list[str]:
+    """The first ``MAX_CHUNKS`` runs of ``CHUNK_WORDS`` words of ``text`` (at least one)."""
+    words = text.split()
+    if len(words) <= CHUNK_WORDS:
+        return [text]
+    last = min(len(words), CHUNK_WORDS * MAX_CHUNKS)
+    return [" ".join(words[i : i + CHUNK_WORDS]) for i in range(0, last, CHUNK_WORDS)]
+
+
+def is_long(text: str) -> bool:
+    """Whether ``text`` spans more than one chunk."""
+    return len(text.split()) > CHUNK_WORDS
+
+
+def encode_chunked(
+    encode: Encode, texts: Sequence[str], *, first: Embeddings | None = None
+) -> Embeddings:
+    """One unit-length row per text: the mean of its chunks' embeddings, normalised.
+
+    Built on the encoder's ``encode`` alone. A text of one chunk gets its plain embedding
+    (from ``first`` when the caller already has it). All chunks go to ``encode`` in one call,
+    so the encoder batches them by length.
+    """
+    chunks: list[str] = []
+    owners: list[int] = []
+    for i, text in enumerate(texts):
+        if first is not None and not is_long(text):
+            continue
+        parts = text_chunks(text)
+        chunks.extend(parts)
+        owners.extend([i] * len(parts))
+    out = np.array(first, dtype=np.float32, copy=True) if first is not None else None
+    if not chunks:
+        if out is None:
+            return encode(list(texts))
+        return out
+    vectors = encode(chunks)
+    if out is None:
+        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+    rows = np.asarray(owners, dtype=np.int64)
+    sums = np.zeros((len(texts), vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, rows, vectors.astype(np.float64))
+    touched = np.unique(rows)
+    norms = np.linalg.norm(sums[touched], axis=1, keepdims=True)
+    out[touched] = (sums[touched] / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration of features and linear head."""
+
+    #: How much the unit-length embedding counts next to the unit-length TF-IDF parts; 0 = none.
+    embedding_weight: float
+    #: Whether the TF-IDF n-grams are part of the features.
+    tfidf: bool = True
+    #: "first" (the encoder's first word pieces) or "chunks" (mean over chunks).
+    view: str = "first"
+    head: str = "svm"
+    c: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.view not in ("first", "chunks") or self.head not in HEAD_KINDS:
+            raise ModelFormatError("The model file's configuration is corrupt.")
+        if not self.tfidf and self.embedding_weight <= 0:
+            raise ModelFormatError("The model file's configuration has no features.")
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return self.embedding_weight > 0
+
+    @property
+    def name(self) -> str:
+        """A short readable name, e.g. ``tfidf+3*emb[first] svm C=0.5``."""
+        parts = []
+        if self.tfidf:
+            parts.append("tfidf")
+        if self.uses_embeddings:
+            weight = f"{self.embedding_weight:g}*" if self.tfidf else ""
+            parts.append(f"{weight}emb[{self.view}]")
+        return f"{'+'.join(parts)} {self.head} C={self.c:g}"
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "embedding_weight": self.embedding_weight,
+            "tfidf": self.tfidf,
+            "view": self.view,
+            "head": self.head,
+            "c": self.c,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: Any) -> Candidate:
+        try:
+            return cls(
+                embedding_weight=float(meta["embedding_weight"]),
+                tfidf=bool(meta["tfidf"]),
+                view=str(meta["view"]),
+                head=str(meta["head"]),
+                c=float(meta["c"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ModelFormatError("The model file's configuration is corrupt.") from None
+
+
+#: The configuration used before selection existed (tuned on BANKING77): the first candidate,
+#: so it wins ties.
+DEFAULT = Candidate(embedding_weight=3.0)
+#: Stage 1, the feature mix (with the default head). ``chunks`` twins are added for long texts.
+MIXES: tuple[Candidate, ...] = (
+    DEFAULT,
+    Candidate(embedding_weight=1.0),
+    Candidate(embedding_weight=0.0),
+    Candidate(embedding_weight=1.0, tfidf=False),
+)
+#: Stage 2, the head on the winning mix: (kind, C) pairs besides the default head.
+HEADS: tuple[tuple[str, float], ...] = (("svm", 0.1), ("svm", 2.0), ("logreg", 10.0))
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    candidate: Candidate
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What was tried, how each did on validation, and what was chosen."""
+
+    chosen: Candidate
+    scores: tuple[CandidateScore, ...]
+    scheme: str
+    n_validated: int
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "chosen": self.chosen.to_meta(),
+            "scheme": self.scheme,
+            "n_validated": self.n_validated,
+            "candidates": [
+                {"name": s.candidate.name, "accuracy": round(s.accuracy, 4)} for s in self.scores
+            ],
+        }
+
+
+class FeatureBlocks:
+    """TF-IDF rows and each embedding view, computed once; ``matrix`` stacks them per candidate."""
+
+    def __init__(self, tfidf: csr_matrix, views: dict[str, Embeddings]) -> None:
+        self.tfidf = tfidf
+        self.views = views
+
+    def matrix(self, candidate: Candidate) -> Any:
+        """The feature matrix ``candidate`` reads (sparse when TF-IDF is in it)."""
+        embeddings = self.views[candidate.view] if candidate.uses_embeddings else None
+        if not candidate.tfidf:
+            assert embeddings is not None
+            return embeddings * np.float32(candidate.embedding_weight)
+        if embeddings is None:
+            return self.tfidf
+        weighted = csr_matrix(embeddings * np.float32(candidate.embedding_weight))
+        return hstack([self.tfidf, weighted], format="csr")
+
+    def full_coef(self, candidate: Candidate, coef: npt.NDArray[np.float32]) -> Any:
+        """``coef`` of ``candidate``'s matrix laid out over [TF-IDF | embedding] columns."""
+        size = self.tfidf.shape[1]
+        dimension = next(iter(self.views.values())).shape[1]
+        out = np.zeros((coef.shape[0], size + dimension), dtype=np.float32)
+        start = 0
+        if candidate.tfidf:
+            out[:, :size] = coef[:, :size]
+            start = size
+        if candidate.uses_embeddings:
+            out[:, size:] = coef[:, start : start + dimension]
+        return out
+
+
+def validation_splits(targets: npt.NDArray[np.int64], seed: int) -> tuple[str, list[Split]]:
+    """(a description, the (fit rows, held-out rows) pairs) suited to the data's size."""
+    counts = np.bincount(targets)
+    smallest = int(counts[counts > 0].min())
+    rows = np.zeros(len(targets))
+    if smallest < FEW_SHOT_BELOW:
+        rng = np.random.default_rng(seed)
+        labels = np.flatnonzero(counts)
+        splits: list[Split] = []
+        for _ in range(FEW_SHOT_REPEATS):
+            held = np.array(
+                [rng.choice(np.flatnonzero(targets == label)) for label in labels], dtype=np.int64
+            )
+            fit = np.setdiff1d(np.arange(len(targets)), held)
+            splits.append((fit, held))
+        return f"{FEW_SHOT_REPEATS} x one held-out example per label", splits
+    if len(targets) >= HOLDOUT_FROM:
+        splitter = StratifiedShuffleSplit(1, test_size=HOLDOUT_SHARE, random_state=seed)
+        return f"stratified {HOLDOUT_SHARE:.0%} hold-out", list(splitter.split(rows, targets))
+    folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
+    return f"stratified {FOLDS}-fold", list(folds.split(rows, targets))
+
+
+@dataclass(frozen=True)
+class Validated:
+    """One candidate's held-out accuracy and raw scores (for the temperature)."""
+
+    score: CandidateScore
+    held_scores: FloatArray
+    held_targets: npt.NDArray[np.int64]
+
+
+def validate(
+    blocks: FeatureBlocks,
+    candidate: Candidate,
+    targets: npt.NDArray[np.int64],
+    n_labels: int,
+    splits: Sequence[Split],
+    *,
+    seed: int = 0,
+    sample_weight: FloatArray | None = None,
+) -> Validated:
+    """Fit ``candidate`` on each split's fit rows and score its held-out rows."""
+    matrix = blocks.matrix(candidate)
+    scores: list[FloatArray] = []
+    wanted: list[npt.NDArray[np.int64]] = []
+    for fit_rows, held_rows in splits:
+        weights = None if sample_weight is None else sample_weight[fit_rows]
+        coef, intercept = fit_linear_weights(
+            matrix[fit_rows],
+            targets[fit_rows],
+            n_labels,
+            kind=candidate.head,
+            c=candidate.c,
+            seed=seed,
+            sample_weight=weights,
+        )
+        scores.append(LinearHead(coef, intercept, 1.0).scores(matrix[held_rows]))
+        wanted.append(targets[held_rows])
+    held_scores = np.vstack(scores)
+    held_targets = np.concatenate(wanted)
+    accuracy = float(np.mean(held_scores.argmax(axis=1) == held_targets))
+    return Validated(CandidateScore(candidate, accuracy), held_scores, held_targets)
+
+
+def stage_one(long_texts: bool) -> list[Candidate]:
+    """The feature mixes to try: each with a ``chunks`` twin when texts are long."""
+    mixes = list(MIXES)
+    if long_texts:
+        mixes += [
+            Candidate(m.embedding_weight, m.tfidf, "chunks", m.head, m.c)
+            for m in MIXES
+            if m.uses_embeddings
+        ]
+    return mixes
+
+
+def stage_two(mix: Candidate) -> list[Candidate]:
+    """The heads to try on the winning feature mix."""
+    return [Candidate(mix.embedding_weight, mix.tfidf, mix.view, kind, c) for kind, c in HEADS]
+
+
+def select(
+    blocks: FeatureBlocks,
+    targets: npt.NDArray[np.int64],
+    n_labels: int,
+    *,
+    seed: int = 0,
+    sample_weight: FloatArray | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> tuple[Selection, Validated]:
+    """Validate the candidates in two stages; the best one (first on ties) and its scores."""
+    scheme, splits = validation_splits(targets, seed)
+    first = stage_one("chunks" in blocks.views)
+    planned = len(first) + len(HEADS)
+    results: list[Validated] = []
+
+    def run(candidates: Sequence[Candidate]) -> Validated:
+        for candidate in candidates:
+            if progress is not None:
+                progress(candidate.name, len(results) / planned)
+            results.append(
+                validate(
+                    blocks,
+                    candidate,
+                    targets,
+                    n_labels,
+                    splits,
+                    seed=seed,
+                    sample_weight=sample_weight,
+                )
+            )
+        return max(results, key=lambda r: r.score.accuracy)  # max keeps the first of ties
+
+    best = run(first)
+    best = run(stage_two(best.score.candidate))
+    selection = Selection(
+        chosen=best.score.candidate,
+        scores=tuple(r.score for r in results),
+        scheme=scheme,
+        n_validated=len(best.held_targets),
+    )
+    return selection, best
+
+
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 15
+) -> float:
+    """ECE: the mean gap between confidence and accuracy over equal-width confidence bins,
+    weighted by how many predictions fall in each."""
+    conf = np.asarray(confidences, dtype=np.float64)
+    right = np.asarray(correct, dtype=np.float64)
+    if len(conf) == 0:
+        return 0.0
+    edges = np.minimum((conf * bins).astype(np.int64), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = edges == b
+        if mask.any():
+            total += mask.sum() * abs(conf[mask].mean() - right[mask].mean())
+    return float(total / len(conf)) if not math.isnan(total) else 0.0

@@ -1,0 +1,187 @@
+"""Selection by validation: chunks, splits, candidates and the choice (no encoder needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from scipy.sparse import csr_matrix
+
+from classifier.errors import ModelFormatError
+from classifier.learners.linear_head import fit_linear_weights
+from classifier.learners.selection import (
+    CHUNK_WORDS,
+    DEFAULT,
+    FEW_SHOT_REPEATS,
+    HEADS,
+    MAX_CHUNKS,
+    Candidate,
+    FeatureBlocks,
+    encode_chunked,
+    expected_calibration_error,
+    select,
+    stage_one,
+    text_chunks,
+    validation_splits,
+)
+
+
+class CountingEncoder:
+    """A fake encoder: a text's vector is one-hot on (word count mod 4), plus the calls."""
+
+    dimension = 4
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i, len(text.split()) % self.dimension] = 1.0
+        return out
+
+
+def test_text_chunks_cut_long_texts_into_word_runs_and_stop_at_the_cap() -> None:
+    assert text_chunks("a short ticket") == ["a short ticket"]
+    words = [f"w{i}" for i in range(CHUNK_WORDS * (MAX_CHUNKS + 2) + 7)]
+    chunks = text_chunks(" ".join(words))
+    assert len(chunks) == MAX_CHUNKS
+    assert chunks[0].split() == words[:CHUNK_WORDS]
+    assert chunks[1].split()[0] == words[CHUNK_WORDS]
+
+
+def test_encode_chunked_is_the_normalised_mean_and_reuses_first_vectors() -> None:
+    encoder = CountingEncoder()
+    long_text = " ".join(["x"] * CHUNK_WORDS + ["y"] * 3)  # chunks of 80 and 3 words
+    first = np.full((2, 4), 0.5, dtype=np.float32)
+    out = encode_chunked(encoder.encode, ["two words", long_text], first=first)
+    np.testing.assert_allclose(out[0], first[0])  # one chunk: its given vector, not re-encoded
+    assert encoder.calls == [[" ".join(["x"] * CHUNK_WORDS), "y y y"]]
+    mean = np.array([1.0, 0.0, 0.0, 1.0]) / np.sqrt(2)  # 80 % 4 = 0, 3 % 4 = 3
+    np.testing.assert_allclose(out[1], mean, atol=1e-6)
+    alone = encode_chunked(encoder.encode, ["two words", long_text])
+    np.testing.assert_allclose(alone[0], [0, 0, 1, 0])
+    np.testing.assert_allclose(alone[1], mean, atol=1e-6)
+
+
+def test_validation_splits_follow_the_data_size() -> None:
+    few = np.repeat(np.arange(3), 4)  # 4 a label: few-shot
+    scheme, splits = validation_splits(few, seed=0)
+    assert "one held-out example per label" in scheme
+    assert len(splits) == FEW_SHOT_REPEATS
+    for fit, held in splits:
+        assert sorted(few[held].tolist()) == [0, 1, 2]
+        assert not set(fit.tolist()) & set(held.tolist())
+        assert len(fit) + len(held) == len(few)
+    scheme, splits = validation_splits(np.repeat(np.arange(3), 10), seed=0)
+    assert scheme == "stratified 5-fold"
+    assert len(splits) == 5
+    scheme, splits = validation_splits(np.repeat(np.arange(4), 600), seed=0)
+    assert scheme == "stratified 20% hold-out"
+    [(fit, held)] = splits
+    assert len(held) == 480
+    assert np.bincount(np.repeat(np.arange(4), 600)[held]).tolist() == [120] * 4
+
+
+def _blocks(
+    n_per_label: int, *, words_tell: bool, seed: int = 0
+) -> tuple[FeatureBlocks, npt.NDArray[np.int64]]:
+    """Three labels; either the TF-IDF block or the embedding block carries the label."""
+    rng = np.random.default_rng(seed)
+    targets = np.repeat(np.arange(3), n_per_label).astype(np.int64)
+    n = len(targets)
+    signal = np.eye(3)[targets] + rng.normal(0, 0.35, (n, 3))
+    noise = rng.normal(0, 1, (n, 3))
+    words = signal if words_tell else noise
+    meaning = noise if words_tell else signal
+    tfidf = np.hstack([np.abs(words), rng.random((n, 5))])
+    tfidf /= np.linalg.norm(tfidf, axis=1, keepdims=True)
+    embeddings = np.hstack([meaning, rng.normal(0, 1, (n, 5))]).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return FeatureBlocks(csr_matrix(tfidf), {"first": embeddings}), targets
+
+
+def test_selection_finds_the_features_that_carry_the_label() -> None:
+    blocks, targets = _blocks(30, words_tell=False)
+    selection, best = select(blocks, targets, 3, seed=0)
+    by_name = {s.candidate.name: s.accuracy for s in selection.scores}
+    assert selection.chosen.uses_embeddings
+    assert by_name["emb[first] svm C=0.5"] > by_name["tfidf svm C=0.5"] + 0.3
+    tried = [s.candidate for s in selection.scores]
+    assert tried[: len(stage_one(False))] == stage_one(False)
+    assert len(tried) == len(stage_one(False)) + len(HEADS)
+    assert all(0 <= s.accuracy <= 1 for s in selection.scores)
+    assert best.score.accuracy == max(s.accuracy for s in selection.scores)
+    assert len(best.held_targets) == len(targets) == selection.n_validated  # 5-fold: every row
+
+    blocks, targets = _blocks(30, words_tell=True)
+    selection, _ = select(blocks, targets, 3, seed=0)
+    by_name = {s.candidate.name: s.accuracy for s in selection.scores}
+    assert selection.chosen.tfidf
+    assert by_name["tfidf svm C=0.5"] > by_name["emb[first] svm C=0.5"] + 0.3
+    meta = selection.to_meta()
+    assert meta["chosen"]["name"] == selection.chosen.name
+    assert meta["scheme"] == "stratified 5-fold"
+    assert [c["name"] for c in meta["candidates"]] == [s.candidate.name for s in selection.scores]
+
+
+def test_long_texts_add_chunked_twins_of_every_embedding_mix() -> None:
+    mixes = stage_one(True)
+    chunked = [m for m in mixes if m.view == "chunks"]
+    assert chunked
+    assert all(m.uses_embeddings for m in chunked)
+    assert len(chunked) == sum(1 for m in stage_one(False) if m.uses_embeddings)
+
+
+def test_blocks_lay_out_coefficients_over_both_parts() -> None:
+    blocks, _ = _blocks(4, words_tell=True)
+    alone = Candidate(embedding_weight=1.0, tfidf=False)
+    assert blocks.matrix(alone).shape == (12, 8)
+    assert blocks.matrix(DEFAULT).shape == (12, 16)
+    assert blocks.matrix(Candidate(embedding_weight=0.0)).shape == (12, 8)
+    coef = np.arange(16, dtype=np.float32).reshape(2, 8)
+    full = blocks.full_coef(alone, coef)
+    assert full.shape == (2, 16)
+    np.testing.assert_array_equal(full[:, :8], 0)
+    np.testing.assert_array_equal(full[:, 8:], coef)
+    full = blocks.full_coef(Candidate(embedding_weight=0.0), coef)
+    np.testing.assert_array_equal(full[:, :8], coef)
+    np.testing.assert_array_equal(full[:, 8:], 0)
+
+
+def test_candidate_round_trips_and_refuses_nonsense() -> None:
+    candidate = Candidate(embedding_weight=1.0, tfidf=False, view="chunks", head="logreg", c=10)
+    assert Candidate.from_meta(candidate.to_meta()) == candidate
+    assert candidate.name == "emb[chunks] logreg C=10"
+    assert DEFAULT.name == "tfidf+3*emb[first] svm C=0.5"
+    with pytest.raises(ModelFormatError):
+        Candidate.from_meta({"embedding_weight": 1.0})
+    with pytest.raises(ModelFormatError):
+        Candidate(embedding_weight=0.0, tfidf=False)
+    with pytest.raises(ModelFormatError):
+        Candidate(embedding_weight=1.0, head="forest")
+
+
+def test_logistic_head_gives_one_row_per_label_even_for_two() -> None:
+    features = np.array([[0.0, 1.0], [0.1, 0.9], [1.0, 0.0], [0.9, 0.1]])
+    targets = np.array([0, 0, 1, 1])
+    coef, intercept = fit_linear_weights(features, targets, 2, kind="logreg", c=10.0)
+    assert coef.shape == (2, 2)
+    assert intercept.shape == (2,)
+    scores = features @ coef.T + intercept
+    assert scores.argmax(axis=1).tolist() == [0, 0, 1, 1]
+    weights = np.array([1.0, 1.0, 1.0, 5.0])
+    weighted, _ = fit_linear_weights(features, targets, 2, kind="svm", sample_weight=weights)
+    assert weighted.shape == (2, 2)
+    with pytest.raises(ValueError, match="unknown head kind"):
+        fit_linear_weights(features, targets, 2, kind="forest")
+
+
+def test_expected_calibration_error() -> None:
+    # 0.8 confident, right 8 times in 10: calibrated. Always 0.9 confident, right half the time.
+    assert expected_calibration_error([0.8] * 10, [True] * 8 + [False] * 2) == pytest.approx(0.0)
+    assert expected_calibration_error([0.9] * 4, [True, False] * 2) == pytest.approx(0.4)
+    assert expected_calibration_error([], []) == 0.0
