@@ -11,14 +11,15 @@ TF-IDF parts, 0 for TF-IDF alone or TF-IDF left out for the embedding alone; how
 are encoded (``first``: the encoder's first ``MAX_TOKENS`` word pieces; ``chunks``: the mean of
 the embeddings of ``CHUNK_WORDS``-word chunks); and the linear model (SVM or logistic
 regression) with its ``C``. Texts are encoded once (each view once) and TF-IDF is fitted once;
-every candidate reuses them. The search is staged to keep training time bounded: first the
-feature mix with the default head, then the head on the winning mix.
+every candidate reuses them. The search is staged to bound training time (see ``select``):
+first the feature mix with the default head, then the head on the winning mix.
 
-Validation splits (``validation_splits``): from ``HOLDOUT_FROM`` examples one stratified 20 %
-hold-out (enough held-out tickets, and the cost of one fit per candidate); below that stratified
-``FOLDS``-fold; when some label has fewer than ``FEW_SHOT_BELOW`` examples, repeated splits that
-hold out one example of each label. The winner's out-of-fold scores also fit its softmax
-temperature, so the confidence is calibrated on tickets its weights did not see.
+Validation splits (``validation_splits``): when some label has fewer than ``FEW_SHOT_BELOW``
+examples, repeated splits that hold out one example of each label; up to ``KFOLD_UP_TO``
+examples stratified 5-fold, up to ``THREE_FOLD_UP_TO`` 3-fold; above, one stratified 20 %
+hold-out with the candidates fitted on a sample. The winner's held-out scores also fit its
+softmax temperature, so the confidence is calibrated on tickets its weights did not see.
+TF-IDF's vocabulary and idf come from all training texts (no labels involved).
 """
 
 from __future__ import annotations
@@ -59,9 +60,16 @@ MAX_CHUNKS = 4
 #: The ``chunks`` view is tried when at least this share of the training texts is longer than
 #: one chunk; on short texts it equals ``first`` and would only cost time.
 LONG_TEXT_SHARE = 0.2
-HOLDOUT_FROM = 2000
-HOLDOUT_SHARE = 0.2
+#: Up to this many examples, stratified ``FOLDS``-fold (every example validated once)...
+KFOLD_UP_TO = 1000
 FOLDS = 5
+#: ...then 3-fold up to this many (fits on long texts cost more than on short ones)...
+THREE_FOLD_UP_TO = 4000
+#: ...and above it one stratified 20 % hold-out, the candidates fitted on a stratified sample of
+#: at most ``SELECT_FIT_MAX`` of the rest: selection then costs about one full fit per three
+#: candidates; the winner is refitted on the whole rest to calibrate its temperature.
+HOLDOUT_SHARE = 0.2
+SELECT_FIT_MAX = 4000
 FEW_SHOT_BELOW = 5
 FEW_SHOT_REPEATS = 5
 
@@ -175,15 +183,17 @@ class Candidate:
 #: The configuration used before selection existed (tuned on BANKING77): the first candidate,
 #: so it wins ties.
 DEFAULT = Candidate(embedding_weight=3.0)
-#: Stage 1, the feature mix (with the default head). ``chunks`` twins are added for long texts.
+#: Stage 1, the feature mix (with the default head): TF-IDF alone, the embedding alone, both.
 MIXES: tuple[Candidate, ...] = (
     DEFAULT,
     Candidate(embedding_weight=1.0),
     Candidate(embedding_weight=0.0),
     Candidate(embedding_weight=1.0, tfidf=False),
 )
-#: Stage 2, the head on the winning mix: (kind, C) pairs besides the default head.
-HEADS: tuple[tuple[str, float], ...] = (("svm", 0.1), ("svm", 2.0), ("logreg", 10.0))
+#: Stage 2, the head on the winning mix: (kind, C) pairs besides the default head. Logistic
+#: regression won on 10-shot validation splits of BANKING77's training data (85.0-85.2 % against
+#: the SVM's 83.5 %), C 3-30 alike; the SVM held its own on full data.
+HEADS: tuple[tuple[str, float], ...] = (("svm", 0.1), ("logreg", 3.0), ("logreg", 30.0))
 
 
 @dataclass(frozen=True)
@@ -249,6 +259,7 @@ def validation_splits(targets: npt.NDArray[np.int64], seed: int) -> tuple[str, l
     counts = np.bincount(targets)
     smallest = int(counts[counts > 0].min())
     rows = np.zeros(len(targets))
+    n = len(targets)
     if smallest < FEW_SHOT_BELOW:
         rng = np.random.default_rng(seed)
         labels = np.flatnonzero(counts)
@@ -257,14 +268,27 @@ def validation_splits(targets: npt.NDArray[np.int64], seed: int) -> tuple[str, l
             held = np.array(
                 [rng.choice(np.flatnonzero(targets == label)) for label in labels], dtype=np.int64
             )
-            fit = np.setdiff1d(np.arange(len(targets)), held)
+            fit = np.setdiff1d(np.arange(n), held)
             splits.append((fit, held))
         return f"{FEW_SHOT_REPEATS} x one held-out example per label", splits
-    if len(targets) >= HOLDOUT_FROM:
-        splitter = StratifiedShuffleSplit(1, test_size=HOLDOUT_SHARE, random_state=seed)
-        return f"stratified {HOLDOUT_SHARE:.0%} hold-out", list(splitter.split(rows, targets))
-    folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
-    return f"stratified {FOLDS}-fold", list(folds.split(rows, targets))
+    if n <= THREE_FOLD_UP_TO:
+        folds = FOLDS if n <= KFOLD_UP_TO else 3
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return f"stratified {folds}-fold", list(splitter.split(rows, targets))
+    fit_share = min(1.0 - HOLDOUT_SHARE, SELECT_FIT_MAX / n)
+    sampler = StratifiedShuffleSplit(
+        1, test_size=HOLDOUT_SHARE, train_size=fit_share, random_state=seed
+    )
+    [(fit, held)] = list(sampler.split(rows, targets))
+    return (
+        f"stratified {HOLDOUT_SHARE:.0%} hold-out, candidates fitted on {len(fit)}",
+        [(fit, held)],
+    )
+
+
+def rest_of(split: Split, n: int) -> Split:
+    """The split with every row that is not held out used for fitting."""
+    return np.setdiff1d(np.arange(n), split[1]), split[1]
 
 
 @dataclass(frozen=True)
@@ -309,16 +333,9 @@ def validate(
     return Validated(CandidateScore(candidate, accuracy), held_scores, held_targets)
 
 
-def stage_one(long_texts: bool) -> list[Candidate]:
-    """The feature mixes to try: each with a ``chunks`` twin when texts are long."""
-    mixes = list(MIXES)
-    if long_texts:
-        mixes += [
-            Candidate(m.embedding_weight, m.tfidf, "chunks", m.head, m.c)
-            for m in MIXES
-            if m.uses_embeddings
-        ]
-    return mixes
+def chunked_twin(mix: Candidate) -> Candidate:
+    """``mix`` reading the mean of chunk embeddings instead of the first word pieces."""
+    return Candidate(mix.embedding_weight, mix.tfidf, "chunks", mix.head, mix.c)
 
 
 def stage_two(mix: Candidate) -> list[Candidate]:
@@ -335,31 +352,50 @@ def select(
     sample_weight: FloatArray | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> tuple[Selection, Validated]:
-    """Validate the candidates in two stages; the best one (first on ties) and its scores."""
+    """Validate the candidates in stages; the best one (first on ties) and its held-out scores.
+
+    Stage 1 tries the feature ``MIXES``; with long texts, the best mix that reads embeddings is
+    tried again on chunk means. Stage 2 tries ``HEADS`` on the winner. When the candidates
+    were fitted on a sample (large data), the winner is refitted on every non-held-out row so
+    its held-out scores (and the temperature fitted on them) are those of a full-size model.
+    """
     scheme, splits = validation_splits(targets, seed)
-    first = stage_one("chunks" in blocks.views)
-    planned = len(first) + len(HEADS)
+    long_texts = "chunks" in blocks.views
+    planned = len(MIXES) + int(long_texts) + len(HEADS)
     results: list[Validated] = []
 
-    def run(candidates: Sequence[Candidate]) -> Validated:
+    def run(candidates: Sequence[Candidate], on: Sequence[Split] = splits) -> Validated:
         for candidate in candidates:
             if progress is not None:
-                progress(candidate.name, len(results) / planned)
+                progress(candidate.name, min(len(results) / planned, 1.0))
             results.append(
                 validate(
                     blocks,
                     candidate,
                     targets,
                     n_labels,
-                    splits,
+                    on,
                     seed=seed,
                     sample_weight=sample_weight,
                 )
             )
         return max(results, key=lambda r: r.score.accuracy)  # max keeps the first of ties
 
-    best = run(first)
+    best = run(MIXES)
+    if long_texts:
+        reading = [r for r in results if r.score.candidate.uses_embeddings]
+        best = run([chunked_twin(max(reading, key=lambda r: r.score.accuracy).score.candidate)])
     best = run(stage_two(best.score.candidate))
+    if len(splits) == 1 and len(splits[0][0]) + len(splits[0][1]) < len(targets):
+        best = validate(
+            blocks,
+            best.score.candidate,
+            targets,
+            n_labels,
+            [rest_of(splits[0], len(targets))],
+            seed=seed,
+            sample_weight=sample_weight,
+        )
     selection = Selection(
         chosen=best.score.candidate,
         scores=tuple(r.score for r in results),

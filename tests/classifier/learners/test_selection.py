@@ -17,12 +17,13 @@ from classifier.learners.selection import (
     FEW_SHOT_REPEATS,
     HEADS,
     MAX_CHUNKS,
+    MIXES,
     Candidate,
     FeatureBlocks,
+    chunked_twin,
     encode_chunked,
     expected_calibration_error,
     select,
-    stage_one,
     text_chunks,
     validation_splits,
 )
@@ -79,11 +80,16 @@ def test_validation_splits_follow_the_data_size() -> None:
     scheme, splits = validation_splits(np.repeat(np.arange(3), 10), seed=0)
     assert scheme == "stratified 5-fold"
     assert len(splits) == 5
-    scheme, splits = validation_splits(np.repeat(np.arange(4), 600), seed=0)
-    assert scheme == "stratified 20% hold-out"
+    scheme, splits = validation_splits(np.repeat(np.arange(3), 500), seed=0)
+    assert scheme == "stratified 3-fold"
+    big = np.repeat(np.arange(4), 2500)
+    scheme, splits = validation_splits(big, seed=0)
+    assert scheme == "stratified 20% hold-out, candidates fitted on 4000"
     [(fit, held)] = splits
-    assert len(held) == 480
-    assert np.bincount(np.repeat(np.arange(4), 600)[held]).tolist() == [120] * 4
+    assert len(held) == 2000
+    assert np.bincount(big[held]).tolist() == [500] * 4
+    assert np.bincount(big[fit]).tolist() == [1000] * 4
+    assert not set(fit.tolist()) & set(held.tolist())
 
 
 def _blocks(
@@ -111,8 +117,8 @@ def test_selection_finds_the_features_that_carry_the_label() -> None:
     assert selection.chosen.uses_embeddings
     assert by_name["emb[first] svm C=0.5"] > by_name["tfidf svm C=0.5"] + 0.3
     tried = [s.candidate for s in selection.scores]
-    assert tried[: len(stage_one(False))] == stage_one(False)
-    assert len(tried) == len(stage_one(False)) + len(HEADS)
+    assert tried[: len(MIXES)] == list(MIXES)
+    assert len(tried) == len(MIXES) + len(HEADS)
     assert all(0 <= s.accuracy <= 1 for s in selection.scores)
     assert best.score.accuracy == max(s.accuracy for s in selection.scores)
     assert len(best.held_targets) == len(targets) == selection.n_validated  # 5-fold: every row
@@ -128,12 +134,22 @@ def test_selection_finds_the_features_that_carry_the_label() -> None:
     assert [c["name"] for c in meta["candidates"]] == [s.candidate.name for s in selection.scores]
 
 
-def test_long_texts_add_chunked_twins_of_every_embedding_mix() -> None:
-    mixes = stage_one(True)
-    chunked = [m for m in mixes if m.view == "chunks"]
-    assert chunked
-    assert all(m.uses_embeddings for m in chunked)
-    assert len(chunked) == sum(1 for m in stage_one(False) if m.uses_embeddings)
+def test_long_texts_try_the_best_embedding_mix_on_chunk_means() -> None:
+    blocks, targets = _blocks(30, words_tell=False)
+    shuffled = np.random.default_rng(1).permutation(len(targets))
+    chunks = blocks.views["first"][shuffled]  # a view that carries nothing
+    long_blocks = FeatureBlocks(blocks.tfidf, {**blocks.views, "chunks": chunks})
+    selection, _ = select(long_blocks, targets, 3, seed=0)
+    tried = [s.candidate for s in selection.scores]
+    assert len(tried) == len(MIXES) + 1 + len(HEADS)
+    twin = tried[len(MIXES)]
+    assert twin.view == "chunks"
+    assert twin == chunked_twin(max(selection.scores[: len(MIXES)], key=_accuracy).candidate)
+    assert selection.chosen.view == "first"
+
+
+def _accuracy(score: object) -> float:
+    return float(score.accuracy)  # type: ignore[attr-defined]
 
 
 def test_blocks_lay_out_coefficients_over_both_parts() -> None:
