@@ -27,7 +27,12 @@ from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
 from admin.promotion import PromotionDecision, decide_promotion
 from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout, score_predicted
-from admin.taxonomy_training import CrossValidation, cross_validate, learner_input
+from admin.taxonomy_training import (
+    CrossValidation,
+    cross_validate,
+    learner_input,
+    learner_input_with_tickets,
+)
 from admin.training_data import TrainingData, assemble_training_data, read_starter
 from classifier.errors import ClassifierError
 from classifier.examples import Example, Source
@@ -418,14 +423,16 @@ class _RetrainRun:
             self.emit("train", f"candidate #{saved} was trained before the restart", 1.0)
             return saved, await asyncio.to_thread(self.ctx.load_model, artefact)
 
-        given = learner_input(self.learner_name, data.train, self.ctx.taxonomy)
+        learner = self.ctx.learners(self.learner_name)
+        given = await learner_input_with_tickets(
+            self.ctx.db, learner, self.learner_name, data.train, self.ctx.taxonomy, data.holdout
+        )
         labels = given.labels
         if len(labels) < 2:
             raise AdminError(
                 "There is too little data to train: the training set covers "
                 f"{len(labels)} department(s); at least two are needed."
             )
-        learner = self.ctx.learners(self.learner_name)
         added = len(given.examples) - len(data.train)
         from_taxonomy = f" (+{added} from the taxonomy)" if added else ""
         await self.enter(

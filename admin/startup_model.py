@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from admin.taxonomy_training import learner_input
+from admin.taxonomy_training import learner_input_with_tickets
 from admin.training_data import assemble_training_data, read_starter
 from classifier.artifacts import unpack
 from classifier.learners import LearnerContext, get_learner
@@ -106,7 +106,7 @@ async def ensure_model_for_taxonomy(
         stored = await list_training_examples(conn)
     # Held-out tickets stay out of training here too, as in every retrain.
     data = assemble_training_data(taxonomy, starter_train=starter, starter_test=(), stored=stored)
-    given = learner_input(learner_name, data.train, taxonomy)
+    given = await learner_input_with_tickets(db, learner, learner_name, data.train, taxonomy)
     log.info(
         "Training %r for %d departments on %d examples (%d from the taxonomy)",
         learner_name,

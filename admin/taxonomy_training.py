@@ -3,7 +3,9 @@ evaluated when there is no holdout.
 
 * Local learners train on the stored and starter examples plus the taxonomy's pseudo-examples
   (``classifier.taxonomy_learning``), over every department, so a model exists before any
-  ticket is labelled and a new department is routable at once.
+  ticket is labelled and a new department is routable at once. The embedding learner also
+  self-labels the latest tickets the bot has seen (``UNLABELLED_TICKETS``, none from the
+  holdout) for departments with fewer than five examples.
 * The prompted LLM needs no data: it gets every department and the team's example tickets (the
   taxonomy's ``examples``) as its few-shot pool.
 * A fine-tune learns only from real examples, over the departments that have some.
@@ -16,18 +18,24 @@ it (the prior from descriptions and keywords stays, as it would in production).
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from classifier.examples import Example, Source, normalise_text
 from classifier.learners import LOCAL_PREFERENCE
 from classifier.model import Learner
 from classifier.taxonomy import Taxonomy
-from classifier.taxonomy_learning import with_taxonomy
+from classifier.taxonomy_learning import Encode, encoder_for, with_taxonomy
+from data.db.database import Database
+from data.db.training_set import recent_ticket_texts
 
 #: Learners that read the taxonomy through their prompt rather than as examples.
 PROMPTED = frozenset({"openai"})
+#: How many of the latest tickets a retrain may self-label (encoding them is the cost).
+UNLABELLED_TICKETS = 2_000
 #: Most folds a cross-validation uses (fewer when departments have fewer examples).
 MAX_FOLDS = 5
 
@@ -52,14 +60,45 @@ def team_examples(taxonomy: Taxonomy) -> list[Example]:
     ]
 
 
-def learner_input(learner_name: str, train: Sequence[Example], taxonomy: Taxonomy) -> LearnerInput:
-    """What ``learner_name`` trains on (see the module docstring)."""
+def learner_input(
+    learner_name: str,
+    train: Sequence[Example],
+    taxonomy: Taxonomy,
+    *,
+    unlabelled: Sequence[str] = (),
+    encode: Encode | None = None,
+) -> LearnerInput:
+    """What ``learner_name`` trains on (see the module docstring); a local learner with an
+    encoder also gets ``unlabelled`` tickets self-labelled for departments with few examples."""
     if is_local(learner_name):
-        return LearnerInput(with_taxonomy(train, taxonomy), taxonomy.labels)
+        blended = with_taxonomy(train, taxonomy, unlabelled=unlabelled, encode=encode)
+        return LearnerInput(blended, taxonomy.labels)
     if learner_name in PROMPTED:
         return LearnerInput([*train, *team_examples(taxonomy)], taxonomy.labels)
     present = {e.label for e in train}
     return LearnerInput(list(train), tuple(label for label in taxonomy.labels if label in present))
+
+
+async def learner_input_with_tickets(
+    db: Database,
+    learner: Learner,
+    learner_name: str,
+    train: Sequence[Example],
+    taxonomy: Taxonomy,
+    holdout: Sequence[Example] = (),
+) -> LearnerInput:
+    """``learner_input`` plus, for the embedding learner, the latest tickets outside the holdout
+    to self-label (encoding runs in a worker thread)."""
+    encode = encoder_for(learner) if is_local(learner_name) else None
+    unlabelled: list[str] = []
+    if encode is not None:
+        async with db.transaction() as conn:
+            texts = await recent_ticket_texts(conn, UNLABELLED_TICKETS)
+        held = {normalise_text(e.text) for e in holdout}
+        unlabelled = [t for t in texts if normalise_text(t) not in held]
+    return await asyncio.to_thread(
+        partial(learner_input, learner_name, train, taxonomy, unlabelled=unlabelled, encode=encode)
+    )
 
 
 @dataclass(frozen=True)

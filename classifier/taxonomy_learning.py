@@ -259,6 +259,14 @@ class TaxonomyLearner:
         return await self._base.train(blended, wanted, seed=seed, progress=progress)
 
 
+def encoder_for(learner: object) -> Encode | None:
+    """The encoder to self-label with when training ``learner``: the embedding learner's own
+    (so no other learner ever loads it), else None."""
+    if type(learner).__module__ != "classifier.learners.embedding":
+        return None
+    return local_encoder("embedding")
+
+
 def local_encoder(learner_name: str) -> Encode | None:
     """The sentence encoder the taxonomy layer uses with ``learner_name``, or None.
 

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from data.db.database import utcnow
-from data.db.schema import corrections, training_examples
+from data.db.schema import corrections, tickets, training_examples
 
 #: Share of labelled tickets held out of training to evaluate models on.
 HOLDOUT_FRACTION = 0.2
@@ -188,3 +188,12 @@ async def add_imported_examples(conn: AsyncConnection, examples: list[tuple[str,
         ],
     )
     return len(examples)
+
+
+async def recent_ticket_texts(conn: AsyncConnection, limit: int) -> list[str]:
+    """The texts of the latest ``limit`` tickets outside the fixed holdout (newest first): what
+    the bot has seen, labelled or not, for self-training (``classifier.taxonomy_learning``)."""
+    rows = await conn.execute(
+        select(tickets.c.id, tickets.c.text).order_by(tickets.c.id.desc()).limit(limit)
+    )
+    return [row.text for row in rows if not is_holdout_ticket(row.id)]

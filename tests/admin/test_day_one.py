@@ -5,16 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import pytest
+from sqlalchemy import select
 
 from admin.context import AdminContext
 from admin.errors import AdminError
 from admin.report import build_report
 from admin.retrain import RetrainRequest, retrain
-from admin.taxonomy_training import cross_validate, folds_for, learner_input
+from admin.taxonomy_training import (
+    cross_validate,
+    folds_for,
+    learner_input,
+    learner_input_with_tickets,
+)
 from classifier.examples import Example, Source
 from classifier.model import ProgressCallback, ProgressEvent
 from classifier.taxonomy import Taxonomy, parse_taxonomy
 from data.db import models as store
+from data.db.schema import tickets
+from data.db.training_set import is_holdout_ticket, recent_ticket_texts
 from tests.admin.conftest import add_labelled_ticket
 from tests.admin.keyword_learner import KeywordLearner, load_test_model
 
@@ -204,3 +212,27 @@ async def test_the_report_without_a_holdout_says_how_the_model_was_evaluated(
     assert "There are no held-out tickets for these departments yet" in message
     assert "model #1 was evaluated by 3-fold cross-validation on 12 tickets: accuracy" in message
     assert "(95 % CI " in message
+
+
+async def test_self_training_reads_the_latest_tickets_outside_the_holdout(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    ctx = make_context(taxonomy=shop())
+    async with ctx.db.transaction() as conn:
+        ids = [
+            await add_labelled_ticket(
+                conn, f"parcel number {i} is late", "Shipping", holdout=i == 1
+            )
+            for i in range(3)
+        ]
+        texts = await recent_ticket_texts(conn, 100)
+        rows = (await conn.execute(select(tickets.c.id, tickets.c.text))).all()
+    outside = [
+        text for ticket_id, text in sorted(rows, reverse=True) if not is_holdout_ticket(ticket_id)
+    ]
+    assert texts == outside
+    assert len(texts) < len(rows)  # some tickets fell in the holdout on the way
+    assert ids
+    # Only the embedding learner self-labels (no other learner loads the encoder).
+    given = await learner_input_with_tickets(ctx.db, KeywordLearner(), "auto", [], shop())
+    assert not {e.text for e in given.examples} & set(texts)
