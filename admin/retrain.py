@@ -332,6 +332,7 @@ class _RetrainRun:
         #: Set when the candidate was evaluated by cross-validation (no holdout).
         self.cross_validation: CrossValidation | None = None
         self.active_labels: tuple[str, ...] | None = None
+        self.cross_validated_score = ""
 
     def emit(self, stage: str, message: str = "", fraction: float | None = None) -> None:
         try:
@@ -604,6 +605,11 @@ class _RetrainRun:
             result.predicted,
             self.ctx.taxonomy.labels,
         )
+        low, high = scored.report.accuracy_ci
+        self.cross_validated_score = (
+            f"accuracy {scored.report.accuracy:.0%} (95 % CI {low:.0%}-{high:.0%}), macro-F1 "
+            f"{scored.report.macro_f1:.3f}"
+        )
         async with self.ctx.db.transaction() as conn:
             metrics = {
                 "holdout": scored.metrics,
@@ -612,7 +618,6 @@ class _RetrainRun:
             }
             await registry.update_metrics(conn, candidate_id, metrics)
         evaluations = [EvaluatedModel("candidate", candidate.model_id, scored)]
-        low, high = scored.report.accuracy_ci
         self.emit(
             "evaluate",
             f"{result.describe()}: candidate macro-F1 {scored.report.macro_f1:.3f}, accuracy "
@@ -638,7 +643,7 @@ class _RetrainRun:
         """The gate without a shared holdout: the active model cannot be scored on the same
         tickets, so a candidate replaces it only when it routes to departments it cannot."""
         assert self.cross_validation is not None
-        how = self.cross_validation.describe()
+        how = f"{self.cross_validation.describe()}: {self.cross_validated_score}"
         if not self.cross_validation.examples:
             return PromotionDecision(
                 True,

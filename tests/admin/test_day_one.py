@@ -124,6 +124,9 @@ examples = [
     second = await retrain(make_context(taxonomy=grown), RetrainRequest())
     assert second.status == "promoted", second.message
     assert "the departments changed (+Gift cards)" in second.message
+    # The gate says how it was evaluated, on how many tickets, with what interval.
+    assert "evaluated by 3-fold cross-validation on 14 tickets: accuracy " in second.message
+    assert "(95 % CI " in second.message
     # Same taxonomy again: nothing to compare on, so the active model stays.
     third = await retrain(make_context(taxonomy=grown), RetrainRequest())
     assert third.status == "kept"
