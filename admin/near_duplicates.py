@@ -20,7 +20,9 @@ from typing import Any
 from classifier.near_duplicates import (
     CAPACITY,
     EMBEDDING_THRESHOLD,
+    EMBEDDING_YOUNG_THRESHOLD,
     NGRAM_THRESHOLD,
+    NGRAM_YOUNG_THRESHOLD,
     CorrectedTicket,
     NearDuplicate,
     NearDuplicateIndex,
@@ -39,11 +41,14 @@ REFRESH_SECONDS = 5.0
 OVERLAP = timedelta(seconds=30)
 
 
-def features_for(learner: str) -> tuple[Callable[[Sequence[str]], Any], float]:
-    """The near-duplicate features and threshold that go with the active model's learner."""
+def features_for(
+    learner: str,
+) -> tuple[Callable[[Sequence[str]], Any], float, float]:
+    """The near-duplicate features and thresholds (grown-up, young) that go with the active
+    model's learner."""
     if learner == "embedding":
-        return embedding_vectors, EMBEDDING_THRESHOLD
-    return ngram_vectors, NGRAM_THRESHOLD
+        return embedding_vectors, EMBEDDING_THRESHOLD, EMBEDDING_YOUNG_THRESHOLD
+    return ngram_vectors, NGRAM_THRESHOLD, NGRAM_YOUNG_THRESHOLD
 
 
 class CorrectionMemory:
@@ -79,9 +84,12 @@ class CorrectionMemory:
         """Bring the index up to date with the database now."""
         features = self._learner()
         if self._index is None or features != self._features:
-            vectorise, threshold = features_for(features)
+            vectorise, threshold, young = features_for(features)
             self._index = NearDuplicateIndex(
-                vectorise, threshold=self._threshold or threshold, capacity=self._capacity
+                vectorise,
+                threshold=self._threshold or threshold,
+                young_threshold=None if self._threshold else young,
+                capacity=self._capacity,
             )
             self._features, self._since = features, None
         index = self._index

@@ -30,10 +30,17 @@ from classifier.model import Prediction
 #: Turns texts into unit-length rows, one per text: a dense array or a sparse CSR matrix.
 Vectoriser = Callable[[Sequence[str]], Any]
 
-#: Cosine similarity from which a corrected ticket's label is taken, per kind of vector
-#: (chosen on a validation split, see the module docstring and bench/results/loop.md).
-EMBEDDING_THRESHOLD = 0.9
-NGRAM_THRESHOLD = 0.8
+#: Cosine similarity from which a corrected ticket's label is taken, per kind of vector, and
+#: the lower one used while fewer than ``YOUNG_UNTIL`` corrections are indexed (a young model
+#: is wrong often, so a fairly similar correction is the better guess). Chosen with
+#: ``bench/loop.py --choose-threshold`` on a validation slice of BANKING77's training split:
+#: each is never below "no near-duplicate routing" at any point of the curve, and the young
+#: ones gain 3-5 points at 25-100 corrections (see bench/results/loop.md).
+EMBEDDING_THRESHOLD = 0.8
+EMBEDDING_YOUNG_THRESHOLD = 0.65
+NGRAM_THRESHOLD = 0.75
+NGRAM_YOUNG_THRESHOLD = 0.65
+YOUNG_UNTIL = 100
 #: Corrections kept in the index (the most recent ones).
 CAPACITY = 2_000
 #: Hashed n-gram features: enough buckets that unrelated tickets rarely share one.
@@ -90,11 +97,20 @@ class NearDuplicateIndex:
     """
 
     def __init__(
-        self, vectorise: Vectoriser, *, threshold: float, capacity: int = CAPACITY
+        self,
+        vectorise: Vectoriser,
+        *,
+        threshold: float,
+        capacity: int = CAPACITY,
+        young_threshold: float | None = None,
+        young_until: int = YOUNG_UNTIL,
     ) -> None:
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("threshold must be in (0, 1]")
-        self.threshold = threshold
+        for value in (threshold, young_threshold or threshold):
+            if not 0.0 < value <= 1.0:
+                raise ValueError("threshold must be in (0, 1]")
+        self._threshold = threshold
+        self._young_threshold = young_threshold
+        self._young_until = young_until
         self._vectorise = vectorise
         self._capacity = capacity
         self._entries: OrderedDict[int, tuple[CorrectedTicket, Any]] = OrderedDict()
@@ -104,6 +120,13 @@ class NearDuplicateIndex:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def threshold(self) -> float:
+        """The similarity a match needs now (lower while few corrections are indexed)."""
+        if self._young_threshold is not None and len(self._entries) < self._young_until:
+            return self._young_threshold
+        return self._threshold
 
     def add(self, tickets: Sequence[CorrectedTicket]) -> None:
         """Index ``tickets`` (newest last), dropping the oldest beyond the capacity."""
@@ -171,8 +194,9 @@ class NearDuplicateIndex:
     ) -> list[NearDuplicate | None]:
         """Per text, the corrected ticket it is a near-duplicate of (at the threshold), or None."""
         out: list[NearDuplicate | None] = []
+        threshold = self.threshold
         for found in self.similarities(texts, exclude=exclude):
-            if found is None or found[1] < self.threshold - 1e-6:
+            if found is None or found[1] < threshold - 1e-6:
                 out.append(None)
                 continue
             ticket, similarity = found

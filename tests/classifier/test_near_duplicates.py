@@ -64,3 +64,15 @@ def test_an_empty_index_matches_nothing_and_a_bad_threshold_is_refused() -> None
     assert _index().nearest(["anything"]) == [None]
     with pytest.raises(ValueError, match="threshold"):
         NearDuplicateIndex(ngram_vectors, threshold=0.0)
+
+
+def test_a_young_index_takes_a_lower_threshold_until_it_holds_enough_corrections() -> None:
+    index = NearDuplicateIndex(ngram_vectors, threshold=0.9, young_threshold=0.5, young_until=2)
+    index.add([CorrectedTicket(1, "refund for the invoice of march", "Billing", "U1")])
+    assert index.threshold == 0.5
+    (young,) = index.nearest(["I need a refund for an invoice from march"])
+    assert young is not None
+    assert young.similarity < 0.9
+    index.add([CorrectedTicket(2, "password reset link expired", "Account", "U1")])
+    assert index.threshold == 0.9
+    assert index.nearest(["I need a refund for an invoice from march"]) == [None]
