@@ -13,6 +13,7 @@ from data.db import tickets as tickets_repo
 from data.db.auto_retrain import auto_retrain_paused
 from data.db.database import utcnow
 from data.db.jobs import Job
+from data.db.learning_curve import model_accuracies
 from data.db.models import StoredModel
 
 
@@ -29,6 +30,8 @@ class HomeSummary:
     failed: int = 0
     #: Whether automatic retrains run (None: TRIAGE_AUTO_RETRAIN is off, no switch shown).
     auto_retrain: bool | None = None
+    #: (registry id, holdout accuracy) of the last models that were active, oldest first.
+    versions: tuple[tuple[int, float], ...] = ()
 
     @property
     def macro_f1(self) -> float | None:
@@ -53,4 +56,7 @@ async def home_summary(ctx: AdminContext, *, days: int = 7, job_limit: int = 5) 
         )
         failed = await tickets_repo.count_in_status(conn, tickets_repo.FAILED)
         auto = not await auto_retrain_paused(conn) if ctx.settings.auto_retrain else None
-    return HomeSummary(active, tuple(recent), days, n_tickets, n_corrections, failed, auto)
+        versions = tuple(await model_accuracies(conn, limit=6))
+    return HomeSummary(
+        active, tuple(recent), days, n_tickets, n_corrections, failed, auto, versions
+    )

@@ -18,10 +18,12 @@ from admin.errors import AdminError
 from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout
 from admin.training_data import assemble_training_data, read_starter
 from classifier.confusion_png import confusion_png
+from classifier.learning_curve_png import learning_curve_png
 from classifier.model import ProgressCallback, ProgressEvent, no_progress
 from data.db import models as registry
 from data.db.admin_actions import record_action
 from data.db.database import utcnow
+from data.db.learning_curve import model_accuracies, weekly_correction_rates
 from data.db.models import StoredModel
 from data.db.stats import LiveFigures, live_figures
 from data.db.training_set import list_training_examples
@@ -48,6 +50,17 @@ class ModelReport:
     comparisons: tuple[Comparison, ...]
     live: LiveFigures
     labels: tuple[str, ...]
+    #: The learning curve: (registry id, holdout accuracy) per model that was active, and
+    #: (ISO week, share of tickets corrected), both oldest first.
+    versions: tuple[tuple[int, float], ...] = ()
+    weeks: tuple[tuple[str, float], ...] = ()
+
+    def learning_curve_png(self) -> bytes:
+        """Holdout accuracy per model version and corrections per week, as a PNG."""
+        return learning_curve_png(
+            [(f"#{registry_id}", accuracy) for registry_id, accuracy in self.versions],
+            list(self.weeks),
+        )
 
     def confusion_png(self) -> bytes:
         """The confusion matrix on the holdout as a PNG."""
@@ -97,6 +110,8 @@ async def build_report(
             threshold=ctx.settings.confidence_threshold,
             labels=ctx.taxonomy.labels,
         )
+        versions = await model_accuracies(conn)
+        weeks = await weekly_correction_rates(conn, now)
 
     progress(ProgressEvent("evaluate", "assembling the holdout", 0.0))
     data = assemble_training_data(
@@ -144,6 +159,8 @@ async def build_report(
         comparisons=tuple(comparisons),
         live=live,
         labels=labels,
+        versions=tuple(versions),
+        weeks=tuple(weeks),
     )
 
 

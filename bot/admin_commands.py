@@ -145,6 +145,16 @@ class AdminCommands:
                 title=f"Confusion matrix, model #{report.model.id}",
                 alt_text="Confusion matrix of the model on the held-out tickets",
             )
+            curve = await asyncio.to_thread(report.learning_curve_png)
+            await self._slack.upload_file(
+                channel,
+                curve,
+                thread_ts=ts,
+                filename=f"learning-curve-model-{report.model.id}.png",
+                title="Learning curve: holdout accuracy per model, corrections per week",
+                alt_text="Holdout accuracy of each model version and the share of tickets "
+                "corrected each week",
+            )
         except SlackCallError:
             log.warning("could not post the evaluation report in %s", channel, exc_info=True)
 

@@ -136,6 +136,18 @@ def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
             },
         }
     )
+    if len(summary.versions) > 1:
+        steps = " → ".join(f"#{i} {a:.0%}" for i, a in summary.versions)
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*Learning curve* (accuracy on the holdout): {steps}. "
+                    "`/evalreport` draws it, with corrections per week.",
+                },
+            }
+        )
     if summary.jobs:
         lines = []
         for job in summary.jobs:

@@ -206,7 +206,7 @@ async def _second_retrain_refused_and_cancel(
     assert "I don't understand `please`" in await slash(admin_bot, "/retrain", "please", ADMIN)
 
 
-async def test_evalreport_posts_the_report_and_uploads_the_confusion_matrix(
+async def test_evalreport_posts_the_report_and_uploads_the_confusion_matrix_and_learning_curve(
     admin_bot: BotHarness,
 ) -> None:
     fake = admin_bot.fake
@@ -219,7 +219,7 @@ async def test_evalreport_posts_the_report_and_uploads_the_confusion_matrix(
         answer
         == "Building the evaluation report for the active model; it will appear here shortly."
     )
-    await fake.wait_for(lambda: bool(fake.shared_files))
+    await fake.wait_for(lambda: len(fake.shared_files) == 2)
     report = next(m for m in fake.live_messages(SUPPORT) if "Evaluation report" in m["text"])
     blocks = json.dumps(report["blocks"])
     assert "on 7 held-out tickets" in blocks
@@ -227,14 +227,17 @@ async def test_evalreport_posts_the_report_and_uploads_the_confusion_matrix(
     assert "precision" in blocks
     assert "*Live, last 7 days:* 1 tickets, 1 routed" in blocks
     # files_upload_v2: get an upload URL, send the bytes there, complete into the channel.
-    (url_call,) = fake.called("files.getUploadURLExternal")
-    assert url_call.params["filename"] == "confusion-model-1.png"
-    (shared,) = fake.shared_files
-    assert shared["data"] is not None
-    assert shared["data"].startswith(b"\x89PNG\r\n\x1a\n")
-    assert int(url_call.params["length"]) == len(shared["data"])
-    # The picture goes in the report's thread, in the channel where it was asked.
-    assert (shared["channel_id"], shared["thread_ts"]) == (SUPPORT, report["ts"])
+    url_calls = fake.called("files.getUploadURLExternal")
+    assert [c.params["filename"] for c in url_calls] == [
+        "confusion-model-1.png",
+        "learning-curve-model-1.png",
+    ]
+    for url_call, shared in zip(url_calls, fake.shared_files, strict=True):
+        assert shared["data"] is not None
+        assert shared["data"].startswith(b"\x89PNG\r\n\x1a\n")
+        assert int(url_call.params["length"]) == len(shared["data"])
+        # The pictures go in the report's thread, in the channel where it was asked.
+        assert (shared["channel_id"], shared["thread_ts"]) == (SUPPORT, report["ts"])
     assert fake.called("files.completeUploadExternal", channel_id=SUPPORT)
 
 

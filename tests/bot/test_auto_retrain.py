@@ -99,7 +99,14 @@ async def test_corrections_start_a_retrain_by_themselves_at_5_then_10(
     again = await _check(auto_bot)
     assert again is not None
     assert again.reason == "5 new corrections (retrain at 10)"
-    assert len(_lines(auto_bot.fake)) == 2
+    assert _lines(auto_bot.fake)[-1].startswith(
+        "Automatic retrain #2 (5 new corrections (retrain at 10)): promoted model #2."
+    )
+    # App Home shows the learning curve: each model's accuracy on its holdout.
+    await auto_bot.svc.home.opened(ADMIN)
+    home = json.dumps(auto_bot.fake.home_views[ADMIN], ensure_ascii=False)
+    assert "*Learning curve* (accuracy on the holdout): #1 " in home
+    assert " → #2 " in home
 
 
 async def test_the_runtime_retrains_waiting_corrections_after_a_day_on_its_clock(
