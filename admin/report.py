@@ -17,6 +17,7 @@ from admin.context import AdminContext
 from admin.errors import AdminError
 from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout
 from admin.training_data import assemble_training_data, read_starter
+from admin.triage_threshold import fitted_threshold
 from classifier.confusion_png import confusion_png
 from classifier.learning_curve_png import learning_curve_png
 from classifier.model import ProgressCallback, ProgressEvent, no_progress
@@ -88,6 +89,11 @@ async def build_report(
 ) -> ModelReport:
     """Score ``model`` (default: the active one) and gather the live figures."""
     days = days or ctx.settings.report_days
+    threshold = ctx.settings.confidence_threshold
+    if ctx.settings.adaptive_threshold:  # the share sent to triage at the fitted threshold
+        threshold, _ = await fitted_threshold(
+            ctx.db, ctx.clock, fallback=threshold, target=ctx.settings.triage_target
+        )
     async with ctx.db.transaction() as conn:
         entry = await registry.get_active_model(conn) if model is None else await _get(conn, model)
         if entry is None:
@@ -107,7 +113,7 @@ async def build_report(
             conn,
             since=now - timedelta(days=days),
             until=now,
-            threshold=ctx.settings.confidence_threshold,
+            threshold=threshold,
             labels=ctx.taxonomy.labels,
         )
         versions = await model_accuracies(conn)

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     support_channels: CommaList = ()
     triage_channel: str | None = None
     confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Fit the triage threshold on how the model's answers turned out (admin.triage_threshold):
+    # a ticket goes to triage where the model is right less often than triage_target.
+    adaptive_threshold: bool = True
+    triage_target: float = Field(default=0.75, gt=0.0, le=1.0)
     shadow_mode: bool = False
     redact_pii: bool = True
     # How long a replica holds a ticket it routes before another may take it over (its

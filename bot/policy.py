@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from classifier.taxonomy import Department
@@ -20,9 +21,13 @@ class RoutingPolicy:
     #: How long a process holds a ticket it routes before another replica may take it over
     #: (longer than any one run: a few Slack calls with their bounded retries).
     lease_seconds: float = 120.0
+    #: The threshold fitted on how the model's answers turned out (None: the fixed one).
+    adaptive_threshold: Callable[[], float] | None = None
 
     def needs_person(self, confidence: float) -> bool:
         """Whether the model is too unsure to route on its own."""
+        if self.adaptive_threshold is not None:
+            return confidence < self.adaptive_threshold()
         return confidence < self.confidence_threshold
 
     def destination(self, dept: Department, *, decided_by_person: bool, confidence: float) -> str:

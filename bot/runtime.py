@@ -142,6 +142,8 @@ async def open_runtime(
         supervisor.add("people-refresher", services.people.run)
         if settings.auto_retrain:
             supervisor.add("auto-retrain", services.auto_retrainer.run)
+        if settings.adaptive_threshold:
+            supervisor.add("triage-threshold", services.triage_threshold.run)
         stack.push_async_callback(_release_leases, services)
         stack.push_async_callback(supervisor.stop)
         supervisor.start()

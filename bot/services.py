@@ -17,6 +17,8 @@ import aiohttp
 from admin.context import AdminContext
 from admin.near_duplicates import CorrectionMemory
 from admin.settings import Settings
+from admin.triage_threshold import INTERVAL as TRIAGE_THRESHOLD_INTERVAL
+from admin.triage_threshold import TriageThreshold
 from bot.active_model import ActiveModel, ModelLoader
 from bot.admin_commands import AdminAccess, AdminCommands
 from bot.auto_retrainer import INTERVAL as AUTO_RETRAIN_INTERVAL
@@ -95,6 +97,8 @@ class Intervals:
     people: float = REFRESH_SECONDS
     #: Looks whether an automatic retrain is due (TRIAGE_AUTO_RETRAIN).
     auto_retrain: float = AUTO_RETRAIN_INTERVAL
+    #: Fits of the triage threshold on recent outcomes (TRIAGE_ADAPTIVE_THRESHOLD).
+    triage_threshold: float = TRIAGE_THRESHOLD_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Services:
     home: AppHome
     jobs: JobFollower
     auto_retrainer: AutoRetrainer
+    triage_threshold: TriageThreshold
     socket: SocketWatch
 
     async def check_channels(self) -> list[str]:
@@ -248,6 +253,15 @@ def build_services(
     slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
     model = ActiveModel(db, loader)
     policy = policy or routing_policy(settings)
+    triage_threshold = TriageThreshold(
+        db,
+        clock,
+        fallback=policy.confidence_threshold,
+        target=settings.triage_target,
+        interval=intervals.triage_threshold,
+    )
+    if settings.adaptive_threshold:
+        policy = replace(policy, adaptive_threshold=triage_threshold.value)
     commits = GroupCommit(db)
     notices = FailureNotices(slack, settings.admin_channel or policy.triage_channel)
     near_duplicates = (
@@ -310,5 +324,6 @@ def build_services(
         home=AppHome(tab, commands, slack, requeue),
         jobs=jobs,
         auto_retrainer=auto_retrainer,
+        triage_threshold=triage_threshold,
         socket=SocketWatch(clock),
     )
