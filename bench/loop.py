@@ -63,6 +63,7 @@ from admin.retrain import RetrainRequest, retrain  # noqa: E402
 from admin.retrain_schedule import EVERY_50, RetrainSchedule  # noqa: E402
 from admin.settings import Settings  # noqa: E402
 from admin.training_data import read_starter  # noqa: E402
+from classifier.calibration import adaptive_threshold  # noqa: E402
 from classifier.examples import Example, Source  # noqa: E402
 from classifier.learners import LearnerContext, get_learner  # noqa: E402
 from classifier.model import TrainedModel  # noqa: E402
@@ -205,6 +206,8 @@ class LoopRun:
     #: correction (label, similarity); per streamed ticket, the same before it was corrected.
     validation: dict[str, list[tuple[str, str | None, float]]] = field(default_factory=dict)
     stream_trace: list[tuple[str, str, str | None, float]] = field(default_factory=list)
+    #: Per streamed ticket: the routed answer's confidence, and whether it was right.
+    outcomes: list[tuple[float, bool]] = field(default_factory=list)
 
 
 async def run_loop(
@@ -297,8 +300,9 @@ async def run_loop(
             ):  # the daily rule (the count rule answers right after a correction)
                 seen, last_retrain_at = run.corrections, clock.now()
                 await retrain_now()
-            model_label = (await active[0].predict([example.text]))[0].label
-            routed = model_label
+            prediction = (await active[0].predict([example.text]))[0]
+            model_label = prediction.label
+            routed, confidence = model_label, prediction.confidence
             found = index.similarities([example.text])[0]
             run.stream_trace.append(
                 (
@@ -309,9 +313,11 @@ async def run_loop(
                 )
             )
             if policy.near_duplicates and found and found[1] >= index.threshold - 1e-6:
-                routed = found[0].label
+                if found[0].label != model_label:
+                    routed, confidence = found[0].label, found[1]
                 run.routed_by_correction += 1
                 run.routed_by_correction_right += routed == example.label
+            run.outcomes.append((confidence, routed == example.label))
             if number < RIGHT_FIRST_TIME_OVER:
                 right_first += routed == example.label
             if routed == example.label:
@@ -449,6 +455,41 @@ def print_table(learner: str, runs: Sequence[LoopRun], full: float) -> None:
             print(f"  not promoted after {refusal}")
 
 
+def triage_figures(run: LoopRun, fixed: float, target: float) -> dict[str, float]:
+    """Over the first 1,000 streamed tickets: the share sent to triage and how often those and
+    the others were right, with the fixed threshold and with the one fitted on the outcomes so
+    far (refitted every 50 tickets, as the bot refits every few minutes)."""
+    stream = run.outcomes[:RIGHT_FIRST_TIME_OVER]
+    fitted, adaptive = fixed, []
+    for number, outcome in enumerate(stream):
+        if number % 50 == 0:
+            fitted = adaptive_threshold(stream[:number], fallback=fixed, target=target)
+        adaptive.append(outcome[0] < fitted)
+    out: dict[str, float] = {"threshold_last": fitted}
+    for name, sent in (("fixed", [c < fixed for c, _ in stream]), ("adaptive", adaptive)):
+        asked = [right for (_, right), s in zip(stream, sent, strict=True) if s]
+        routed = [right for (_, right), s in zip(stream, sent, strict=True) if not s]
+        out[f"{name}_share"] = len(asked) / max(1, len(stream))
+        out[f"{name}_right_in_triage"] = sum(asked) / max(1, len(asked))
+        out[f"{name}_right_routed"] = sum(routed) / max(1, len(routed))
+        out[f"{name}_wrong_caught"] = (len(asked) - sum(asked)) / max(
+            1, len(stream) - sum(r for _, r in stream)
+        )
+    return out
+
+
+def print_triage(figures: dict[str, float], fixed: float, target: float) -> None:
+    print(f"\nTriage channel over the first {RIGHT_FIRST_TIME_OVER} tickets (loop policy):")
+    for name, label in (("fixed", f"fixed {fixed:.2f}"), ("adaptive", f"fitted, target {target}")):
+        print(
+            f"  {label}: {figures[name + '_share']:.1%} of tickets sent to triage, right there "
+            f"{figures[name + '_right_in_triage']:.1%} (routed directly: "
+            f"{figures[name + '_right_routed']:.1%}); {figures[name + '_wrong_caught']:.1%} of "
+            "the wrong answers caught"
+        )
+    print(f"  last fitted threshold {figures['threshold_last']:.2f}")
+
+
 def print_goals(run: LoopRun, baseline: LoopRun | None, full: float) -> None:
     print("\nGoals (loop policy):")
     for count, (kind, goal) in GOALS.items():
@@ -531,6 +572,9 @@ async def main() -> None:
     loop = by_name.get("loop", runs[0])
     baseline = by_name.get("baseline")
     print_goals(loop, baseline, full)
+    settings = Settings()
+    triage = triage_figures(loop, settings.confidence_threshold, settings.triage_target)
+    print_triage(triage, settings.confidence_threshold, settings.triage_target)
     print(
         json.dumps(
             {
@@ -548,6 +592,7 @@ async def main() -> None:
                 else None,
                 "retrains": loop.retrains,
                 "retrain_cpu_seconds": round(loop.retrain_cpu_seconds, 1),
+                "triage": {k: round(v, 4) for k, v in triage.items()},
                 "baseline_retrains": baseline.retrains if baseline else None,
                 "baseline_retrain_cpu_seconds": round(baseline.retrain_cpu_seconds, 1)
                 if baseline
