@@ -324,7 +324,8 @@ async def run_loop(
                 continue
             async with db.transaction() as conn:
                 ticket, _ = await store_ticket(
-                    conn, NewTicket("T0LOOP", "C0SUPPORT", f"{number}.000100", "U0ASKER", "")
+                    conn,
+                    NewTicket("T0LOOP", "C0SUPPORT", f"{number}.000100", "U0ASKER", example.text),
                 )
                 await record_correction(
                     conn,
