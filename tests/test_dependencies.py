@@ -3,6 +3,7 @@ exactly the hashed lock, with PyTorch alone from its own index."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tomllib
 from pathlib import Path
@@ -136,3 +137,18 @@ def test_the_docker_install_check_replays_the_locked_steps() -> None:
     assert "--require-hashes -r requirements/image.txt" in script
     assert "--require-hashes -r requirements/torch-cpu.txt" in script
     assert "pip check" in script
+
+
+def test_every_runtime_dependency_has_a_lower_bound_that_make_lowest_installs() -> None:
+    spec = importlib.util.spec_from_file_location("lowest", ROOT / "requirements" / "lowest.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    project = _project()
+    pins = [Requirement(line) for line in module.lowest(project["dependencies"])]
+    assert {_canonical(p.name) for p in pins} == set(_requirements())
+    for pin in pins:
+        (only,) = pin.specifier
+        assert only.operator == "=="
+        assert _requirements()[_canonical(pin.name)].specifier.contains(only.version)
