@@ -21,6 +21,9 @@ Not a test: it prints figures and exits 1 only if a ticket was lost or routed tw
 
     python bench/load.py                       # 100 tickets/s for 30 s, twice
     python bench/load.py --seconds 5 --rate 50 # a quick look
+    python bench/load.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
+                                               # the bot on PostgreSQL (a fresh database per
+                                               # phase, created there and dropped afterwards)
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +124,26 @@ def ticket_statuses(database: Path) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
+async def postgres(admin_url: str, statement: str, database: str | None = None) -> list[Any]:
+    """Run one statement on the PostgreSQL server of ``admin_url`` (in ``database``)."""
+    import asyncpg
+
+    url = admin_url if database is None else f"{admin_url.rsplit('/', 1)[0]}/{database}"
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return list(await conn.fetch(statement))
+    finally:
+        await conn.close()
+
+
+async def ticket_statuses_pg(admin_url: str, database: str) -> dict[str, int]:
+    """Tickets by status in the bot's PostgreSQL database."""
+    rows = await postgres(
+        admin_url, "SELECT status, COUNT(*) AS n FROM tickets GROUP BY status", database
+    )
+    return {str(row["status"]): int(row["n"]) for row in rows}
+
+
 def ticket_texts() -> list[str]:
     for path in (STARTER_TEST, STARTER_TRAIN):
         if path.exists():
@@ -136,7 +160,9 @@ async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -
         slack_api_url=slack_url,
         support_channels=(SUPPORT,),
         triage_channel=TRIAGE,
-        database_url=f"sqlite+aiosqlite:///{database}",
+        database_url=database
+        if database.startswith("postgresql")
+        else f"sqlite+aiosqlite:///{database}",
         log_level="WARNING",
     )
     classifier = await light_classifier(taxonomy, learner)
@@ -222,16 +248,24 @@ async def run_phase(
     learner: str,
     workers: int,
     retry_after: int = 0,
+    pg_admin: str | None = None,
 ) -> Phase:
     texts = ticket_texts()
+    pg_database = f"triage_load_{uuid.uuid4().hex[:10]}" if pg_admin else None
+    if pg_admin:
+        await postgres(pg_admin, f'CREATE DATABASE "{pg_database}"')
     with tempfile.TemporaryDirectory() as tmp:
+        database = str(Path(tmp) / "bench.db")
+        if pg_admin:
+            base = pg_admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            database = f"{base}/{pg_database}"
         async with FakeSlack(token=BOT_TOKEN) as fake:
             child = await asyncio.create_subprocess_exec(
                 sys.executable,
                 __file__,
                 "--serve-bot",
                 fake.url,
-                str(Path(tmp) / "bench.db"),
+                database,
                 "--learner",
                 learner,
                 "--workers",
@@ -282,7 +316,11 @@ async def run_phase(
                 deadline = time.monotonic() + 180
                 while time.monotonic() < deadline:
                     # Ticket figures are not on the public /healthz: read them from the database.
-                    statuses = ticket_statuses(Path(tmp) / "bench.db")
+                    statuses = (
+                        await ticket_statuses_pg(pg_admin, pg_database)
+                        if pg_admin and pg_database
+                        else ticket_statuses(Path(tmp) / "bench.db")
+                    )
                     if statuses.get("routed", 0) >= total:
                         break
                     await asyncio.sleep(0.2)
@@ -304,6 +342,8 @@ async def run_phase(
                     cards.setdefault(int(match.group(1)), []).append(call.at)
             card_ms = [(min(at) - sent_at[n]) * 1000 for n, at in cards.items() if n in sent_at]
             limited = sum(1 for c in fake.calls if c.answered == 429)
+    if pg_admin:
+        await postgres(pg_admin, f'DROP DATABASE IF EXISTS "{pg_database}" WITH (FORCE)')
     return Phase(
         name=name,
         model_id=model_id,
@@ -376,14 +416,29 @@ async def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=16, help="the bot's ticket workers (as open_runtime)"
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="run the bot on PostgreSQL: the server's admin URL (postgresql://user@host/db); "
+        "each phase gets a fresh database there",
+    )
     parser.add_argument("--serve-bot", nargs=2, metavar=("SLACK_URL", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bot:
         await serve_bot(args.serve_bot[0], args.serve_bot[1], args.learner, args.workers)
         return 0
-    print(f"{args.rate:g} tickets/s for {args.seconds:g} s")
+    storage = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"{args.rate:g} tickets/s for {args.seconds:g} s, the bot on {storage}")
     phases = [
-        await run_phase("no failures", args.seconds, args.rate, 0.0, args.learner, args.workers)
+        await run_phase(
+            "no failures",
+            args.seconds,
+            args.rate,
+            0.0,
+            args.learner,
+            args.workers,
+            pg_admin=args.postgres,
+        )
     ]
     print(f"model {phases[0].model_id}")
     report(phases[-1])
@@ -398,6 +453,7 @@ async def main() -> int:
                 args.learner,
                 args.workers,
                 args.retry_after,
+                pg_admin=args.postgres,
             )
         )
         report(phases[-1])
