@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from admin.llm_jobs import FineTuneTraining, prompted_baseline, synthetic_generator
+from admin.llm_jobs import SyntheticGenerator, prompted_baseline, synthetic_generator
 from admin.settings import Settings
 from admin.training_process import ChildTraining, train_in_subprocess
 from classifier.artifacts import load_model
@@ -30,10 +30,6 @@ from data.db.database import Database
 LearnerFactory = Callable[[str], Learner]
 #: Loads a model artefact from the registry.
 ModelLoader = Callable[[bytes], TrainedModel]
-#: Writes ``count`` synthetic tickets over ``labels`` (seeded by real examples).
-SyntheticGenerator = Callable[
-    [int, Sequence[str], Sequence[Example], ProgressCallback], Awaitable[list[Example]]
-]
 #: Called after a model becomes active in this process (the bot swaps it in at once).
 ModelActivated = Callable[[int, TrainedModel], None]
 #: Trains a local learner outside this process; returns the artefact (see training_process).
@@ -95,9 +91,6 @@ def build_admin_context(
     """The production wiring: learners and model loading from ``classifier``."""
 
     def learners(name: str) -> Learner:
-        if name == "openai-finetune" and learner_context.openai is not None:
-            # The resumable steps (start, follow by id, cancel) of the same fine-tune.
-            return FineTuneTraining(learner_context)
         return get_learner(name, learner_context)
 
     def load(data: bytes) -> TrainedModel:

@@ -19,6 +19,7 @@ from classifier.examples import Example, labels_of
 from classifier.learners import (
     LEARNERS,
     LOCAL_PREFERENCE,
+    FineTuneOptions,
     LearnerContext,
     default_learner_name,
     get_learner,
@@ -48,7 +49,7 @@ def learner_context(settings: Settings, taxonomy: Taxonomy | None = None) -> Lea
         taxonomy=taxonomy,
         openai=openai_client(settings),
         seed=settings.seed,
-        options={"poll_interval": settings.openai_finetune_poll_seconds},
+        finetune=FineTuneOptions(poll_interval=settings.openai_finetune_poll_seconds),
     )
 
 

@@ -20,8 +20,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from functools import partial
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
@@ -41,6 +42,7 @@ from classifier.model import (
     Classifier,
     ProgressCallback,
     ProgressEvent,
+    RemoteTrainingLearner,
     TrainedModel,
     no_progress,
 )
@@ -60,25 +62,6 @@ CORRECTIONS_PARAM = "corrections"
 LOCAL = "local"
 #: Learners that train on this machine (and so can train in a child process).
 LOCAL_NAMES = frozenset({"auto", *LOCAL_PREFERENCE})
-
-
-@runtime_checkable
-class RemoteTrainingLearner(Protocol):
-    """A learner whose training is a remote job that can be followed after a restart."""
-
-    async def start(self, examples: Sequence[Example], labels: Sequence[str], *, seed: int) -> str:
-        """Create the remote job; returns its id (stored before anything else happens)."""
-        ...
-
-    async def follow(
-        self, job_id: str, labels: Sequence[str], *, progress: ProgressCallback
-    ) -> TrainedModel:
-        """Wait for the remote job ``job_id`` to finish, reporting its status; the model."""
-        ...
-
-    async def cancel(self, job_id: str) -> None:
-        """Stop the remote job (best effort)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -112,11 +95,36 @@ class RetrainRequest:
         )
 
 
+class RetrainStatus(StrEnum):
+    """How a retrain ended (stored in jobs.result as its value)."""
+
+    PROMOTED = "promoted"
+    KEPT = "kept"
+    DRY_RUN = "dry-run"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class Role(StrEnum):
+    """Which model an evaluation on the holdout is of."""
+
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    BASELINE = "baseline"
+
+
+class StopReason(StrEnum):
+    """Why the watcher stopped a running retrain."""
+
+    CANCEL = "cancel"
+    LEASE_LOST = "lease-lost"
+
+
 @dataclass(frozen=True)
 class EvaluatedModel:
     """One model's result on the holdout."""
 
-    role: str  # candidate | active | baseline
+    role: Role
     model_id: str
     result: HoldoutResult
 
@@ -126,7 +134,7 @@ class RetrainOutcome:
     """How a retrain ended, for the final message and the job's stored result."""
 
     job_id: int
-    status: str  # promoted | kept | dry-run | cancelled | failed
+    status: RetrainStatus
     message: str
     learner: str = ""
     candidate_id: int | None = None
@@ -139,7 +147,7 @@ class RetrainOutcome:
     def to_result(self) -> dict[str, Any]:
         """The JSON stored in jobs.result."""
         return {
-            "status": self.status,
+            "status": self.status.value,
             "message": self.message,
             "learner": self.learner,
             "candidate_id": self.candidate_id,
@@ -244,9 +252,9 @@ async def run_retrain(
     try:
         outcome = await asyncio.shield(body)
     except asyncio.CancelledError:
-        if body.done() and run.stop_reason == "cancel":
+        if body.done() and run.stop_reason is StopReason.CANCEL:
             outcome = await run.finish_cancelled()
-        elif body.done() and run.stop_reason == "lease-lost":
+        elif body.done() and run.stop_reason is StopReason.LEASE_LOST:
             raise AdminError(f"Retrain job #{job_id} was taken over by another process.") from None
         else:
             # This process is stopping: leave the job running for a restart to resume.
@@ -277,11 +285,11 @@ async def _watch(
             log.warning("retrain %s: heartbeat failed", job_id, exc_info=True)
             continue
         if job.cancel_requested and not run.deciding:
-            run.stop_reason = "cancel"
+            run.stop_reason = StopReason.CANCEL
             body.cancel()
             return
         if not kept and not job.finished:
-            run.stop_reason = "lease-lost"
+            run.stop_reason = StopReason.LEASE_LOST
             body.cancel()
             return
 
@@ -322,7 +330,7 @@ class _RetrainRun:
         self.state: dict[str, Any] = dict(job.state)
         self.progress = progress
         self.learner_name = resolve_learner(ctx, self.request.learner)
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         #: Once promotion starts it finishes: a cancel then would leave a half-made decision.
         self.deciding = False
         self.remote_learner: RemoteTrainingLearner | None = None
@@ -513,12 +521,12 @@ class _RetrainRun:
             active_entry = await registry.get_active_model(conn)
         evaluations: list[EvaluatedModel] = []
 
-        async def add(role: str, classifier: Classifier) -> None:
+        async def add(role: Role, classifier: Classifier) -> None:
             self.emit("evaluate", f"scoring the {role} model", len(evaluations) / 3)
             result = await score_on_holdout(classifier, holdout, labels)
             evaluations.append(EvaluatedModel(role, classifier.model_id, result))
 
-        def predicted_in_child(role: str, model_id: str, learner: str) -> bool:
+        def predicted_in_child(role: Role, model_id: str, learner: str) -> bool:
             labels_of_role = self.child_predictions.get(role)
             if labels_of_role is None or len(labels_of_role) != len(holdout):
                 return False
@@ -526,34 +534,36 @@ class _RetrainRun:
             evaluations.append(EvaluatedModel(role, model_id, result))
             return True
 
-        if not predicted_in_child("candidate", candidate.model_id, candidate.learner):
-            await add("candidate", candidate)
+        if not predicted_in_child(Role.CANDIDATE, candidate.model_id, candidate.learner):
+            await add(Role.CANDIDATE, candidate)
         if active_entry is not None:
             same_active = self.child_active_id == active_entry.id
             if not (
                 same_active
-                and predicted_in_child("active", active_entry.model_id, active_entry.learner)
+                and predicted_in_child(Role.ACTIVE, active_entry.model_id, active_entry.learner)
             ):
                 async with self.ctx.db.transaction() as conn:
                     active_artefact = await registry.get_artefact(conn, active_entry.id)
-                await add("active", await asyncio.to_thread(self.ctx.load_model, active_artefact))
+                await add(
+                    Role.ACTIVE, await asyncio.to_thread(self.ctx.load_model, active_artefact)
+                )
         baseline = self.ctx.baseline()
         if baseline is not None:
-            await add("baseline", baseline)
+            await add(Role.BASELINE, baseline)
 
         by_role = {e.role: e for e in evaluations}
         comparisons: dict[str, dict[str, Any]] = {
-            role: compare_on_holdout(by_role["candidate"].result, by_role[role].result, holdout)
-            for role in ("active", "baseline")
+            role: compare_on_holdout(by_role[Role.CANDIDATE].result, by_role[role].result, holdout)
+            for role in (Role.ACTIVE, Role.BASELINE)
             if role in by_role
         }
         metrics = {
-            "holdout": by_role["candidate"].result.metrics,
+            "holdout": by_role[Role.CANDIDATE].result.metrics,
             "evaluation": f"a holdout of {len(holdout)} tickets",
             "holdout_hash": data.holdout_hash,
             "holdout_size": len(holdout),
             "compared_with": {
-                role: {"model_id": by_role[role].model_id, **comparison}
+                role: {"model_id": by_role[Role(role)].model_id, **comparison}
                 for role, comparison in comparisons.items()
             },
         }
@@ -566,7 +576,7 @@ class _RetrainRun:
                     active_entry.id,
                     {
                         **active_entry.metrics,
-                        "holdout": by_role["active"].result.metrics,
+                        "holdout": by_role[Role.ACTIVE].result.metrics,
                         "holdout_hash": data.holdout_hash,
                         "holdout_size": len(holdout),
                     },
@@ -617,7 +627,7 @@ class _RetrainRun:
                 "holdout_size": len(result.examples),
             }
             await registry.update_metrics(conn, candidate_id, metrics)
-        evaluations = [EvaluatedModel("candidate", candidate.model_id, scored)]
+        evaluations = [EvaluatedModel(Role.CANDIDATE, candidate.model_id, scored)]
         self.emit(
             "evaluate",
             f"{result.describe()}: candidate macro-F1 {scored.report.macro_f1:.3f}, accuracy "
@@ -687,24 +697,24 @@ class _RetrainRun:
             decision = self.cross_validated_decision()
         else:
             decision = decide_promotion(
-                by_role["candidate"].result.score,
-                by_role["active"].result.score if "active" in by_role else None,
+                by_role[Role.CANDIDATE].result.score,
+                by_role[Role.ACTIVE].result.score if Role.ACTIVE in by_role else None,
                 tolerance=self.ctx.settings.promote_tolerance,
                 max_recall_drop=self.ctx.settings.max_recall_drop,
             )
-        status = "promoted" if decision.promote else "kept"
+        status = RetrainStatus.PROMOTED if decision.promote else RetrainStatus.KEPT
         message = decision.summary
         # One transaction: the activation, the job's end and the audit entry happen together,
         # so a crash can never leave a promoted model with a job that looks unfinished.
         async with self.ctx.db.transaction() as conn:
             current = await registry.get_active_model_id(conn)
             if self.request.dry_run:
-                status = "dry-run"
+                status = RetrainStatus.DRY_RUN
                 verdict = "would be promoted" if decision.promote else "would not be promoted"
                 message = f"Dry run: candidate #{candidate_id} {verdict} ({decision.summary})"
             elif current != active_id:
                 # Someone activated another model while we evaluated: do not overrule them.
-                status = "kept"
+                status = RetrainStatus.KEPT
                 message = (
                     "Kept the active model: it changed while the candidate was evaluated; "
                     f"compare again or activate #{candidate_id} by hand."
@@ -734,7 +744,7 @@ class _RetrainRun:
                 outcome=status,
                 detail={"job_id": self.job.id, "candidate_id": candidate_id, "message": message},
             )
-        if status == "promoted" and self.ctx.on_model_activated is not None:
+        if status is RetrainStatus.PROMOTED and self.ctx.on_model_activated is not None:
             self.ctx.on_model_activated(candidate_id, candidate)
         self.emit("decide", message, 1.0)
         return outcome
@@ -759,10 +769,12 @@ class _RetrainRun:
                 conn,
                 self.job.id,
                 jobs.CANCELLED,
-                result={"status": "cancelled", "message": message},
+                result={"status": RetrainStatus.CANCELLED.value, "message": message},
             )
         await self.audit("cancelled", {})
-        return RetrainOutcome(self.job.id, "cancelled", message, learner=self.learner_name)
+        return RetrainOutcome(
+            self.job.id, RetrainStatus.CANCELLED, message, learner=self.learner_name
+        )
 
     async def finish_failed(self, exc: BaseException) -> RetrainOutcome:
         if isinstance(exc, AdminError | ClassifierError):
@@ -775,11 +787,11 @@ class _RetrainRun:
                 conn,
                 self.job.id,
                 jobs.FAILED,
-                result={"status": "failed", "message": message},
+                result={"status": RetrainStatus.FAILED.value, "message": message},
                 error=repr(exc),
             )
         await self.audit("failed", {"message": message})
-        return RetrainOutcome(self.job.id, "failed", message, learner=self.learner_name)
+        return RetrainOutcome(self.job.id, RetrainStatus.FAILED, message, learner=self.learner_name)
 
     async def audit(self, outcome: str, detail: dict[str, Any]) -> None:
         async with self.ctx.db.transaction() as conn:
@@ -812,9 +824,11 @@ def _describe_scores(evaluations: Sequence[EvaluatedModel]) -> str:
 __all__ = [
     "KIND",
     "EvaluatedModel",
-    "RemoteTrainingLearner",
     "RetrainOutcome",
     "RetrainRequest",
+    "RetrainStatus",
+    "Role",
+    "StopReason",
     "cancel_retrain",
     "resume_orphaned_retrains",
     "retrain",

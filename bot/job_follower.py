@@ -21,6 +21,7 @@ from admin.progress import ProgressBoard
 from admin.retrain import (
     RetrainOutcome,
     RetrainRequest,
+    RetrainStatus,
     resolve_learner,
     resume_orphaned_retrains,
     run_retrain,
@@ -86,7 +87,7 @@ class ProgressMessage:
             await self._task
         self.board.finish(
             retrain_finished(outcome.status, outcome.message),
-            failed=outcome.status in ("failed", "cancelled"),
+            failed=outcome.status in (RetrainStatus.FAILED, RetrainStatus.CANCELLED),
         )
         await self._push()
 

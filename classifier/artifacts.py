@@ -12,10 +12,13 @@ import importlib
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from classifier.errors import ModelFormatError
 from classifier.model import TrainedModel
+
+if TYPE_CHECKING:
+    from classifier.learners import LearnerContext
 
 MAGIC = b"TRIAGE-MODEL\x00v1\n"
 _HEADER_LEN = struct.Struct(">I")
@@ -69,11 +72,10 @@ def unpack(data: bytes) -> Artefact:
     return Artefact(kind=header["kind"], meta=meta, payload=data[start + length :])
 
 
-def load_model(data: bytes, context: Any = None) -> TrainedModel:
+def load_model(data: bytes, context: LearnerContext | None = None) -> TrainedModel:
     """Load any model artefact this project writes.
 
-    ``context`` is a ``classifier.learners.LearnerContext``; LLM-backed kinds need its
-    OpenAI client, local kinds ignore it.
+    LLM-backed kinds need the ``context``'s OpenAI client; local kinds ignore it.
     """
     artefact = unpack(data)
     target = LOADERS.get(artefact.kind)

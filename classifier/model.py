@@ -107,3 +107,26 @@ class Learner(Protocol):
     ) -> TrainedModel:
         """Train on ``examples`` over the label set ``labels``."""
         ...
+
+
+@runtime_checkable
+class RemoteTrainingLearner(Protocol):
+    """A learner whose training is a remote job that can be followed after a restart.
+
+    The retrain job stores the id ``start`` returns before following it, so a restarted
+    process follows the same job and never starts a second one.
+    """
+
+    async def start(self, examples: Sequence[Example], labels: Sequence[str], *, seed: int) -> str:
+        """Create the remote job; returns its id (stored before anything else happens)."""
+        ...
+
+    async def follow(
+        self, job_id: str, labels: Sequence[str], *, progress: ProgressCallback
+    ) -> TrainedModel:
+        """Wait for the remote job ``job_id`` to finish, reporting its status; the model."""
+        ...
+
+    async def cancel(self, job_id: str) -> None:
+        """Stop the remote job (best effort)."""
+        ...

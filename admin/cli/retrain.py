@@ -13,6 +13,7 @@ from admin.context import AdminContext
 from admin.retrain import (
     RetrainOutcome,
     RetrainRequest,
+    RetrainStatus,
     cancel_retrain,
     resume_orphaned_retrains,
     retrain,
@@ -85,7 +86,7 @@ def retrain_command(
             )
             outcome = await retrain(ctx, request, report)
         print_outcome(outcome)
-        if outcome.status in ("failed", "cancelled"):
+        if outcome.status in (RetrainStatus.FAILED, RetrainStatus.CANCELLED):
             raise typer.Exit(code=1)
 
     run_with_context(body)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from classifier.errors import ClassifierError, LearnerUnavailableError
 from classifier.model import Learner
 from classifier.taxonomy import Taxonomy
+
+if TYPE_CHECKING:  # the OpenAI SDK is imported only by the learners that use it
+    from classifier.llm.client import OpenAIClient
 
 #: name -> "module:class". The class is built with a LearnerContext.
 LEARNERS: dict[str, str] = {
@@ -27,17 +30,40 @@ LOCAL_PREFERENCE: tuple[str, ...] = ("embedding", "tfidf")
 
 
 @dataclass(frozen=True)
+class FineTuneOptions:
+    """How the openai-finetune learner runs its job."""
+
+    #: The model to fine-tune; None: the client configuration's ``finetune_base_model``.
+    base_model: str | None = None
+    #: Part of the fine-tuned model's name.
+    suffix: str = "triage"
+    #: Seconds between two looks at the job.
+    poll_interval: float = 15.0
+    #: Seconds to follow the job before giving up (resumably); None: until it ends.
+    max_wait: float | None = None
+
+
+@dataclass(frozen=True)
+class PromptedOptions:
+    """How the prompted (openai) learner builds its classifier; None: the client's config."""
+
+    model: str | None = None
+    few_shot: int | None = None
+
+
+@dataclass(frozen=True)
 class LearnerContext:
     """What a learner may need besides examples.
 
-    ``taxonomy`` gives LLM prompts their department descriptions; ``openai`` is the shared
-    LLM client holder (``classifier.llm.client.OpenAIClient``) or None when no key is set.
+    ``taxonomy`` gives LLM prompts their department descriptions; ``openai`` is the process's
+    one LLM client, or None when no key is set; each LLM learner has its frozen options.
     """
 
     taxonomy: Taxonomy | None = None
-    openai: Any = None
+    openai: OpenAIClient | None = None
     seed: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
+    finetune: FineTuneOptions = field(default_factory=FineTuneOptions)
+    prompted: PromptedOptions = field(default_factory=PromptedOptions)
 
 
 def learner_class(name: str) -> type[Any]:

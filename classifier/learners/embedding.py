@@ -357,7 +357,9 @@ def _configuration_from_meta(meta: dict[str, Any]) -> Candidate:
     return Candidate(embedding_weight=float(weight))
 
 
-def load(meta: dict[str, Any], payload: bytes, context: Any = None) -> EmbeddingModel:
+def load(
+    meta: dict[str, Any], payload: bytes, context: LearnerContext | None = None
+) -> EmbeddingModel:
     """Rebuild an EmbeddingModel from its artefact (see ``classifier.artifacts.LOADERS``)."""
     labels = labels_from_meta(meta)
     info = _encoder_from_meta(meta)

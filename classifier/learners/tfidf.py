@@ -323,7 +323,7 @@ class TfidfLearner:
         return model
 
 
-def load(meta: dict[str, Any], payload: bytes, context: Any = None) -> TfidfModel:
+def load(meta: dict[str, Any], payload: bytes, context: LearnerContext | None = None) -> TfidfModel:
     """Rebuild a TfidfModel from its artefact (see ``classifier.artifacts.LOADERS``)."""
     labels = labels_from_meta(meta)
     settings = FeatureSettings.from_meta(meta.get("features", {}))

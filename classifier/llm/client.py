@@ -18,13 +18,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx2
 import openai
 
 from classifier.errors import LLMError
 from classifier.llm.errors import LLMNotConfiguredError
+
+if TYPE_CHECKING:
+    from classifier.learners import LearnerContext
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +158,9 @@ class OpenAIClient:
         await self.aclose()
 
 
-def require_client(client: Any) -> OpenAIClient:
-    """``client`` as an OpenAIClient, or a clear error when none is configured."""
-    if isinstance(client, OpenAIClient):
+def require_client(client: OpenAIClient | None) -> OpenAIClient:
+    """``client``, or a clear error when none is configured."""
+    if client is not None:
         return client
     raise LLMNotConfiguredError(
         "This model calls an OpenAI-compatible endpoint but no API key is configured; set "
@@ -168,12 +171,19 @@ def require_client(client: Any) -> OpenAIClient:
 class OpenAILearnerBase:
     """What the LLM learners share: built with a LearnerContext, available when it has a client."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: LearnerContext) -> None:
         self.context = context
 
     def available(self) -> bool:
         """Whether an OpenAI client is configured (the SDK itself is a core dependency)."""
-        return getattr(self.context, "openai", None) is not None
+        return self.context.openai is not None
+
+
+def client_config(context: LearnerContext | None) -> OpenAIConfig:
+    """The configuration of the context's client (the defaults when there is none)."""
+    if context is None or context.openai is None:
+        return OpenAIConfig()
+    return context.openai.config
 
 
 _SECRET = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-*.]{4,}")

@@ -40,6 +40,7 @@ from openai.types.fine_tuning import FineTuningJob
 from classifier.artifacts import pack
 from classifier.errors import LLMError, ModelFormatError, TrainingError
 from classifier.examples import Example, deduplicate, label_counts, to_chat_record
+from classifier.learners import LearnerContext
 from classifier.llm.chat import (
     TOP_LOGPROBS,
     complete,
@@ -50,6 +51,7 @@ from classifier.llm.chat import (
 from classifier.llm.client import (
     OpenAIClient,
     OpenAILearnerBase,
+    client_config,
     is_transient,
     provider_message,
     require_client,
@@ -671,25 +673,30 @@ class FineTunedClassifier:
         return pack(KIND, doc, payload)
 
 
-def _config_value(context: Any, name: str, default: Any) -> Any:
-    return getattr(getattr(getattr(context, "openai", None), "config", None), name, default)
-
-
 def fine_tuned_classifier(
-    model: str, labels: Sequence[str], context: Any, **extra: Any
+    model: str,
+    labels: Sequence[str],
+    context: LearnerContext | None,
+    *,
+    base_model: str = "",
+    job_id: str = "",
 ) -> FineTunedClassifier:
     """A classifier for an existing ``ft:...`` model (e.g. ``--model ft:...`` on the CLI)."""
+    config = client_config(context)
     return FineTunedClassifier(
-        getattr(context, "openai", None),
+        context.openai if context is not None else None,
         model,
         labels,
-        concurrency=_config_value(context, "concurrency", 8),
-        default_confidence=_config_value(context, "confidence_without_logprobs", 0.5),
-        **extra,
+        concurrency=config.concurrency,
+        default_confidence=config.confidence_without_logprobs,
+        base_model=base_model,
+        job_id=job_id,
     )
 
 
-def load(meta: dict[str, Any], payload: bytes, context: Any) -> FineTunedClassifier:
+def load(
+    meta: dict[str, Any], payload: bytes, context: LearnerContext | None
+) -> FineTunedClassifier:
     """Rebuild a FineTunedClassifier from its artefact."""
     try:
         doc = json.loads(payload.decode("utf-8"))
@@ -713,9 +720,12 @@ def load(meta: dict[str, Any], payload: bytes, context: Any) -> FineTunedClassif
 class FineTuneLearner(OpenAILearnerBase):
     """Fine-tunes an OpenAI model on the examples and returns it as a classifier.
 
-    ``context.options``: ``base_model``, ``suffix``, ``poll_interval`` (seconds), ``max_wait``
-    (seconds to follow before giving up resumably), and ``on_job`` -- a callback receiving the
-    job id as soon as it exists, so the caller can persist it and resume after a restart.
+    Implements ``classifier.model.RemoteTrainingLearner``: ``start`` creates the job (its id
+    can be stored before anything else happens), ``follow`` waits for it (again after a
+    restart), ``cancel`` stops it; ``train`` does start and follow in one go. Starting is
+    idempotent on the provider's side (the request hash is the job's metadata), so even a crash
+    between creating the job and storing its id never makes a second job. How the job runs:
+    ``context.finetune`` (``FineTuneOptions``).
     """
 
     name = KIND
@@ -723,6 +733,49 @@ class FineTuneLearner(OpenAILearnerBase):
         "OpenAI fine-tuning job (needs OPENAI_API_KEY and an organisation or provider that "
         "still offers fine-tuning)."
     )
+
+    def _tuner(self) -> FineTuner:
+        options = self.context.finetune
+        return FineTuner(
+            require_client(self.context.openai),
+            base_model=options.base_model,
+            poll_interval=options.poll_interval,
+        )
+
+    async def start(
+        self,
+        examples: Sequence[Example],
+        labels: Sequence[str],
+        *,
+        seed: int,
+        progress: ProgressCallback = no_progress,
+    ) -> str:
+        """Validate and upload the training file and create (or find) the job; its id."""
+        training = build_training_file(examples, labels)
+        for warning in training.warnings:
+            progress(ProgressEvent("validate", warning))
+        return await self._tuner().start(
+            training, suffix=self.context.finetune.suffix, seed=seed, progress=progress
+        )
+
+    async def follow(
+        self, job_id: str, labels: Sequence[str], *, progress: ProgressCallback = no_progress
+    ) -> FineTunedClassifier:
+        """Wait for ``job_id``, reporting its status; the fine-tuned classifier."""
+        result = await self._tuner().follow(
+            job_id, progress=progress, max_wait=self.context.finetune.max_wait
+        )
+        return fine_tuned_classifier(
+            result.fine_tuned_model,
+            labels,
+            self.context,
+            base_model=result.base_model,
+            job_id=result.job_id,
+        )
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel the remote job (an ended job is left as it is)."""
+        await self._tuner().cancel(job_id)
 
     async def train(
         self,
@@ -733,27 +786,5 @@ class FineTuneLearner(OpenAILearnerBase):
         progress: ProgressCallback = no_progress,
     ) -> FineTunedClassifier:
         """Validate, upload, start the job, follow it to the end; the ``ft:`` classifier."""
-        client = require_client(getattr(self.context, "openai", None))
-        options: dict[str, Any] = getattr(self.context, "options", {}) or {}
-        training = build_training_file(examples, labels)
-        for warning in training.warnings:
-            progress(ProgressEvent("validate", warning))
-        tuner = FineTuner(
-            client,
-            base_model=options.get("base_model"),
-            poll_interval=float(options.get("poll_interval", 15.0)),
-        )
-        job_id = await tuner.start(
-            training, suffix=options.get("suffix", "triage"), seed=seed, progress=progress
-        )
-        on_job = options.get("on_job")
-        if callable(on_job):
-            on_job(job_id)
-        result = await tuner.follow(job_id, progress=progress, max_wait=options.get("max_wait"))
-        return fine_tuned_classifier(
-            result.fine_tuned_model,
-            labels,
-            self.context,
-            base_model=result.base_model,
-            job_id=result.job_id,
-        )
+        job_id = await self.start(examples, labels, seed=seed, progress=progress)
+        return await self.follow(job_id, labels, progress=progress)

@@ -20,6 +20,7 @@ from typing import Any
 from classifier.artifacts import pack
 from classifier.errors import ModelFormatError, TrainingError
 from classifier.examples import Example, Source
+from classifier.learners import LearnerContext
 from classifier.llm.chat import (
     TOP_LOGPROBS,
     complete,
@@ -27,7 +28,7 @@ from classifier.llm.chat import (
     predict_all,
     prediction_from,
 )
-from classifier.llm.client import OpenAIClient, OpenAILearnerBase, require_client
+from classifier.llm.client import OpenAIClient, OpenAILearnerBase, client_config, require_client
 from classifier.llm.prompts import (
     PROMPT_VERSION,
     label_response_format,
@@ -152,9 +153,9 @@ class PromptedClassifier:
         return pack(KIND, meta, self._payload())
 
 
-def taxonomy_for(context: Any, labels: Sequence[str]) -> Taxonomy:
+def taxonomy_for(context: LearnerContext | None, labels: Sequence[str]) -> Taxonomy:
     """The context's departments restricted to ``labels`` (bare names when none are known)."""
-    known: Taxonomy | None = getattr(context, "taxonomy", None)
+    known = context.taxonomy if context is not None else None
     if known is None:
         return Taxonomy.from_labels(labels)
     departments = []
@@ -166,12 +167,6 @@ def taxonomy_for(context: Any, labels: Sequence[str]) -> Taxonomy:
             else Department(name=label, description=label, channel="", emoji=f"x-{label}")
         )
     return Taxonomy(tuple(departments))
-
-
-def _config_value(context: Any, name: str, default: Any) -> Any:
-    client = getattr(context, "openai", None)
-    config = getattr(client, "config", None)
-    return getattr(config, name, default)
 
 
 class PromptedLearner(OpenAILearnerBase):
@@ -194,25 +189,27 @@ class PromptedLearner(OpenAILearnerBase):
         """Keep ``examples`` as the few-shot pool (corrections first) over ``labels``."""
         if not labels:
             raise TrainingError("The prompted classifier needs at least one department.")
-        options = getattr(self.context, "options", {}) or {}
+        options, config = self.context.prompted, client_config(self.context)
         pool = sorted(
             (e for e in examples if e.label in set(labels)),
             key=lambda e: e.source is not Source.CORRECTION,
         )
         progress(ProgressEvent("train", f"stored {len(pool)} few-shot examples", 1.0))
         return PromptedClassifier(
-            getattr(self.context, "openai", None),
+            self.context.openai,
             taxonomy_for(self.context, labels),
-            model=options.get("model") or _config_value(self.context, "model", "gpt-4o-mini"),
-            few_shot=int(options.get("few_shot", _config_value(self.context, "few_shot", 0))),
+            model=options.model or config.model,
+            few_shot=config.few_shot if options.few_shot is None else options.few_shot,
             pool=pool,
-            concurrency=_config_value(self.context, "concurrency", 8),
-            default_confidence=_config_value(self.context, "confidence_without_logprobs", 0.5),
+            concurrency=config.concurrency,
+            default_confidence=config.confidence_without_logprobs,
             seed=seed,
         )
 
 
-def load(meta: dict[str, Any], payload: bytes, context: Any) -> PromptedClassifier:
+def load(
+    meta: dict[str, Any], payload: bytes, context: LearnerContext | None
+) -> PromptedClassifier:
     """Rebuild a PromptedClassifier from its artefact (the client comes from ``context``)."""
     try:
         doc = json.loads(payload.decode("utf-8"))
@@ -236,13 +233,14 @@ def load(meta: dict[str, Any], payload: bytes, context: Any) -> PromptedClassifi
             f"version writes {PROMPT_VERSION!r}; retrain it with --learner openai."
         )
     # Channels and emoji do not matter to the prompt; the live taxonomy's are used if present.
+    config = client_config(context)
     return PromptedClassifier(
-        getattr(context, "openai", None),
+        context.openai if context is not None else None,
         Taxonomy(departments),
         model=model,
         few_shot=few_shot,
         pool=pool,
-        concurrency=_config_value(context, "concurrency", 8),
-        default_confidence=_config_value(context, "confidence_without_logprobs", 0.5),
+        concurrency=config.concurrency,
+        default_confidence=config.confidence_without_logprobs,
         seed=seed,
     )

@@ -12,7 +12,7 @@ import pytest
 from classifier.artifacts import load_model
 from classifier.errors import LLMError, TrainingError
 from classifier.examples import Example, Source, write_examples
-from classifier.learners import LearnerContext, get_learner
+from classifier.learners import FineTuneOptions, LearnerContext, get_learner
 from classifier.llm.client import OpenAIClient
 from classifier.llm.errors import (
     FineTuneInterruptedError,
@@ -29,7 +29,7 @@ from classifier.llm.finetune import (
 )
 from classifier.llm.prompted import PromptedClassifier
 from classifier.llm.prompts import finetune_system_prompt
-from classifier.model import ProgressEvent
+from classifier.model import ProgressEvent, RemoteTrainingLearner
 from classifier.taxonomy import Taxonomy
 from tests.classifier.llm.conftest import make_config
 from tests.fakes.openai_api import TOPICS, FakeOpenAI, chat_jsonl_problems
@@ -331,13 +331,14 @@ async def test_fine_tuned_model_classifies_with_a_short_prompt(
     llm_client: OpenAIClient, fake_openai: FakeOpenAI, taxonomy: Taxonomy
 ) -> None:
     context = LearnerContext(
-        taxonomy=taxonomy, openai=llm_client, options={"poll_interval": 0, "on_job": None}
+        taxonomy=taxonomy, openai=llm_client, finetune=FineTuneOptions(poll_interval=0)
     )
-    seen_jobs: list[str] = []
-    context.options["on_job"] = seen_jobs.append
-    model = await get_learner("openai-finetune", context).train(seed_examples(), LABELS)
+    learner = get_learner("openai-finetune", context)
+    assert isinstance(learner, RemoteTrainingLearner)  # start, follow and cancel by job id
+    job_id = await learner.start(seed_examples(), LABELS, seed=0)
+    model = await learner.follow(job_id, LABELS, progress=lambda _event: None)
     assert isinstance(model, FineTunedClassifier)
-    assert seen_jobs == [model.job_id]
+    assert model.job_id == job_id
     assert model.model_id.startswith("ft:")
 
     tickets = ["Hi, the dashboard stays blank after the latest update", "my money was taken twice"]

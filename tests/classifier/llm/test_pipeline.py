@@ -7,7 +7,7 @@ the way the seed reported it (accuracy before and after), plus tokens per call a
 from __future__ import annotations
 
 from classifier.evaluation import compare_predictions, evaluate_classifier
-from classifier.learners import LearnerContext, get_learner
+from classifier.learners import FineTuneOptions, LearnerContext, get_learner
 from classifier.llm.client import OpenAIClient
 from classifier.llm.finetune import build_training_file
 from classifier.llm.pricing import summarise_usage
@@ -23,7 +23,9 @@ async def test_generate_finetune_evaluate_compares_baseline_and_fine_tuned(
     train, test = split_per_label(report.examples, 3, seed=0)
     assert (len(train), len(test)) == (50, 15)
 
-    context = LearnerContext(taxonomy=taxonomy, openai=llm_client, options={"poll_interval": 0})
+    context = LearnerContext(
+        taxonomy=taxonomy, openai=llm_client, finetune=FineTuneOptions(poll_interval=0)
+    )
     baseline = await get_learner("openai", context).train(train, taxonomy.labels)
     tuned = await get_learner("openai-finetune", context).train(train, taxonomy.labels)
 

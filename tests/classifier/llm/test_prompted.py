@@ -10,7 +10,7 @@ import pytest
 from classifier.artifacts import load_model, unpack
 from classifier.errors import LLMError
 from classifier.examples import Example, Source
-from classifier.learners import LearnerContext, get_learner
+from classifier.learners import LearnerContext, PromptedOptions, get_learner
 from classifier.llm.client import DEFAULT_PRICES, OpenAIClient
 from classifier.llm.errors import LLMNotConfiguredError
 from classifier.llm.pricing import summarise_usage
@@ -159,7 +159,9 @@ async def test_few_shot_examples_are_the_nearest_with_corrections_first(
 async def test_learner_stores_pool_and_artefact_round_trips(
     llm_client: OpenAIClient, taxonomy: Taxonomy
 ) -> None:
-    context = LearnerContext(taxonomy=taxonomy, openai=llm_client, options={"few_shot": 1})
+    context = LearnerContext(
+        taxonomy=taxonomy, openai=llm_client, prompted=PromptedOptions(few_shot=1)
+    )
     learner = get_learner("openai", context)
     examples = [
         Example("refund my card payment", "Billing", Source.STARTER),
