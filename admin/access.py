@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from admin.errors import NotAllowedError
 from admin.settings import Settings
 from data.db.admin_actions import record_action
 from data.db.database import Database
@@ -51,17 +50,6 @@ class AdminPolicy:
         except Exception as exc:
             log.warning("admin user group lookup failed (%s); treating %s as no admin", exc, user)
             return False
-
-
-async def authorize(
-    db: Database, policy: AdminPolicy, user: str, action: str, detail: dict[str, Any]
-) -> None:
-    """Let ``user`` run ``action`` or raise NotAllowedError; a refusal is recorded."""
-    if await policy.is_admin(user):
-        return
-    async with db.transaction() as conn:
-        await record_action(conn, user=user, action=action, outcome="refused", detail=detail)
-    raise NotAllowedError(REFUSAL)
 
 
 async def audit(db: Database, user: str, action: str, outcome: str, detail: dict[str, Any]) -> None:

@@ -24,11 +24,6 @@ from data import DEFAULT_TAXONOMY
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-def _env(name: str) -> Any:
-    """Read this field from exactly the environment variable ``name``."""
-    return Field(validation_alias=AliasChoices(name))
-
-
 class SettingsError(Exception):
     """The configuration is invalid; the message names the setting and what is wrong."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -223,14 +222,6 @@ def sample_per_label(examples: Sequence[Example], k: int, seed: int = 0) -> list
         rng.shuffle(group)
         out.extend(group[:k])
     return out
-
-
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def slug(label: str) -> str:
-    """A filesystem- and id-safe form of a label."""
-    return _SLUG.sub("-", label.casefold()).strip("-") or "label"
 
 
 def example_from_record(obj: Any, where: str, default_source: Source = Source.IMPORTED) -> Example:

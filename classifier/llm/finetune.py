@@ -81,7 +81,6 @@ IMBALANCE_RATIO = 3.0
 REQUEST_KEY = "triage_request"
 DATASET_KEY = "triage_dataset_sha256"
 SELF_SERVE_END = dt.date(2027, 1, 6)
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 #: Rough progress per status, for a bar that moves before the first metrics arrive.
 _STATUS_FRACTION = {"validating_files": 0.05, "queued": 0.1, "running": 0.2, "succeeded": 1.0}
 _REFUSAL_CODES = frozenset(

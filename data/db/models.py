@@ -190,13 +190,3 @@ async def get_active_model_id(conn: AsyncConnection) -> int | None:
         await conn.execute(select(models.c.id).where(models.c.status == ACTIVE).limit(1))
     ).scalar_one_or_none()
     return int(value) if value is not None else None
-
-
-async def model_for_job(conn: AsyncConnection, job_id: int) -> StoredModel | None:
-    """The model a job saved, if it got that far (a resumed job must not train it again)."""
-    row = (
-        await conn.execute(
-            select(*_COLUMNS).where(models.c.job_id == job_id).order_by(models.c.id.desc()).limit(1)
-        )
-    ).first()
-    return _stored(row) if row is not None else None

@@ -612,15 +612,3 @@ async def latest_prediction(conn: AsyncConnection, ticket_id: int) -> StoredPred
         )
     ).first()
     return _prediction(row) if row is not None else None
-
-
-async def predictions_for(
-    conn: AsyncConnection, ticket_ids: Sequence[int]
-) -> list[StoredPrediction]:
-    """Every prediction for the given tickets, oldest first."""
-    rows = await conn.execute(
-        select(predictions)
-        .where(predictions.c.ticket_id.in_(list(ticket_ids)))
-        .order_by(predictions.c.id)
-    )
-    return [_prediction(row) for row in rows]
