@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from admin.errors import AdminError
 from admin.settings import Settings, SettingsError, load_settings
 from classifier.errors import ClassifierError
+from classifier.llm.client import OpenAIClient
 from classifier.model import ProgressCallback, ProgressEvent
 from classifier.taxonomy import Taxonomy, load_taxonomy
 
@@ -55,6 +56,17 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """The command line's one error wrapper: an error meant for the person at the terminal
+    (``USER_ERRORS``) becomes one line on stderr and exit code 2; anything else is a bug and
+    keeps its traceback."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        fail(str(exc))
+
+
 def settings() -> Settings:
     """The settings from the environment (exits with a clear line if invalid)."""
     try:
@@ -71,9 +83,22 @@ def taxonomy(config: Settings) -> Taxonomy:
         fail(str(exc))
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from a synchronous command."""
-    return asyncio.run(coro)
+def run(coro: Coroutine[Any, Any, T], *, closing: OpenAIClient | None = None) -> T:
+    """Run a coroutine to completion from a synchronous command.
+
+    ``closing``: an OpenAI client the coroutine may use; its connections are closed on the
+    same event loop before it ends (a command that runs several loops gets fresh connections
+    in each, so none is left to be torn down after its loop closed).
+    """
+
+    async def body() -> T:
+        try:
+            return await coro
+        finally:
+            if closing is not None:
+                await closing.aclose()
+
+    return asyncio.run(body())
 
 
 @contextmanager
@@ -111,6 +136,6 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
-    except USER_ERRORS as exc:
+    except USER_ERRORS as exc:  # raised outside a command's own user_errors()
         stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

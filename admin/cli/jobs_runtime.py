@@ -6,7 +6,7 @@ import getpass
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from admin.cli.app import USER_ERRORS, fail, run, settings, taxonomy
+from admin.cli.app import run, settings, taxonomy, user_errors
 from admin.context import AdminContext, build_admin_context
 from admin.models import learner_context
 from data.db.database import Database
@@ -42,7 +42,5 @@ async def open_context(body: Callable[[AdminContext], Awaitable[T]]) -> T:
 
 def run_with_context(body: Callable[[AdminContext], Awaitable[T]]) -> T:
     """Run ``body`` (see ``open_context``); a user-facing error becomes one line and exit 2."""
-    try:
+    with user_errors():
         return run(open_context(body))
-    except USER_ERRORS as exc:
-        fail(str(exc))

@@ -15,15 +15,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from admin.cli.app import app, fail, progress_bar, run, settings, stderr, stdout, taxonomy
+from admin.cli.app import (
+    app,
+    fail,
+    progress_bar,
+    run,
+    settings,
+    stderr,
+    stdout,
+    taxonomy,
+    user_errors,
+)
 from admin.llm import openai_config
 from classifier.errors import ClassifierError
 from classifier.examples import Example, read_datasets
@@ -67,15 +76,6 @@ finetune_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(finetune_app)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Our own errors become one line on stderr and exit code 2."""
-    try:
-        yield
-    except ClassifierError as exc:
-        fail(str(exc))
 
 
 def open_client() -> OpenAIClient:

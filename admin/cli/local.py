@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +16,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from admin.cli.app import USER_ERRORS, app, fail, progress_bar, run, settings, stderr, stdout
+from admin.cli.app import (
+    app,
+    fail,
+    progress_bar,
+    run,
+    settings,
+    stderr,
+    stdout,
+    user_errors,
+)
 from admin.cli.app import taxonomy as configured_taxonomy
 from admin.cli.llm import print_usage, usage_report
 from admin.errors import AdminError
@@ -46,15 +54,6 @@ from classifier.taxonomy import Taxonomy, load_taxonomy
 from data import STARTER_TRAIN
 
 
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn every known error into one line on stderr and exit code 2."""
-    try:
-        yield
-    except USER_ERRORS as exc:
-        fail(str(exc))
-
-
 @dataclass(frozen=True)
 class TrainedRun:
     """A model trained in this process, with its facts."""
@@ -76,7 +75,9 @@ def _train(
     examples = align_labels(examples, labels)
     start = time.perf_counter()
     with progress_bar() as progress:
-        model = run(learner.train(examples, labels, seed=seed, progress=progress))
+        model = run(
+            learner.train(examples, labels, seed=seed, progress=progress), closing=context.openai
+        )
     missing = [label for label in labels if label not in model.labels]
     if missing:
         stderr.print(
@@ -227,7 +228,7 @@ def _comparison_table(comparison: PairedComparison) -> Table:
     return table
 
 
-def _evaluate(loaded: LoadedModel, test: Sequence[Example]) -> Evaluation:
+def _evaluate(loaded: LoadedModel, test: Sequence[Example], context: LearnerContext) -> Evaluation:
     with progress_bar() as progress:
         return run(
             evaluate_classifier(
@@ -236,7 +237,8 @@ def _evaluate(loaded: LoadedModel, test: Sequence[Example]) -> Evaluation:
                 n_train=loaded.n_train,
                 train_seconds=loaded.train_seconds,
                 progress=progress,
-            )
+            ),
+            closing=context.openai,
         )
 
 
@@ -312,11 +314,11 @@ def evaluate(
             return load_model_reference(reference, context)
 
         primary = obtain(model or learner, by_learner=model is None)
-        result = _evaluate(primary, test_examples)
+        result = _evaluate(primary, test_examples, context)
         comparison = None
         if compare is not None:
             by_learner = _is_learner_name(compare) and not Path(compare).exists()
-            other = _evaluate(obtain(compare, by_learner=by_learner), test_examples)
+            other = _evaluate(obtain(compare, by_learner=by_learner), test_examples, context)
             comparison = compare_predictions(
                 [e.label for e in align_labels(test_examples, primary.model.labels)],
                 [p.label for p in result.predictions],
@@ -376,7 +378,7 @@ def classify(
                 highlight=False,
                 soft_wrap=True,
             )
-        predictions = run(classifier.predict(texts))
+        predictions = run(classifier.predict(texts), closing=context.openai)
     if as_json:
         rows = [
             {

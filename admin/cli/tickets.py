@@ -12,10 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from admin import tickets
-from admin.cli.app import app, fail, stderr, stdout
+from admin.cli.app import app, fail, stderr, stdout, user_errors
 from admin.cli.jobs_runtime import cli_user, run_with_context
 from admin.context import AdminContext
-from admin.errors import AdminError
 from admin.tickets import RetryOutcome
 from data.db.tickets import TicketSummary
 
@@ -61,11 +60,9 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The newest tickets: status, routing attempts, latest label and the start of the text."""
-    try:
+    with user_errors():
         tickets.check_status(status)
         tickets.check_limit(limit)
-    except AdminError as exc:
-        fail(str(exc))
 
     async def body(ctx: AdminContext) -> list[TicketSummary]:
         return await tickets.list_tickets(ctx.db, status, limit)
