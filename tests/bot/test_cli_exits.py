@@ -18,9 +18,11 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+import typer.main
 from typer.testing import CliRunner, Result
 
 from bot.cli import app
@@ -68,7 +70,10 @@ def test_every_command_exits_cleanly(openai_fake: FakeOpenAI, tmp_path: Path) ->
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     model, state = tmp_path / "model.triage", tmp_path / "ft.json"
 
+    covered: set[str] = set()
+
     def ok(*args: str) -> Result:
+        covered.add(" ".join(a for a in args[:2] if not a.startswith("-")))
         return _clean(runner.invoke(app, list(args), env=env), list(args))
 
     gc.collect()  # what earlier tests left is not this test's business
@@ -95,6 +100,25 @@ def test_every_command_exits_cleanly(openai_fake: FakeOpenAI, tmp_path: Path) ->
     ok("models", "activate", "2")
     ok("tickets", "list")
     ok("tickets", "retry", "--failed")
+    ok("corrections", "list")
+    ok("corrections", "revert", "--user", "U0NOBODY")
+    # A command added later must be added here too (serve: the test below).
+    assert _command_paths() - {"serve"} <= covered, _command_paths() - covered
+
+
+def _command_paths() -> set[str]:
+    """Every command of ``triage``, as "name" or "group name"."""
+    paths: set[str] = set()
+
+    def walk(command: Any, prefix: str) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            if hasattr(sub, "commands"):  # a group
+                walk(sub, f"{prefix}{name} ")
+            else:
+                paths.add(f"{prefix}{name}")
+
+    walk(typer.main.get_command(app), "")
+    return paths
 
 
 def _free_port() -> int:
