@@ -100,6 +100,8 @@ def test_every_command_exits_cleanly(openai_fake: FakeOpenAI, tmp_path: Path) ->
     ok("models", "activate", "2")
     ok("tickets", "list")
     ok("tickets", "retry", "--failed")
+    ok("import", "--no-progress", str(train))
+    ok("export", "--out", str(tmp_path / "training.jsonl"))
     ok("corrections", "list")
     ok("corrections", "revert", "--user", "U0NOBODY")
     # A command added later must be added here too (serve: the test below).
