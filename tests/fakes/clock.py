@@ -45,13 +45,19 @@ class FakeClock:
         return sum(1 for _at, future in self._sleepers if not future.done())
 
     async def advance(self, seconds: float) -> None:
-        """Move time on by ``seconds``, wake the sleepers that are due, let them run a little."""
+        """Let what is ready run up to its next wait, move time on by ``seconds``, wake the
+        sleepers that are due and let them run a little.
+
+        Running the ready tasks first matters: a task created just before (say, a retry
+        scheduled a moment ago) must be asleep on the clock before time moves, or it would
+        start its wait after the jump and never be woken by it.
+        """
+        await _let_ready_tasks_run()
         self._offset += seconds
         for at, future in list(self._sleepers):
             if at <= self._offset and not future.done():
                 future.set_result(None)
-        for _ in range(20):  # woken coroutines run until they next wait on I/O or the clock
-            await asyncio.sleep(0)
+        await _let_ready_tasks_run()
 
     async def wait_for_sleepers(self, count: int, within: float = 10.0) -> None:
         """Wait (bounded, in real time) until at least ``count`` coroutines sleep on the clock:
@@ -60,3 +66,10 @@ class FakeClock:
             while self.sleepers < count:
                 self._changed.clear()
                 await self._changed.wait()
+
+
+async def _let_ready_tasks_run(rounds: int = 20) -> None:
+    """Yield to the event loop ``rounds`` times: tasks that are ready run until they next wait
+    on I/O or the clock."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
