@@ -20,9 +20,8 @@ k = 0, 1, 3, 5, 10, 20 examples per department drawn from the training split (se
   department's "name: description".
 
 Everything is scored on the official test split. MiniLM embeddings of the datasets are cached in
-``out/coldstart/`` (keyed by the texts and the encoder version), so a rerun only fits heads. The
-default recipe runs the embedding learner's own steps (``fit_embedding_head``, then its
-probabilities from ``stacked_features``) on those cached vectors instead of encoding again.
+``out/coldstart/`` (keyed by the texts and the encoder version), so a rerun only fits heads: the
+embedding learner reads them through its ``text_encoder`` parameter instead of encoding again.
 Prints a table per dataset, the goals, and, last, one JSON line: dataset -> k -> recipe -> mean
 accuracy. Full figures (accuracy and macro-F1 means and spreads) go to
 ``bench/results/coldstart.json``.
@@ -31,6 +30,7 @@ accuracy. Full figures (accuracy and macro-F1 means and spreads) go to
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import statistics
@@ -50,10 +50,9 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from classifier.evaluation import score_predictions  # noqa: E402
 from classifier.examples import Example, read_examples, sample_per_label  # noqa: E402
-from classifier.learners.embedding import fit_embedding_head, stacked_features  # noqa: E402
+from classifier.learners.embedding import EmbeddingLearner  # noqa: E402
 from classifier.learners.encoder import encoder_version, shared_encoder  # noqa: E402
 from classifier.learners.tfidf import fit_tfidf_model  # noqa: E402
-from classifier.learners.training_data import prepare_training_set  # noqa: E402
 from classifier.taxonomy import Taxonomy, load_taxonomy  # noqa: E402
 from classifier.taxonomy_learning import readable_name, with_taxonomy  # noqa: E402
 
@@ -77,6 +76,7 @@ class CachedEncoder:
 
     def __init__(self) -> None:
         self._vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self.dimension = 384
 
     def load(self, name: str, texts: Sequence[str]) -> Vectors:
         """The embeddings of ``texts`` (a dataset split), from the cache or encoded once."""
@@ -128,12 +128,11 @@ def recipes(
         return [train[i].text for i in rows], train_vectors[rows]
 
     def embedding_head(examples: list[Example]) -> list[str]:
-        data = prepare_training_set(examples, labels)
-        features, head = fit_embedding_head(
-            data.texts, data.targets, len(data.labels), encoder.encode(data.texts), seed=seed
-        )
-        scores = head.probabilities(stacked_features(features, test_texts, test_vectors))
-        return [data.labels[i] for i in scores.argmax(axis=1)]
+        # The embedding learner itself, reading cached vectors through its text_encoder seam.
+        learner = EmbeddingLearner(text_encoder=encoder)
+        model = asyncio.run(learner.train(examples, labels, seed=seed))
+        scores = model.probabilities(test_texts)
+        return [model.labels[i] for i in scores.argmax(axis=1)]
 
     def tfidf(examples: list[Example]) -> list[str]:
         model = fit_tfidf_model(examples, labels, seed=seed)
@@ -354,8 +353,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "coldstart.json")
     args = parser.parse_args()
     if args.first_start_child:
-        import asyncio
-
         print(json.dumps(asyncio.run(_first_start(args.first_start_child))))
         return
     if args.first_start:
