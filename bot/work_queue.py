@@ -128,7 +128,7 @@ class TicketQueue:
             self._idle.clear()
 
     def delayed(self) -> dict[int, float]:
-        """Tickets waiting to run again, with the delay each was given in seconds."""
+        """Tickets waiting on the clock to run again, with the delay each was given (seconds)."""
         return dict(self._delays)
 
     def holds(self, ticket_id: int) -> bool:
@@ -140,6 +140,8 @@ class TicketQueue:
             self._idle.set()
 
     async def _run_later(self, delay: float, ticket_id: int) -> None:
+        # Shown in ``delayed()`` only from here: once listed, the wait is on the clock.
+        self._delays[ticket_id] = delay
         await self._clock.sleep(delay)
         self._delayed.pop(ticket_id, None)
         self._delays.pop(ticket_id, None)
@@ -177,7 +179,6 @@ class TicketQueue:
                 self._again.discard(ticket_id)
                 self.submit(ticket_id)
             elif delay is not None:
-                self._delays[ticket_id] = delay
                 self._delayed[ticket_id] = asyncio.create_task(
                     self._run_later(delay, ticket_id), name=f"ticket-{ticket_id}-later"
                 )
