@@ -201,3 +201,13 @@ def test_expected_calibration_error() -> None:
     assert expected_calibration_error([0.8] * 10, [True] * 8 + [False] * 2) == pytest.approx(0.0)
     assert expected_calibration_error([0.9] * 4, [True, False] * 2) == pytest.approx(0.4)
     assert expected_calibration_error([], []) == 0.0
+
+
+def test_large_data_selects_on_a_sample_and_validates_the_winner_full_size() -> None:
+    blocks, targets = _blocks(1500, words_tell=True)  # 4,500 examples: one hold-out
+    selection, best = select(blocks, targets, 3, seed=0)
+    assert selection.scheme == "stratified 20% hold-out, candidates fitted on 3600"
+    assert selection.n_validated == 900
+    assert best.held_scores.shape == (900, 3)
+    assert best.score.candidate == selection.chosen
+    assert selection.chosen.tfidf
