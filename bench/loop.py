@@ -136,7 +136,7 @@ class CachedEncoder:
             texts_path.write_text(json.dumps([*known, *missing]))
         self._vectors = vectors
         self.dimension = self._real.dimension
-        self.backend = f"cache over {self._real.backend}"
+        self.backend = f"cache over {getattr(self._real, 'backend', 'onnxruntime')}"
         self.misses = 0
         encoder._shared = self  # type: ignore[assignment]  # this benchmark only
 
