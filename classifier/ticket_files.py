@@ -44,34 +44,34 @@ def _csv_delimiter(header: str, where: str) -> str:
 
 
 def _read_csv(path: Path, fh: io.BufferedReader) -> Iterator[Row]:
-    text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-    header_line = text.readline()
-    where = f"{path}:1"
-    delimiter = _csv_delimiter(header_line, where)
-    header = next(csv.reader([header_line], delimiter=delimiter))
-    columns = {name.strip().casefold(): i for i, name in enumerate(header)}
-    if "text" not in columns or "label" not in columns:
-        raise DatasetError(
-            f"{where}: the header needs 'text' and 'label' columns (found: "
-            f"{', '.join(repr(name.strip()) for name in header)})."
-        )
-    text_at, label_at = columns["text"], columns["label"]
-    reader = csv.reader(text, delimiter=delimiter)
-    for record in reader:
-        line = reader.line_num + 1
-        if not record or not any(cell.strip() for cell in record):
-            continue
-        where = f"{path}:{line}"
-        if len(record) <= max(text_at, label_at):
+    with io.TextIOWrapper(fh, encoding="utf-8-sig", newline="") as text:
+        header_line = text.readline()
+        where = f"{path}:1"
+        delimiter = _csv_delimiter(header_line, where)
+        header = next(csv.reader([header_line], delimiter=delimiter))
+        columns = {name.strip().casefold(): i for i, name in enumerate(header)}
+        if "text" not in columns or "label" not in columns:
             raise DatasetError(
-                f"{where}: the row has {len(record)} column(s), fewer than the header."
+                f"{where}: the header needs 'text' and 'label' columns (found: "
+                f"{', '.join(repr(name.strip()) for name in header)})."
             )
-        body, label = record[text_at].strip(), record[label_at].strip()
-        if not body:
-            raise DatasetError(f"{where}: the ticket text is missing or empty.")
-        if not label:
-            raise DatasetError(f"{where}: the label is missing or empty.")
-        yield Row(Example(body[:MAX_TEXT_CHARS], label, Source.IMPORTED), line, fh.tell())
+        text_at, label_at = columns["text"], columns["label"]
+        reader = csv.reader(text, delimiter=delimiter)
+        for record in reader:
+            line = reader.line_num + 1
+            if not record or not any(cell.strip() for cell in record):
+                continue
+            where = f"{path}:{line}"
+            if len(record) <= max(text_at, label_at):
+                raise DatasetError(
+                    f"{where}: the row has {len(record)} column(s), fewer than the header."
+                )
+            body, label = record[text_at].strip(), record[label_at].strip()
+            if not body:
+                raise DatasetError(f"{where}: the ticket text is missing or empty.")
+            if not label:
+                raise DatasetError(f"{where}: the label is missing or empty.")
+            yield Row(Example(body[:MAX_TEXT_CHARS], label, Source.IMPORTED), line, fh.tell())
 
 
 def _read_jsonl(path: Path, fh: io.BufferedReader) -> Iterator[Row]:

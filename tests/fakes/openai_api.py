@@ -246,6 +246,8 @@ class FakeOpenAI:
     api_key: str = API_KEY
     polls_per_state: int = 1
     seconds_per_state: float | None = None
+    #: Where ``seconds_per_state`` reads the time (tests give a clock they move).
+    clock: Callable[[], float] = time.monotonic
     logprobs: bool = True
     generation_noise: bool = True
     fail_jobs: bool = False
@@ -621,7 +623,7 @@ class FakeOpenAI:
         }
         self.trained_on[job_id] = self.file_bytes[training_file]
         self._polls[job_id] = 0
-        self._started[job_id] = time.monotonic()
+        self._started[job_id] = self.clock()
         self.events[job_id] = []
         self._event(job_id, f"Validating training file: {training_file}")
         return web.json_response(self._public(job_id))
@@ -655,7 +657,7 @@ class FakeOpenAI:
         if job["status"] in TERMINAL:
             return
         if self.seconds_per_state is not None:
-            step = int((time.monotonic() - self._started[job_id]) / self.seconds_per_state)
+            step = int((self.clock() - self._started[job_id]) / self.seconds_per_state)
         else:
             # The first poll still sees the state the job was created in, as on OpenAI.
             step = self._polls[job_id] // self.polls_per_state

@@ -172,6 +172,9 @@ class FakeSlack:
     #: files.completeUploadExternal: the completed files with their channel and thread.
     shared_files: list[Params] = field(default_factory=list)
     _file_names: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: Calls that take effect and then get no answer until ``release`` (see ``hold``).
+    _holds: list[tuple[str, Callable[[Params], bool] | None]] = field(default_factory=list)
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
     port: int = 0
 
@@ -194,6 +197,7 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        self.release()
         # Open WebSockets would hold the server's shutdown until its timeout.
         await self.socket_mode.close()
         if self._runner is not None:
@@ -223,6 +227,17 @@ class FakeSlack:
         if status == 429 and retry_after is None:
             retry_after = 0
         self._failures.append(_Failure(method, status, error, retry_after, times, when, done))
+
+    def hold(self, method: str, *, when: Callable[[Params], bool] | None = None) -> None:
+        """Let the next call of ``method`` (matching ``when``) take effect, then answer
+        nothing until ``release``: the caller is stopped between Slack doing it and hearing
+        so (a process killed at that moment)."""
+        self._released.clear()
+        self._holds.append((method, when))
+
+    def release(self) -> None:
+        """Answer the held calls (their callers may be gone by now)."""
+        self._released.set()
 
     def fail_randomly(
         self, fraction: float, *, status: int = 429, retry_after: int = 0, seed: int = 0
@@ -352,6 +367,12 @@ class FakeSlack:
         if handler is None:
             return self._answer(method, params, now, {"ok": False, "error": "unknown_method"})
         body = handler(params)
+        hold = next(
+            (h for h in self._holds if h[0] == method and (h[1] is None or h[1](params))), None
+        )
+        if hold is not None:
+            self._holds.remove(hold)
+            await self._released.wait()
         return self._answer(method, params, now, body, failed=not body.get("ok"))
 
     def _auth_error(self, method: str, token: str) -> str | None:

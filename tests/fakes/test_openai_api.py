@@ -6,7 +6,6 @@ drifts from OpenAI's published types fails here first.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -75,10 +74,14 @@ async def test_files_are_kept_and_retrievable(sdk: openai.AsyncOpenAI, fake: Fak
 
 
 async def test_jobs_can_advance_by_time(sdk: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
-    fake.seconds_per_state = 0.05
+    now = [0.0]
+    fake.clock = lambda: now[0]
+    fake.seconds_per_state = 60.0
     job_id = await _job(sdk, "t")
     assert (await sdk.fine_tuning.jobs.retrieve(job_id)).status == "validating_files"
-    await asyncio.sleep(0.25)
+    now[0] += 60.0
+    assert (await sdk.fine_tuning.jobs.retrieve(job_id)).status != "validating_files"
+    now[0] += 600.0
     job = await sdk.fine_tuning.jobs.retrieve(job_id)
     assert job.status == "succeeded"
     assert job.fine_tuned_model is not None
