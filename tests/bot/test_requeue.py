@@ -13,11 +13,12 @@ from typer.testing import CliRunner, Result
 
 from admin.cli import app
 from admin.tickets import retry_tickets
-from bot.services import Intervals
+from bot.requeue import POLL_SECONDS
 from classifier.taxonomy import Taxonomy
 from data.db import tickets as tickets_repo
 from data.db.database import Database
 from tests.bot.conftest import SUPPORT, BotHarness
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.fakes.slack_events import message_event
 
@@ -56,13 +57,21 @@ def routed_once(fake: FakeSlack, ts: str) -> None:
     assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
 
 
+async def look(*bots: BotHarness) -> None:
+    """Move the bots' shared clock on by one requeue interval: each watcher looks once."""
+    clock = bots[0].clock
+    assert isinstance(clock, FakeClock)
+    await clock.wait_for_sleepers(len(bots))  # every watcher waits for its next look
+    await clock.advance(POLL_SECONDS)
+    for bot in bots:
+        await bot.drain()
+
+
 @pytest.fixture
 async def bot(
     fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(
-        fake_slack, tmp_path / "triage.db", taxonomy, intervals=Intervals(requeue=0.1)
-    )
+    harness = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy, clock=FakeClock())
     monkeypatch.setenv("TRIAGE_DATABASE_URL", harness.settings.database_url)
     await harness.start()
     yield harness
@@ -86,6 +95,7 @@ async def test_a_refused_ticket_retried_from_the_terminal_is_routed_once(bot: Bo
     assert result.stdout.startswith("Requeued 1 ticket: #1.")
 
     # The running bot claims it on its next look and routes it.
+    await look(bot)
     await fake.wait_for(lambda: len(fake.posts(SUPPORT, threads=True)) == 1, within=10)
     await bot.drain()
     routed_once(fake, ts)
@@ -95,7 +105,8 @@ async def test_a_refused_ticket_retried_from_the_terminal_is_routed_once(bot: Bo
     again = await triage("tickets", "retry", "1")
     assert again.exit_code == 1
     assert "#1 not requeued: it is routed, not failed." in again.stderr
-    await asyncio.sleep(0.5)
+    for _ in range(5):
+        await look(bot)
     await bot.restart()
     await bot.drain()
     routed_once(fake, ts)
@@ -125,9 +136,10 @@ async def test_tickets_requeued_while_no_bot_runs_are_routed_at_the_next_start(
 async def test_with_two_replicas_each_requeued_ticket_is_routed_by_one(
     fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
 ) -> None:
+    clock = FakeClock()  # one time for both replicas
     replicas = [
-        BotHarness(fake_slack, tmp_path / "shared.db", taxonomy, intervals=Intervals(requeue=0.02))
-        for _ in range(2)
+        BotHarness(fake_slack, tmp_path / "shared.db", taxonomy, clock=clock, owner=f"r{n}")
+        for n in range(2)
     ]
     for replica in replicas:
         await replica.start()
@@ -143,10 +155,12 @@ async def test_with_two_replicas_each_requeued_ticket_is_routed_by_one(
 
         outcome = await retry_tickets(replicas[0].svc.db, None, "U0ADMIN")
         assert len(outcome.requeued) == 6
+        await look(*replicas)
         await fake_slack.wait_for(lambda: len(fake_slack.posts(BILLING)) == 6, within=10)
         for replica in replicas:
             await replica.drain()
-        await asyncio.sleep(0.2)  # ten more looks by each replica: nothing is claimed again
+        for _ in range(10):  # ten more looks by each replica: nothing is claimed again
+            await look(*replicas)
         for replica in replicas:
             await replica.drain()
         replies = fake_slack.posts(SUPPORT, threads=True)
@@ -185,6 +199,7 @@ async def test_a_retried_ticket_whose_card_reached_slack_unrecorded_is_not_poste
     assert await statuses(bot) == {"failed": 1}  # a failed ticket is not resumed by itself
     result = await triage("tickets", "retry", "1")
     assert result.exit_code == 0, result.output
+    await look(bot)
     await fake.wait_for(lambda: len(fake.posts(SUPPORT, threads=True)) == 1, within=10)
     await bot.drain()
     assert len(fake.live_messages(BILLING)) == 1  # found, not posted again
