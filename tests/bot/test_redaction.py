@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bot.redaction import redact_pii
@@ -140,19 +138,20 @@ def test_a_ticket_with_everything_keeps_its_dates_and_amounts() -> None:
     )
 
 
-def test_long_texts_do_not_backtrack() -> None:
-    started = time.perf_counter()
-    for text in (
-        "x" * 40_000,
-        "1" * 40_000,
-        "a." * 20_000,
-        "a@" * 20_000,
-        "1 " * 20_000,
-        "+1-" * 13_000,
-        "DE89 " * 8_000,
-        "0(" * 20_000,
-    ):
-        redact_pii(text)
-    # Catastrophic backtracking takes minutes; this bound only catches that (a loaded 2-core
-    # machine runs the whole loop in about 1 s).
-    assert time.perf_counter() - started < 10.0
+#: Inputs that made earlier patterns backtrack (quadratic or worse). How long redaction takes on
+#: them is measured in ``bench/redaction.py``, not asserted here; here they must come back whole.
+PATHOLOGICAL = (
+    "x" * 40_000,
+    "1" * 40_000,
+    "a." * 20_000,
+    "a@" * 20_000,
+    "1 " * 20_000,
+    "+1-" * 13_000,
+    "DE89 " * 8_000,
+    "0(" * 20_000,
+)
+
+
+@pytest.mark.parametrize("text", PATHOLOGICAL, ids=lambda text: repr(text[:4]))
+def test_long_look_alikes_come_back_whole(text: str) -> None:
+    assert redact_pii(text) == text
