@@ -36,6 +36,7 @@ from tests.admin.conftest import (
 from tests.admin.keyword_learner import (
     BlockingLearner,
     FakeRemoteService,
+    KeywordLearner,
     RemoteJobLearner,
     load_keyword_model,
     load_test_model,
@@ -229,11 +230,33 @@ async def test_bad_requests_never_take_the_lock_and_failures_release_it(
     first = await retrain(empty, RetrainRequest())
     assert first.status == "promoted", first.message
     assert "could not be evaluated" in first.message
-    # With an active model, an unevaluable candidate fails (and releases the lock).
+
+
+async def test_an_unevaluable_candidate_fails_and_releases_the_lock(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    empty = make_context(starter_train=(), starter_test=())
+    # An active model (stored directly: one retrain per test keeps SQLite's lock out of it).
+    model = await KeywordLearner().train(
+        [Example("refund", "Billing"), Example("crash", "Technical")], ("Billing", "Technical")
+    )
+    async with empty.db.transaction() as conn:
+        stored = await store.save_model(
+            conn,
+            model_id=model.model_id,
+            learner=model.learner,
+            artefact=model.to_bytes(),
+            data_hash="h",
+            counts={},
+            metrics={},
+            created_by="test",
+        )
+        await store.activate_model(conn, stored)
     failed = await retrain(empty, RetrainRequest())
     assert failed.status == "failed"
     assert "nothing to compare the candidate with the active model on" in failed.message
-    assert (await retrain(ctx, RetrainRequest())).status == "promoted"
+    async with empty.db.transaction() as conn:
+        assert await jobs.running_jobs(conn) == []
 
 
 async def test_generated_examples_are_stored_once_and_reused(
