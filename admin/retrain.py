@@ -46,6 +46,7 @@ from classifier.model import (
     TrainedModel,
     no_progress,
 )
+from data.clock import sleep_or_wake
 from data.db import jobs
 from data.db import models as registry
 from data.db.admin_actions import record_action
@@ -248,7 +249,11 @@ async def run_retrain(
         job = await jobs.get_job(conn, job_id)
     run = _RetrainRun(ctx, job, progress)
     body = asyncio.create_task(run.execute())
-    watcher = asyncio.create_task(_watch(ctx, job_id, body, run))
+    # The watcher is told to stop, never cancelled: cancelled in the middle of a heartbeat it
+    # would leave that write's transaction to finish behind the next job's back (SQLite: "database
+    # is locked" for whoever writes next).
+    stop_watching = asyncio.Event()
+    watcher = asyncio.create_task(_watch(ctx, job_id, body, run, stop_watching))
     try:
         outcome = await asyncio.shield(body)
     except asyncio.CancelledError:
@@ -265,18 +270,25 @@ async def run_retrain(
     except Exception as exc:
         outcome = await run.finish_failed(exc)
     finally:
-        watcher.cancel()
+        stop_watching.set()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     return outcome
 
 
 async def _watch(
-    ctx: AdminContext, job_id: int, body: asyncio.Task[RetrainOutcome], run: _RetrainRun
+    ctx: AdminContext,
+    job_id: int,
+    body: asyncio.Task[RetrainOutcome],
+    run: _RetrainRun,
+    stop: asyncio.Event,
 ) -> None:
-    """Renew the lease and stop ``body`` on a cancel request (or when the lease is lost)."""
-    while not body.done():
-        await ctx.clock.sleep(ctx.poll_seconds)
+    """Renew the lease and stop ``body`` on a cancel request (or when the lease is lost),
+    until ``stop`` is set; a heartbeat under way when it is set finishes first."""
+    while not body.done() and not stop.is_set():
+        await sleep_or_wake(ctx.clock, ctx.poll_seconds, stop, clear=False)
+        if body.done() or stop.is_set():
+            return
         try:
             async with ctx.db.transaction() as conn:
                 kept = await jobs.heartbeat(conn, job_id, ctx.owner, now=ctx.clock.now())

@@ -48,8 +48,11 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
-async def sleep_or_wake(clock: Clock, seconds: float, wake: asyncio.Event) -> None:
-    """Return after ``seconds`` on ``clock``, or as soon as ``wake`` is set (then clear it)."""
+async def sleep_or_wake(
+    clock: Clock, seconds: float, wake: asyncio.Event, *, clear: bool = True
+) -> None:
+    """Return after ``seconds`` on ``clock``, or as soon as ``wake`` is set (then clear it,
+    unless ``clear`` is false: a stop signal stays set for every later check)."""
     if not wake.is_set():
         sleeper = asyncio.ensure_future(clock.sleep(seconds))
         waiter = asyncio.ensure_future(wake.wait())
@@ -60,4 +63,5 @@ async def sleep_or_wake(clock: Clock, seconds: float, wake: asyncio.Event) -> No
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-    wake.clear()
+    if clear:
+        wake.clear()
