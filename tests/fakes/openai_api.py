@@ -266,6 +266,8 @@ class FakeOpenAI:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
+    #: Requests being handled now (a request the client gave up on still finishes here).
+    in_flight: int = 0
 
     _counter: int = 0
     _polls: dict[str, int] = field(default_factory=dict)
@@ -319,6 +321,14 @@ class FakeOpenAI:
         }
         status, message, code = messages[reason]
         self.refusal = {"status": status, "message": message, "code": code}
+
+    async def settled(self, within: float = 10.0) -> None:
+        """Wait (bounded, in real time) until no request is being handled: what a client timed
+        out on still reaches its end on the server, as on the real API, and may create things."""
+        # Polled, not an Event: the fake may serve from its own thread's loop (``threaded``).
+        async with asyncio.timeout(within):
+            while self.in_flight:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         """The recorded requests with this method and exact path."""
@@ -386,6 +396,15 @@ class FakeOpenAI:
 
     @web.middleware
     async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        self.in_flight += 1
+        try:
+            return await self._handle(request, handler)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         body = await request.read()
