@@ -371,6 +371,7 @@ async def full_accuracy(
     )
     predicted = [p.label for p in await model.predict([e.text for e in test])]
     accuracy = _accuracy(predicted, [e.label for e in test])
+    path.parent.mkdir(parents=True, exist_ok=True)  # the light learner never made the folder
     path.write_text(json.dumps({"accuracy": accuracy}))
     return accuracy
 
