@@ -157,7 +157,7 @@ class StreamClock:
     """The benchmark's time: the n-th ticket arrives n / ``per_day`` days after the start.
 
     Retrains read "now" from it, so the rules that depend on time (a held-out label counts only
-    once it has stood for a week; a daily retrain) see the stream's time, not the seconds the
+    once it has stood for a day; a daily retrain) see the stream's time, not the seconds the
     benchmark takes. Waiting (a job's heartbeat) is real.
     """
 
