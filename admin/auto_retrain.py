@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
@@ -27,6 +27,7 @@ from admin.retrain import (
     start_retrain,
 )
 from admin.retrain_schedule import RetrainSchedule
+from data.clock import as_utc
 from data.db import jobs
 from data.db import models as registry
 from data.db.admin_actions import record_action
@@ -65,8 +66,7 @@ async def auto_retrain_due(
         else:
             active = await registry.get_active_model(conn)
             last = active.created_at if active is not None else None
-    if last is not None and last.tzinfo is None:  # SQLite keeps no zone; it is UTC
-        last = last.replace(tzinfo=UTC)
+    last = as_utc(last) if last is not None else None
     return schedule.due(corrections, seen=seen, last_retrain_at=last, now=now)
 
 

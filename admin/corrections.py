@@ -10,9 +10,10 @@ what it learnt from those labels until the next retrain.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from admin.errors import AdminError
+from data.clock import as_utc
 from data.db import corrections as corrections_repo
 from data.db import tickets as tickets_repo
 from data.db.admin_actions import record_action
@@ -42,7 +43,7 @@ def parse_since(value: str | None) -> datetime | None:
         raise AdminError(
             f"--since must be a date such as 2026-11-30 or 2026-11-30T14:00, not {value!r}."
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return as_utc(moment)
 
 
 def check_limit(limit: int) -> int:

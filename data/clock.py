@@ -48,6 +48,12 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored or typed time as aware UTC: SQLite hands back naive datetimes, and every time this
+    project stores is UTC; an aware time is converted."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 async def sleep_or_wake(
     clock: Clock, seconds: float, wake: asyncio.Event, *, clear: bool = True
 ) -> None:

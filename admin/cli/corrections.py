@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +16,7 @@ from admin.cli.jobs_runtime import cli_user, run_with_context
 from admin.context import AdminContext
 from admin.corrections import RevertOutcome
 from admin.errors import AdminError
+from data.clock import as_utc
 from data.db.corrections import Correction
 
 corrections_app = typer.Typer(
@@ -30,11 +31,6 @@ SinceOption = Annotated[
 ]
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes; every timestamp is stored in UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _as_json(c: Correction) -> dict[str, Any]:
     return {
         "id": c.id,
@@ -43,8 +39,8 @@ def _as_json(c: Correction) -> dict[str, Any]:
         "from": c.from_label,
         "to": c.to_label,
         "via": c.via,
-        "created_at": _utc(c.created_at).isoformat(),
-        "undone_at": _utc(c.undone_at).isoformat() if c.undone_at else None,
+        "created_at": as_utc(c.created_at).isoformat(),
+        "undone_at": as_utc(c.undone_at).isoformat() if c.undone_at else None,
     }
 
 
@@ -90,8 +86,8 @@ def list_command(
             c.from_label or "-",
             c.to_label,
             c.via,
-            _utc(c.created_at).strftime("%Y-%m-%d %H:%M"),
-            _utc(c.undone_at).strftime("%Y-%m-%d %H:%M") if c.undone_at else "-",
+            as_utc(c.created_at).strftime("%Y-%m-%d %H:%M"),
+            as_utc(c.undone_at).strftime("%Y-%m-%d %H:%M") if c.undone_at else "-",
         )
     stdout.print(table)
 

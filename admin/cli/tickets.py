@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +15,7 @@ from admin.cli.app import app, fail, stderr, stdout, user_errors
 from admin.cli.jobs_runtime import cli_user, run_with_context
 from admin.context import AdminContext
 from admin.tickets import RetryOutcome
+from data.clock import as_utc
 from data.db.tickets import TicketSummary
 
 #: How much of a ticket's text a listing shows.
@@ -25,11 +25,6 @@ tickets_app = typer.Typer(
     help="Tickets: list them, retry the ones that failed to route.", no_args_is_help=True
 )
 app.add_typer(tickets_app, name="tickets")
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes; every timestamp is stored in UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _preview(text: str) -> str:
@@ -45,7 +40,7 @@ def _as_json(summary: TicketSummary) -> dict[str, Any]:
         "ts": ticket.ts,
         "status": ticket.status,
         "attempts": ticket.attempts,
-        "updated_at": _utc(ticket.updated_at).isoformat(),
+        "updated_at": as_utc(ticket.updated_at).isoformat(),
         "label": summary.label,
         "text": _preview(ticket.text),
     }
@@ -88,7 +83,7 @@ def list_command(
             ticket.ts,
             ticket.status,
             str(ticket.attempts),
-            _utc(ticket.updated_at).strftime("%Y-%m-%d %H:%M"),
+            as_utc(ticket.updated_at).strftime("%Y-%m-%d %H:%M"),
             summary.label or "-",
             Text(_preview(ticket.text)),  # Text: the ticket's own brackets are not markup
         )

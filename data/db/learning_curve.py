@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from data.clock import as_utc
 from data.db.schema import corrections, models, tickets
 
 
@@ -51,8 +52,7 @@ async def weekly_correction_rates(
     }
     totals: dict[str, list[int]] = {}
     for ticket_id, created_at in rows:
-        moment = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
-        counts = totals.setdefault(_week(moment), [0, 0])
+        counts = totals.setdefault(_week(as_utc(created_at)), [0, 0])
         counts[0] += 1
         counts[1] += int(ticket_id) in corrected
     return [(week, fixed / total) for week, (total, fixed) in sorted(totals.items())]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -43,6 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from classifier.model import Prediction
+from data.clock import as_utc
 from data.db.database import utcnow
 from data.db.schema import predictions, tickets
 
@@ -152,10 +153,8 @@ def _ticket(row: Any) -> Ticket:
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """A stored time as UTC (SQLite hands back naive datetimes; every stored time is UTC)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    """A stored time as UTC, or None."""
+    return None if moment is None else as_utc(moment)
 
 
 def _prediction(row: Any) -> StoredPrediction:

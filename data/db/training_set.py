@@ -17,12 +17,14 @@ set yet. Undoing a label (or reverting a person's labels) takes effect at once.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from data.clock import as_utc
 from data.db.database import utcnow
 from data.db.schema import corrections, tickets, training_examples
 
@@ -129,18 +131,23 @@ async def _settled_labels(
     corrected: set[int] = set()
     for ticket_id, label, created_at, undone_at in rows:
         corrected.add(ticket_id)
-        if undone_at is None and _utc(created_at) <= cutoff:
+        if undone_at is None and as_utc(created_at) <= cutoff:
             settled[ticket_id] = label
     return settled, corrected
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes; every timestamp is stored in UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 async def add_generated_examples(conn: AsyncConnection, examples: list[tuple[str, str]]) -> int:
     """Store synthetic (text, label) pairs so later retrains (and a resumed one) reuse them."""
+    return await _add_examples(conn, examples, "generated", held_out=lambda _text: False)
+
+
+async def _add_examples(
+    conn: AsyncConnection,
+    examples: list[tuple[str, str]],
+    source: str,
+    held_out: Callable[[str], bool],
+) -> int:
+    """Store (text, label) pairs that belong to no ticket; ``held_out`` decides the holdout."""
     if not examples:
         return 0
     now = utcnow()
@@ -150,9 +157,9 @@ async def add_generated_examples(conn: AsyncConnection, examples: list[tuple[str
             {
                 "text": text,
                 "label": label,
-                "source": "generated",
+                "source": source,
                 "ticket_id": None,
-                "holdout": False,
+                "holdout": held_out(text),
                 "created_at": now,
                 "updated_at": now,
             }
@@ -172,25 +179,7 @@ def is_holdout_text(text: str, fraction: float = HOLDOUT_FRACTION) -> bool:
 
 async def add_imported_examples(conn: AsyncConnection, examples: list[tuple[str, str]]) -> int:
     """Store imported (text, label) pairs; about ``HOLDOUT_FRACTION`` of them are held out."""
-    if not examples:
-        return 0
-    now = utcnow()
-    await conn.execute(
-        training_examples.insert(),
-        [
-            {
-                "text": text,
-                "label": label,
-                "source": "imported",
-                "ticket_id": None,
-                "holdout": is_holdout_text(text),
-                "created_at": now,
-                "updated_at": now,
-            }
-            for text, label in examples
-        ],
-    )
-    return len(examples)
+    return await _add_examples(conn, examples, "imported", held_out=is_holdout_text)
 
 
 async def recent_ticket_texts(conn: AsyncConnection, limit: int) -> list[str]:
