@@ -63,8 +63,9 @@ from admin.retrain import RetrainRequest, retrain  # noqa: E402
 from admin.retrain_schedule import EVERY_50, RetrainSchedule  # noqa: E402
 from admin.settings import Settings  # noqa: E402
 from admin.training_data import read_starter  # noqa: E402
+from bench.banking77 import find_datasets, read_banking77  # noqa: E402
 from classifier.calibration import adaptive_threshold  # noqa: E402
-from classifier.examples import Example, Source  # noqa: E402
+from classifier.examples import Example  # noqa: E402
 from classifier.learners import LearnerContext, get_learner  # noqa: E402
 from classifier.model import TrainedModel  # noqa: E402
 from classifier.near_duplicates import CorrectedTicket, NearDuplicateIndex  # noqa: E402
@@ -87,24 +88,6 @@ GOALS = {"50": ("abs", 0.85), "100": ("abs", 0.90), "200": ("rel", 0.95), "500":
 VALIDATION_SHARE = 0.15
 CACHE = ROOT / "out" / "loop"
 THRESHOLD_GRID = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
-
-
-def find_datasets(explicit: str | None) -> Path:
-    """The shared datasets folder (``../shared/datasets`` next to the checkout)."""
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [ROOT.parent / "shared" / "datasets", ROOT.parent.parent / "shared" / "datasets"]
-    for candidate in candidates:
-        if (candidate / "banking77" / "train.jsonl").exists():
-            return candidate
-    raise SystemExit("BANKING77 not found; pass --datasets /path/to/shared/datasets")
-
-
-def read_banking77(folder: Path, split: str) -> list[Example]:
-    """One split of BANKING77 with labels mapped onto departments."""
-    mapping = json.loads((folder / "department_mapping.json").read_text())["label_to_department"]
-    with (folder / f"{split}.jsonl").open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
-    return [Example(r["text"], mapping[r["label"]], Source.STARTER) for r in rows]
 
 
 class CachedEncoder:

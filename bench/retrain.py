@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -44,9 +43,10 @@ from sqlalchemy import func, select  # noqa: E402
 
 from admin.context import AdminContext  # noqa: E402
 from admin.settings import Settings  # noqa: E402
+from bench.banking77 import find_datasets, read_banking77  # noqa: E402
 from bot.runtime import Runtime, open_runtime  # noqa: E402
 from bot.server import EVENTS_PATH, create_web_app  # noqa: E402
-from classifier.examples import Example, Source, write_examples  # noqa: E402
+from classifier.examples import write_examples  # noqa: E402
 from classifier.learners import LearnerContext, get_learner  # noqa: E402
 from classifier.taxonomy import load_taxonomy  # noqa: E402
 from data import DEFAULT_TAXONOMY  # noqa: E402
@@ -62,24 +62,6 @@ TRIAGE = "C0TRIAGE"
 ADMIN_CHANNEL = "C0ADMIN"
 ADMIN = "U0BENCHADMIN"
 SECRET = "bench-signing-secret"  # noqa: S105 - the fake's, not a real secret
-
-
-def find_datasets(explicit: str | None) -> Path:
-    """The shared datasets folder (``../shared/datasets`` next to the checkout)."""
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [ROOT.parent / "shared" / "datasets", ROOT.parent.parent / "shared" / "datasets"]
-    for candidate in candidates:
-        if (candidate / "banking77" / "train.jsonl").exists():
-            return candidate
-    raise SystemExit("BANKING77 not found; pass --datasets /path/to/shared/datasets")
-
-
-def read_banking77(folder: Path, split: str) -> list[Example]:
-    """One split of BANKING77 with labels mapped onto departments."""
-    mapping = json.loads((folder / "department_mapping.json").read_text())["label_to_department"]
-    with (folder / f"{split}.jsonl").open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
-    return [Example(r["text"], mapping[r["label"]], Source.STARTER) for r in rows]
 
 
 def percentile(values: list[float], q: float) -> float:
