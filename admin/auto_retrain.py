@@ -29,7 +29,7 @@ from admin.retrain import (
 from admin.retrain_schedule import RetrainSchedule
 from data.clock import as_utc
 from data.db import jobs
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db.admin_actions import record_action
 from data.db.auto_retrain import SWITCH_ACTION, auto_retrain_paused, corrections_count
 

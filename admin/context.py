@@ -20,7 +20,7 @@ from admin.training_process import ChildTraining, train_in_subprocess
 from classifier.artifacts import load_model
 from classifier.examples import Example
 from classifier.learners import LearnerContext, get_learner
-from classifier.model import Classifier, Learner, ProgressCallback, TrainedModel
+from classifier.protocols import Classifier, Learner, ProgressCallback, TrainedModel
 from classifier.taxonomy import Taxonomy
 from data import STARTER_TEST, STARTER_TRAIN
 from data.clock import Clock, SystemClock

@@ -18,7 +18,7 @@ from pathlib import Path
 from admin.errors import AdminError
 from admin.training_data import assemble_training_data, read_starter
 from classifier.examples import Example, write_examples
-from classifier.model import ProgressEvent
+from classifier.protocols import ProgressEvent
 from classifier.taxonomy import Taxonomy
 from classifier.ticket_files import read_labelled_rows
 from data.db.database import Database

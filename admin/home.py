@@ -8,13 +8,13 @@ from datetime import timedelta
 
 from admin.context import AdminContext
 from data.db import jobs, stats
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db import tickets as tickets_repo
 from data.db.auto_retrain import auto_retrain_paused
 from data.db.database import utcnow
 from data.db.jobs import Job
 from data.db.learning_curve import model_accuracies
-from data.db.models import StoredModel
+from data.db.model_registry import StoredModel
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from classifier.learners import LearnerContext
 from classifier.llm.client import client_config
 from classifier.llm.prompted import PromptedClassifier, taxonomy_for
 from classifier.llm.synthetic import generate_examples
-from classifier.model import ProgressCallback, ProgressEvent
+from classifier.protocols import ProgressCallback, ProgressEvent
 from classifier.taxonomy import Taxonomy
 
 #: Writes ``count`` synthetic tickets over ``labels`` (seeded by real examples).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from classifier.model import ProgressEvent
+from classifier.protocols import ProgressEvent
 
 #: The stages of a retrain, in order.
 RETRAIN_STAGES: tuple[str, ...] = ("assemble", "generate", "train", "evaluate", "decide")

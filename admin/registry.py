@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from admin.context import AdminContext
 from admin.errors import AdminError
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db.admin_actions import record_action
-from data.db.models import StoredModel
+from data.db.model_registry import StoredModel
 
 
 async def list_models(ctx: AdminContext, limit: int = 20) -> list[StoredModel]:

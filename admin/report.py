@@ -20,12 +20,12 @@ from admin.training_data import assemble_training_data, read_starter
 from admin.triage_threshold import fitted_threshold
 from classifier.confusion_png import confusion_png
 from classifier.learning_curve_png import learning_curve_png
-from classifier.model import ProgressCallback, ProgressEvent, no_progress
-from data.db import models as registry
+from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
+from data.db import model_registry as registry
 from data.db.admin_actions import record_action
 from data.db.database import utcnow
 from data.db.learning_curve import model_accuracies, weekly_correction_rates
-from data.db.models import StoredModel
+from data.db.model_registry import StoredModel
 from data.db.stats import LiveFigures, live_figures
 from data.db.training_set import list_training_examples
 

@@ -38,7 +38,7 @@ from admin.training_data import TrainingData, assemble_training_data, read_start
 from classifier.errors import ClassifierError
 from classifier.examples import Example, Source
 from classifier.learners import LOCAL_PREFERENCE
-from classifier.model import (
+from classifier.protocols import (
     Classifier,
     ProgressCallback,
     ProgressEvent,
@@ -48,7 +48,7 @@ from classifier.model import (
 )
 from data.clock import sleep_or_wake
 from data.db import jobs
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db.admin_actions import record_action
 from data.db.auto_retrain import corrections_count
 from data.db.training_set import add_generated_examples, list_training_examples

@@ -19,7 +19,7 @@ from classifier.evaluation import (
     score_predictions,
 )
 from classifier.examples import Example
-from classifier.model import Classifier, ProgressCallback, no_progress
+from classifier.protocols import Classifier, ProgressCallback, no_progress
 
 
 @dataclass(frozen=True)

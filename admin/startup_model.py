@@ -25,10 +25,10 @@ from admin.taxonomy_training import learner_input_with_tickets
 from admin.training_data import assemble_training_data, read_starter
 from classifier.artifacts import unpack
 from classifier.learners import LearnerContext, get_learner
-from classifier.model import Learner
+from classifier.protocols import Learner
 from classifier.taxonomy import Taxonomy
 from data import STARTER_TRAIN
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db.database import Database
 from data.db.training_set import list_training_examples
 

@@ -26,7 +26,7 @@ from functools import partial
 
 from classifier.examples import Example, Source, normalise_text
 from classifier.learners import LOCAL_PREFERENCE
-from classifier.model import Learner
+from classifier.protocols import Learner
 from classifier.taxonomy import Taxonomy
 from classifier.taxonomy_learning import Encode, encoder_for, with_taxonomy
 from data.db.database import Database

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from classifier.errors import TrainingError
 from classifier.examples import Example, read_examples, write_examples
-from classifier.model import ProgressCallback, ProgressEvent, no_progress
+from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
 
 _PROGRESS = "progress "
 _ERROR = "error "

@@ -308,7 +308,7 @@ async def _first_start(url: str) -> dict[str, Any]:
     from admin.startup_model import ensure_model_for_taxonomy
     from classifier.artifacts import load_model
     from classifier.learners import LearnerContext
-    from data.db import models as registry
+    from data.db import model_registry as registry
     from data.db.database import Database
 
     taxonomy = load_taxonomy(REPO / "bench" / "taxonomies" / "shop.toml")

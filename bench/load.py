@@ -61,7 +61,7 @@ from bot.runtime import open_runtime  # noqa: E402
 from bot.server import EVENTS_PATH, create_web_app  # noqa: E402
 from bot.services import Services  # noqa: E402
 from classifier.examples import Source, read_examples  # noqa: E402
-from classifier.model import Classifier  # noqa: E402
+from classifier.protocols import Classifier  # noqa: E402
 from classifier.taxonomy import Taxonomy, load_taxonomy  # noqa: E402
 from data import DEFAULT_TAXONOMY, STARTER_TEST, STARTER_TRAIN  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402

@@ -57,7 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from admin.context import build_admin_context  # noqa: E402
-from admin.models import learner_context  # noqa: E402
+from admin.learner_setup import learner_context  # noqa: E402
 from admin.near_duplicates import features_for  # noqa: E402
 from admin.retrain import RetrainRequest, retrain  # noqa: E402
 from admin.retrain_schedule import EVERY_50, RetrainSchedule  # noqa: E402
@@ -67,8 +67,8 @@ from bench.banking77 import find_datasets, read_banking77  # noqa: E402
 from classifier.calibration import adaptive_threshold  # noqa: E402
 from classifier.examples import Example  # noqa: E402
 from classifier.learners import LearnerContext, get_learner  # noqa: E402
-from classifier.model import TrainedModel  # noqa: E402
 from classifier.near_duplicates import CorrectedTicket, NearDuplicateIndex  # noqa: E402
+from classifier.protocols import TrainedModel  # noqa: E402
 from classifier.taxonomy import load_taxonomy  # noqa: E402
 from data import DEFAULT_TAXONOMY, STARTER_TEST, STARTER_TRAIN  # noqa: E402
 from data.db.corrections import record_correction, sync_training_example  # noqa: E402

@@ -51,7 +51,7 @@ from classifier.learners import LearnerContext, get_learner  # noqa: E402
 from classifier.taxonomy import load_taxonomy  # noqa: E402
 from data import DEFAULT_TAXONOMY  # noqa: E402
 from data.db import jobs  # noqa: E402
-from data.db import models as registry  # noqa: E402
+from data.db import model_registry as registry  # noqa: E402
 from data.db.database import Database  # noqa: E402
 from data.db.schema import predictions  # noqa: E402
 from tests.fakes.slack_api import TEAM_ID, FakeSlack  # noqa: E402

@@ -16,9 +16,9 @@ from typing import Any
 
 from bot.errors import ModelNotReadyError
 from classifier.artifacts import load_model
-from classifier.model import Classifier
+from classifier.protocols import Classifier
 from data.clock import Clock
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db.database import Database
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from admin.retrain import (
 from bot.admin_views import retrain_board_title, retrain_finished, retrain_started
 from bot.errors import SlackCallError
 from bot.slack_gateway import SlackGateway
-from classifier.model import ProgressCallback, ProgressEvent
+from classifier.protocols import ProgressCallback, ProgressEvent
 from data.clock import Clock
 from data.db import jobs
 

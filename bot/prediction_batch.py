@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from classifier.model import Classifier, Prediction
+from classifier.protocols import Classifier, Prediction
 
 log = logging.getLogger(__name__)
 

@@ -55,8 +55,8 @@ from bot.views import (
 )
 from bot.work_queue import RetryLater
 from classifier.examples import MAX_TEXT_CHARS
-from classifier.model import Prediction
 from classifier.near_duplicates import near_duplicate_of, routed_by_correction
+from classifier.protocols import Prediction
 from classifier.taxonomy import Department, Taxonomy
 from data.clock import Clock, SystemClock
 from data.db import corrections as corrections_repo

@@ -26,7 +26,7 @@ from functools import partial
 from slack_bolt.async_app import AsyncApp
 
 from admin.context import AdminContext, build_admin_context
-from admin.models import learner_context
+from admin.learner_setup import learner_context
 from admin.settings import Settings
 from admin.startup_model import ensure_model_for_taxonomy
 from bot.app import create_app
@@ -36,7 +36,7 @@ from bot.services import Intervals, Services, build_services
 from bot.supervisor import Supervisor
 from classifier.artifacts import load_model
 from classifier.learners import LearnerContext
-from classifier.model import Classifier
+from classifier.protocols import Classifier
 from classifier.taxonomy import Taxonomy, load_taxonomy
 from data.clock import Clock, SystemClock
 from data.db import tickets as tickets_repo

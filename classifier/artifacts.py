@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from classifier.errors import ModelFormatError
-from classifier.model import TrainedModel
+from classifier.protocols import TrainedModel
 
 if TYPE_CHECKING:
     from classifier.learners import LearnerContext

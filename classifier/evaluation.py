@@ -17,7 +17,13 @@ from typing import Any
 
 from classifier.errors import DatasetError
 from classifier.examples import Example
-from classifier.model import Classifier, Prediction, ProgressCallback, ProgressEvent, no_progress
+from classifier.protocols import (
+    Classifier,
+    Prediction,
+    ProgressCallback,
+    ProgressEvent,
+    no_progress,
+)
 
 #: The normal quantile for a two-sided 95 % interval.
 Z_95 = 1.959963984540054

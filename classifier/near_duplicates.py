@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 
 #: Turns texts into unit-length rows, one per text: a dense array or a sparse CSR matrix.
 Vectoriser = Callable[[Sequence[str]], Any]

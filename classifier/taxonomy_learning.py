@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from classifier.examples import Example, Source, normalise_text
-from classifier.model import Learner, ProgressCallback, ProgressEvent, TrainedModel, no_progress
+from classifier.protocols import Learner, ProgressCallback, ProgressEvent, TrainedModel, no_progress
 from classifier.taxonomy import Department, Taxonomy
 
 #: Unit-length sentence embeddings, one row per text.

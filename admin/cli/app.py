@@ -20,7 +20,7 @@ from admin.errors import AdminError
 from admin.settings import Settings, SettingsError, load_settings
 from classifier.errors import ClassifierError
 from classifier.llm.client import OpenAIClient
-from classifier.model import ProgressCallback, ProgressEvent
+from classifier.protocols import ProgressCallback, ProgressEvent
 from classifier.taxonomy import Taxonomy, load_taxonomy
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from admin.cli.app import run, settings, taxonomy, user_errors
 from admin.context import AdminContext, build_admin_context
-from admin.models import learner_context
+from admin.learner_setup import learner_context
 from data.db.database import Database
 
 T = TypeVar("T")

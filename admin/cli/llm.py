@@ -51,7 +51,7 @@ from classifier.llm.synthetic import (
     split_per_label,
     write_generated,
 )
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from classifier.taxonomy import Taxonomy
 
 DEFAULT_STATE = Path("out/finetune-state.json")

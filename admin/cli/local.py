@@ -29,7 +29,7 @@ from admin.cli.app import (
 from admin.cli.app import taxonomy as configured_taxonomy
 from admin.cli.llm import print_usage, usage_report
 from admin.errors import AdminError
-from admin.models import (
+from admin.learner_setup import (
     LoadedModel,
     align_labels,
     auto_learner_name,
@@ -49,7 +49,7 @@ from classifier.evaluation import (
 )
 from classifier.examples import Example, read_datasets
 from classifier.learners import LEARNERS, LearnerContext, get_learner
-from classifier.model import TrainedModel
+from classifier.protocols import TrainedModel
 from classifier.taxonomy import Taxonomy, load_taxonomy
 from data import STARTER_TRAIN
 

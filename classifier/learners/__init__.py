@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from classifier.errors import ClassifierError, LearnerUnavailableError
-from classifier.model import Learner
+from classifier.protocols import Learner
 from classifier.taxonomy import Taxonomy
 
 if TYPE_CHECKING:  # the OpenAI SDK is imported only by the learners that use it

@@ -65,7 +65,7 @@ from classifier.learners.tfidf import (
     labels_from_meta,
 )
 from classifier.learners.training_data import prepare_training_set
-from classifier.model import ProgressCallback, ProgressEvent, no_progress
+from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
 
 NAME = "embedding"
 

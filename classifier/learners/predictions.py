@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 
 
 def predictions_from_probabilities(

@@ -35,7 +35,7 @@ from classifier.learners.arrays import (
 from classifier.learners.linear_head import LinearHead, fit_linear_head
 from classifier.learners.predictions import ProbabilityPredictor
 from classifier.learners.training_data import prepare_training_set
-from classifier.model import ProgressCallback, ProgressEvent, no_progress
+from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
 
 NAME = "tfidf"
 

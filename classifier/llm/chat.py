@@ -30,7 +30,7 @@ from openai.types.chat import ChatCompletion
 from classifier.errors import LLMError
 from classifier.llm.client import translate_error
 from classifier.llm.prompts import ANSWER_KEY
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 
 log = logging.getLogger(__name__)
 

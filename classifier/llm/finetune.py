@@ -68,7 +68,7 @@ from classifier.llm.prompts import (
     finetune_messages,
     finetune_system_prompt,
 )
-from classifier.model import Prediction, ProgressCallback, ProgressEvent, no_progress
+from classifier.protocols import Prediction, ProgressCallback, ProgressEvent, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -719,7 +719,7 @@ def load(
 class FineTuneLearner(OpenAILearnerBase):
     """Fine-tunes an OpenAI model on the examples and returns it as a classifier.
 
-    Implements ``classifier.model.RemoteTrainingLearner``: ``start`` creates the job (its id
+    Implements ``classifier.protocols.RemoteTrainingLearner``: ``start`` creates the job (its id
     can be stored before anything else happens), ``follow`` waits for it (again after a
     restart), ``cancel`` stops it; ``train`` does start and follow in one go. Starting is
     idempotent on the provider's side (the request hash is the job's metadata), so even a crash

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from classifier.llm.client import Price
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 
 
 def price_for(model: str, prices: Mapping[str, Price]) -> Price | None:

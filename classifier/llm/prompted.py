@@ -36,7 +36,7 @@ from classifier.llm.prompts import (
     system_prompt,
 )
 from classifier.llm.similarity import ExamplePool
-from classifier.model import Prediction, ProgressCallback, ProgressEvent, no_progress
+from classifier.protocols import Prediction, ProgressCallback, ProgressEvent, no_progress
 from classifier.taxonomy import Department, Taxonomy
 
 KIND = "openai"

@@ -27,7 +27,7 @@ from classifier.llm.chat import complete, match_label
 from classifier.llm.client import OpenAIClient
 from classifier.llm.prompts import finetune_system_prompt
 from classifier.llm.similarity import jaccard, shingles
-from classifier.model import ProgressCallback, ProgressEvent, no_progress
+from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
 from classifier.taxonomy import Taxonomy
 
 TRAIN_TOTAL = 50

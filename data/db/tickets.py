@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from data.clock import as_utc
 from data.db.database import utcnow
 from data.db.schema import predictions, tickets

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admin.context import AdminContext
 from admin.settings import Settings, load_settings
 from classifier.errors import ClassifierError
-from classifier.model import Learner
+from classifier.protocols import Learner
 from classifier.taxonomy import Taxonomy
 from data.db.database import Database
 from data.db.schema import tickets, training_examples

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 
 from classifier.artifacts import load_model, pack, unpack
 from classifier.examples import Example
-from classifier.model import Prediction, ProgressCallback, ProgressEvent, TrainedModel, no_progress
+from classifier.protocols import (
+    Prediction,
+    ProgressCallback,
+    ProgressEvent,
+    TrainedModel,
+    no_progress,
+)
 
 _WORD = re.compile(r"[a-z0-9]+")
 KIND = "test-keywords"

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from admin.cli import app
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from data.db import corrections as corrections_repo
 from data.db import tickets as repo
 from data.db.admin_actions import list_actions

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from admin.cli import app
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from data.db import tickets as repo
 from data.db.admin_actions import AdminAction, list_actions
 from data.db.database import Database

@@ -18,9 +18,9 @@ from admin.taxonomy_training import (
     learner_input_with_tickets,
 )
 from classifier.examples import Example, Source
-from classifier.model import ProgressCallback, ProgressEvent
+from classifier.protocols import ProgressCallback, ProgressEvent
 from classifier.taxonomy import Taxonomy, parse_taxonomy
-from data.db import models as store
+from data.db import model_registry as store
 from data.db.schema import tickets
 from data.db.training_set import is_holdout_ticket, recent_ticket_texts
 from tests.admin.conftest import add_labelled_ticket

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from admin.progress import ProgressBoard
-from classifier.model import ProgressEvent
+from classifier.protocols import ProgressEvent
 
 
 def test_board_shows_each_stage_once_with_its_latest_message() -> None:

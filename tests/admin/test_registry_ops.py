@@ -10,7 +10,7 @@ from admin.context import AdminContext
 from admin.errors import AdminError
 from bot.active_model import ActiveModel
 from classifier.examples import Example
-from data.db import models as store
+from data.db import model_registry as store
 from data.db.admin_actions import list_actions
 from tests.admin.keyword_learner import KeywordLearner, load_keyword_model
 from tests.fakes.clock import FakeClock

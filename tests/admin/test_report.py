@@ -9,8 +9,8 @@ import pytest
 from admin.context import AdminContext
 from admin.errors import AdminError
 from admin.report import build_report, parse_model_ref, render_report
-from classifier.model import TrainedModel
-from data.db import models as store
+from classifier.protocols import TrainedModel
+from data.db import model_registry as store
 from data.db.database import utcnow
 from data.db.schema import corrections, predictions, tickets
 from tests.admin.conftest import write_jsonl

@@ -20,10 +20,10 @@ from admin.retrain import (
 from admin.settings import load_settings
 from bot.active_model import ActiveModel
 from classifier.examples import Example
-from classifier.model import ProgressCallback, ProgressEvent
+from classifier.protocols import ProgressCallback, ProgressEvent
 from classifier.taxonomy import Taxonomy
 from data.db import jobs
-from data.db import models as store
+from data.db import model_registry as store
 from data.db.admin_actions import list_actions
 from data.db.database import Database
 from tests.admin.conftest import (

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from admin.context import AdminContext, build_admin_context
-from admin.models import learner_context
+from admin.learner_setup import learner_context
 from admin.retrain import (
     RetrainRequest,
     resume_orphaned_retrains,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from admin.models import learner_context
+from admin.learner_setup import learner_context
 from admin.settings import load_settings
 from admin.startup_model import describe_change, ensure_model_for_taxonomy, stored_labels
 from classifier.learners import LearnerContext
 from classifier.taxonomy import parse_taxonomy
-from data.db import models as store
+from data.db import model_registry as store
 from data.db.database import Database
 from tests.admin.conftest import STARTER_TRAIN, add_labelled_ticket, learner_factory, write_jsonl
 from tests.admin.keyword_learner import load_test_model

@@ -6,7 +6,7 @@ from admin.training_process import train_in_subprocess
 from classifier.artifacts import load_model
 from classifier.errors import TrainingError
 from classifier.examples import Example
-from classifier.model import ProgressEvent
+from classifier.protocols import ProgressEvent
 from data import DEFAULT_TAXONOMY
 
 

@@ -19,7 +19,7 @@ from admin.settings import Settings
 from bot.runtime import Runtime, open_runtime
 from bot.server import EVENTS_PATH, create_web_app
 from bot.services import Intervals, Services, routing_policy
-from classifier.model import Classifier, Learner
+from classifier.protocols import Classifier, Learner
 from classifier.taxonomy import Taxonomy
 from data.clock import Clock
 from tests.admin.conftest import (

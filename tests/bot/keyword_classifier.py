@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from classifier.taxonomy import Taxonomy
 
 
 class KeywordClassifier:
-    """Implements ``classifier.model.Classifier`` with keyword rules."""
+    """Implements ``classifier.protocols.Classifier`` with keyword rules."""
 
     def __init__(self, taxonomy: Taxonomy, model_id: str = "keywords-test") -> None:
         self._taxonomy = taxonomy

@@ -24,10 +24,10 @@ from bot.admin_payloads import (
 )
 from bot.services import Intervals
 from classifier.learners import get_learner
-from classifier.model import Learner
+from classifier.protocols import Learner
 from classifier.taxonomy import Taxonomy
 from data.db import jobs
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db import tickets as tickets_repo
 from data.db.admin_actions import list_actions
 from tests.admin.conftest import add_labelled_ticket

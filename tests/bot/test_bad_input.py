@@ -13,7 +13,7 @@ from sqlalchemy import text
 from bot.config import slack_config
 from bot.errors import SlackConfigError
 from bot.mrkdwn import SECTION_TEXT
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from classifier.taxonomy import Taxonomy
 from data.db import corrections as corrections_repo
 from data.db import tickets as tickets_repo

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from classifier.taxonomy import Taxonomy
 from data.db import corrections as corrections_repo
 from data.db import tickets as tickets_repo

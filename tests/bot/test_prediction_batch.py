@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import pytest
 
 from bot.prediction_batch import PredictionBatch
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 
 
 class CountingClassifier:

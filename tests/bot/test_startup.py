@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from typer.testing import CliRunner
 
-from admin.models import learner_context
+from admin.learner_setup import learner_context
 from admin.settings import Settings
 from bot.cli import app as cli_app
 from bot.errors import PermanentSlackError
@@ -17,7 +17,7 @@ from bot.runtime import open_runtime
 from bot.server import EVENTS_PATH, create_web_app
 from classifier.learners import get_learner
 from classifier.taxonomy import load_taxonomy
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db import tickets as tickets_repo
 from data.db.database import Database
 from tests.bot.conftest import SIGNING_SECRET, SUPPORT

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from bot.failure_notice import RETRY_TICKET_ACTION
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from classifier.taxonomy import Taxonomy
 from data.db import tickets as tickets_repo
 from data.db.admin_actions import list_actions

@@ -8,7 +8,7 @@ from admin.settings import Settings
 from admin.startup_model import stored_labels
 from bot.runtime import open_runtime
 from data import DEFAULT_TAXONOMY
-from data.db import models as registry
+from data.db import model_registry as registry
 from tests.bot.conftest import SIGNING_SECRET, SUPPORT
 from tests.fakes.slack_api import FakeSlack
 

@@ -15,7 +15,7 @@ from classifier.evaluation import (
     wilson_interval,
 )
 from classifier.examples import Example
-from classifier.model import Prediction, ProgressEvent
+from classifier.protocols import Prediction, ProgressEvent
 
 GOLD = ["A", "A", "A", "B", "B", "C"]
 PREDICTED = ["A", "A", "B", "B", "C", "C"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from classifier.learning_curve_png import learning_curve_png
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db.database import Database
 from data.db.learning_curve import model_accuracies, weekly_correction_rates
 from data.db.schema import corrections

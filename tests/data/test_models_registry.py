@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from data.db import models as registry
+from data.db import model_registry as registry
 from data.db.database import Database
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from classifier.model import Prediction
+from classifier.protocols import Prediction
 from data.db import corrections, routings
 from data.db import tickets as repo
 from data.db.database import Database, utcnow

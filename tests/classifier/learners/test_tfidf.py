@@ -10,7 +10,7 @@ from classifier.artifacts import load_model, pack, unpack
 from classifier.errors import ModelFormatError, TrainingError
 from classifier.examples import Example
 from classifier.learners.tfidf import TfidfLearner, TfidfModel
-from classifier.model import ProgressEvent, TrainedModel
+from classifier.protocols import ProgressEvent, TrainedModel
 from tests.classifier.learners.conftest import LABELS
 
 PROBES = ["I got charged two times this month", "the app crashed with an error", "reset password"]

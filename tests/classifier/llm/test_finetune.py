@@ -29,7 +29,7 @@ from classifier.llm.finetune import (
 )
 from classifier.llm.prompted import PromptedClassifier
 from classifier.llm.prompts import finetune_system_prompt
-from classifier.model import ProgressEvent, RemoteTrainingLearner
+from classifier.protocols import ProgressEvent, RemoteTrainingLearner
 from classifier.taxonomy import Taxonomy
 from tests.classifier.llm.conftest import make_config
 from tests.fakes.openai_api import TOPICS, FakeOpenAI, chat_jsonl_problems

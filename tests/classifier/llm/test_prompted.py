@@ -15,7 +15,7 @@ from classifier.llm.client import DEFAULT_PRICES, OpenAIClient
 from classifier.llm.errors import LLMNotConfiguredError
 from classifier.llm.pricing import summarise_usage
 from classifier.llm.prompted import PromptedClassifier
-from classifier.model import TrainedModel
+from classifier.protocols import TrainedModel
 from classifier.taxonomy import Taxonomy
 from tests.classifier.llm.conftest import make_config
 from tests.fakes.openai_api import FakeOpenAI

@@ -26,7 +26,7 @@ from classifier.learners import (
     learner_class,
 )
 from classifier.llm.finetune import fine_tuned_classifier
-from classifier.model import Learner, TrainedModel
+from classifier.protocols import Learner, TrainedModel
 from classifier.taxonomy import Taxonomy
 from classifier.taxonomy_learning import TaxonomyLearner, local_encoder
 
