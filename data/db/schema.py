@@ -183,3 +183,52 @@ admin_actions = Table(
     Column("outcome", String(32), nullable=False),
     _ts("created_at"),
 )
+
+# The desk: where each routed ticket stands for the people who work it (data/db/desk.py).
+# One row per ticket, kept current, so status, owner and the first-response and resolution
+# times are one indexed read each; the history is in ticket_transitions.
+ticket_states = Table(
+    "ticket_states",
+    metadata,
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("department", String(64), nullable=False),
+    # open | in_progress | resolved (data/db/desk.py)
+    Column("status", String(16), nullable=False),
+    # The agent who owns it (a Slack user id); NULL while open.
+    Column("assignee", String(32), nullable=True),
+    # When the requester asked (the ticket's own time): what response times count from.
+    _ts("opened_at"),
+    # The ticket's Slack permalink, for cards redrawn and "my tickets" lists (no lookup).
+    Column("permalink", String(512), nullable=True),
+    _ts("taken_at", nullable=True),
+    _ts("first_response_at", nullable=True),
+    Column("first_responder", String(32), nullable=True),
+    _ts("resolved_at", nullable=True),
+    _ts("updated_at"),
+    # One more on every change: a card rendered from version n is stale once n+1 exists.
+    Column("version", Integer, nullable=False, default=1),
+    Index("ix_ticket_states_department_opened_at", "department", "opened_at"),
+    Index("ix_ticket_states_status_department_opened_at", "status", "department", "opened_at"),
+    Index("ix_ticket_states_assignee_status", "assignee", "status"),
+)
+
+# Every change of a ticket's desk state: who, when, from what, to what, and through what.
+ticket_transitions = Table(
+    "ticket_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("from_status", String(16), nullable=True),  # NULL: the ticket entered the desk
+    Column("to_status", String(16), nullable=False),
+    Column("assignee", String(32), nullable=True),  # the owner after the transition
+    Column("department", String(64), nullable=False),  # the department after it
+    Column("actor", String(32), nullable=False),  # a Slack user id, or "bot"
+    # route | button | reaction | reply | correction | command
+    Column("source", String(16), nullable=False),
+    # What asked for it (e.g. one button press); a request seen again changes nothing.
+    Column("request_key", String(128), nullable=True),
+    _ts("at"),
+    Index("ix_ticket_transitions_ticket_id", "ticket_id"),
+    Index("ix_ticket_transitions_at", "at"),
+    UniqueConstraint("request_key", name="uq_ticket_transitions_request_key"),
+)
