@@ -1,7 +1,8 @@
 """Assembling a retrain's data: training set and the fixed holdout, with counts and a hash.
 
 Training set = starter train + generated + stored labelled tickets (the bot's own labels, then
-human corrections, oldest first), de-duplicated so that a human label beats the bot's and the
+human corrections, oldest first), one example per text, labelled as
+``classifier.label_precedence.winning_examples`` says: a human label beats the bot's and the
 latest human label wins. Holdout = the starter test set + the corrections whose ticket falls in
 the fixed holdout (``data.db.training_set.is_holdout_ticket``). Nothing whose text is in the
 holdout enters training, so every model is compared on tickets it never saw.
@@ -18,17 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from classifier.examples import Example, Source, deduplicate, normalise_text, read_examples
+from classifier.label_precedence import winning_examples
 from classifier.taxonomy import Taxonomy
 from data.db.training_set import StoredExample
-
-#: Order in which sources are stacked before de-duplication: later beats earlier.
-_PRECEDENCE = {
-    Source.STARTER: 0,
-    Source.IMPORTED: 0,
-    Source.GENERATED: 1,
-    Source.TICKET: 2,
-    Source.CORRECTION: 3,
-}
 
 
 @dataclass(frozen=True)
@@ -119,9 +112,7 @@ def assemble_training_data(
         *generated,
         *(example for row, example in stored_examples if not row.holdout),
     ]
-    # A stable sort keeps the stored order (oldest first) inside each source.
-    candidates.sort(key=lambda e: _PRECEDENCE.get(e.source, 0))
-    train_all = deduplicate(canonical(candidates))
+    train_all = winning_examples(canonical(candidates))
     train = [e for e in train_all if normalise_text(e.text) not in held_texts]
     return TrainingData(
         train=tuple(train),

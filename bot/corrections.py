@@ -23,6 +23,7 @@ from bot.people import People
 from bot.policy import RoutingPolicy
 from bot.redaction import redact_pii
 from bot.work_queue import TicketQueue
+from classifier.label_precedence import final_label
 from classifier.taxonomy import Taxonomy
 from data.clock import Clock
 from data.db import corrections as corrections_repo
@@ -166,7 +167,7 @@ class CorrectionDesk:
         async with self._db.transaction() as conn:
             prediction = await tickets_repo.latest_prediction(conn, ticket.id)
             human = await corrections_repo.current_correction(conn, ticket.id)
-            current = human.to_label if human else (prediction.label if prediction else "")
+            current = final_label(prediction.label if prediction else "", human)
             waiting = (
                 human is None
                 and prediction is not None

@@ -55,6 +55,7 @@ from bot.views import (
 )
 from bot.work_queue import RetryLater
 from classifier.examples import MAX_TEXT_CHARS
+from classifier.label_precedence import final_label, standing_label
 from classifier.near_duplicates import near_duplicate_of, routed_by_correction
 from classifier.protocols import Prediction
 from classifier.taxonomy import Department, Taxonomy
@@ -249,8 +250,7 @@ class TicketRouter:
             if prediction is None:  # never classified, so nothing was ever posted
                 self._uncertain.discard(ticket_id)
         check = ticket_id in self._uncertain
-        standing = [c for c in history if c.undone_at is None]
-        human = standing[-1] if standing else None  # the latest standing human label wins
+        human = standing_label(history)
         if history and self._near_duplicates is not None:
             self._near_duplicates.changed()  # this ticket's correction counts from now on
         seen: datetime | None = ticket.updated_at
@@ -431,7 +431,7 @@ class TicketRouter:
 
         ``check``: look for each post in Slack before making it (see the module doc).
         """
-        label = human.to_label if human else prediction.label
+        label = final_label(prediction.label, human)
         dept = self._taxonomy.get(label)
         if dept is None:  # a department removed from the taxonomy since
             dept = self._taxonomy.departments[-1]

@@ -1,6 +1,7 @@
 """Corrections: a person's label for a ticket, and the training example it becomes.
 
-The latest human label that is not undone wins. Every change here also brings the ticket's one
+The latest human label that is not undone wins (``classifier.label_precedence``, applied here by
+``current_correction`` and ``human_labels``). Every change here also brings the ticket's one
 ``correction`` training example in line (``sync_training_example``): upserted with the current
 human label, or removed when no human label is left.
 """
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from classifier.examples import Source
+from classifier.label_precedence import standing_label, standing_labels
 from data.db.database import utcnow
 from data.db.schema import corrections, training_examples
 
@@ -124,16 +126,19 @@ async def undo_correction(
 
 
 async def current_correction(conn: AsyncConnection, ticket_id: int) -> Correction | None:
-    """The newest correction of the ticket that is not undone (the human label), or None."""
-    row = (
-        await conn.execute(
-            select(corrections)
-            .where(corrections.c.ticket_id == ticket_id, corrections.c.undone_at.is_(None))
-            .order_by(corrections.c.id.desc())
-            .limit(1)
-        )
-    ).first()
-    return _correction(row) if row is not None else None
+    """The ticket's human label: its latest correction that is not undone, or None."""
+    return standing_label(await corrections_for(conn, ticket_id))
+
+
+async def corrections_where(conn: AsyncConnection, *where: ColumnElement[bool]) -> list[Correction]:
+    """The corrections that match ``where`` (undone ones included), oldest first."""
+    rows = await conn.execute(select(corrections).where(*where).order_by(corrections.c.id))
+    return [_correction(row) for row in rows]
+
+
+async def human_labels(conn: AsyncConnection, *where: ColumnElement[bool]) -> dict[int, Correction]:
+    """Each ticket's human label, among the corrections that match ``where``."""
+    return standing_labels(await corrections_where(conn, *where))
 
 
 async def count_by_user_since(conn: AsyncConnection, user: str, since: datetime) -> int:
@@ -146,10 +151,7 @@ async def count_by_user_since(conn: AsyncConnection, user: str, since: datetime)
 
 async def corrections_for(conn: AsyncConnection, ticket_id: int) -> list[Correction]:
     """Every correction of the ticket, undone ones included, oldest first."""
-    rows = await conn.execute(
-        select(corrections).where(corrections.c.ticket_id == ticket_id).order_by(corrections.c.id)
-    )
-    return [_correction(row) for row in rows]
+    return await corrections_where(conn, corrections.c.ticket_id == ticket_id)
 
 
 async def sync_training_example(conn: AsyncConnection, ticket_id: int, text: str) -> str | None:

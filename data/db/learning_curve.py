@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from data.clock import as_utc
+from data.db.corrections import human_labels
 from data.db.schema import corrections, models, tickets
 
 
@@ -36,20 +37,15 @@ def _week(moment: datetime) -> str:
 async def weekly_correction_rates(
     conn: AsyncConnection, until: datetime, weeks: int = 12
 ) -> list[tuple[str, float]]:
-    """(ISO week, share of that week's tickets with a standing correction), oldest first, for
+    """(ISO week, share of that week's tickets with a human label), oldest first, for
     the ``weeks`` weeks up to ``until`` that had tickets."""
     since = until - timedelta(weeks=weeks)
     rows = await conn.execute(
         select(tickets.c.id, tickets.c.created_at).where(tickets.c.created_at >= since)
     )
-    corrected = {
-        int(ticket_id)
-        for (ticket_id,) in await conn.execute(
-            select(corrections.c.ticket_id)
-            .join(tickets, tickets.c.id == corrections.c.ticket_id)
-            .where(tickets.c.created_at >= since, corrections.c.undone_at.is_(None))
-        )
-    }
+    corrected = await human_labels(
+        conn, corrections.c.ticket_id.in_(select(tickets.c.id).where(tickets.c.created_at >= since))
+    )
     totals: dict[str, list[int]] = {}
     for ticket_id, created_at in rows:
         counts = totals.setdefault(_week(as_utc(created_at)), [0, 0])

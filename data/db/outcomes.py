@@ -1,6 +1,7 @@
 """How the bot's answers turned out: each recent ticket's confidence and whether it was right.
 
-Right means no person moved the ticket, or the standing human label is the one the model gave.
+Right means the ticket's final label (``classifier.label_precedence``: its human label, else the
+model's) is the one the model gave.
 Only tickets older than ``settled_before`` count, so people have had time to correct them.
 """
 
@@ -11,6 +12,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from classifier.label_precedence import final_label
+from data.db.corrections import human_labels
 from data.db.schema import corrections, predictions, tickets
 
 
@@ -34,11 +37,9 @@ async def recent_outcomes(
     ids = list(latest)[:limit]
     if not ids:
         return []
-    human: dict[int, str] = {}
-    for ticket_id, to_label in await conn.execute(
-        select(corrections.c.ticket_id, corrections.c.to_label)
-        .where(corrections.c.ticket_id.in_(ids), corrections.c.undone_at.is_(None))
-        .order_by(corrections.c.id)
-    ):
-        human[int(ticket_id)] = str(to_label)  # the latest standing label wins
-    return [(latest[t][1], human.get(t, latest[t][0]) == latest[t][0]) for t in ids]
+    human = await human_labels(conn, corrections.c.ticket_id.in_(ids))
+    return [
+        (confidence, final_label(label, human.get(t)) == label)
+        for t in ids
+        for label, confidence in [latest[t]]
+    ]

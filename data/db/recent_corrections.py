@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from classifier.examples import Source
+from data.db.corrections import human_labels
 from data.db.schema import corrections, training_examples
 
 
@@ -52,14 +53,10 @@ async def changed_since(
     if not rows:
         return []
     ids = [int(row.ticket_id) for row in rows]
-    who: dict[int, str] = {}
-    people = await conn.execute(
-        select(corrections.c.ticket_id, corrections.c.user)
-        .where(corrections.c.ticket_id.in_(ids), corrections.c.undone_at.is_(None))
-        .order_by(corrections.c.id)
-    )
-    for ticket_id, user in people:
-        who[int(ticket_id)] = str(user)  # the latest standing correction wins
+    who = {
+        ticket_id: label.user
+        for ticket_id, label in (await human_labels(conn, corrections.c.ticket_id.in_(ids))).items()
+    }
     return [
         RecentCorrection(
             ticket_id=int(row.ticket_id),

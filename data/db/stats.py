@@ -1,7 +1,7 @@
 """Read-only figures over tickets, predictions and corrections ("how is the bot doing live").
 
-Per ticket, the bot's answer is its latest prediction, and the human answer is its latest
-correction that was not undone. A ticket counts in the period it was created in.
+Per ticket, the bot's answer is its latest prediction, and the human answer is its human label
+(``classifier.label_precedence``). A ticket counts in the period it was created in.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from classifier.label_precedence import final_label
+from data.db.corrections import human_labels
 from data.db.schema import corrections, predictions, tickets
 
 
@@ -92,14 +94,9 @@ async def live_figures(
         )
     }
 
-    human: dict[int, str] = {}
-    for row in await conn.execute(
-        select(corrections.c.ticket_id, corrections.c.to_label)
-        .join(tickets, tickets.c.id == corrections.c.ticket_id)
-        .where(in_period, corrections.c.undone_at.is_(None))
-        .order_by(corrections.c.created_at, corrections.c.id)
-    ):
-        human[row.ticket_id] = row.to_label  # later rows win: the latest human label
+    human = await human_labels(
+        conn, corrections.c.ticket_id.in_(select(tickets.c.id).where(in_period))
+    )
 
     per_label: Counter[str] = Counter()
     corrected_per_label: Counter[str] = Counter()
@@ -110,8 +107,8 @@ async def live_figures(
         per_label[label] += 1
         if confidence < threshold:
             below += 1
-        final = human.get(ticket_id)
-        if final is not None and final != label:
+        final = final_label(label, human.get(ticket_id))
+        if final != label:
             corrected += 1
             corrected_per_label[label] += 1
             confusions[(label, final)] += 1

@@ -24,9 +24,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from classifier.label_precedence import standing_labels
 from data.clock import as_utc
+from data.db.corrections import corrections_where
 from data.db.database import utcnow
-from data.db.schema import corrections, tickets, training_examples
+from data.db.schema import tickets, training_examples
 
 #: Share of labelled tickets held out of training to evaluate models on.
 HOLDOUT_FRACTION = 0.2
@@ -119,21 +121,9 @@ async def _settled_labels(
 ) -> tuple[dict[int, str], set[int]]:
     """(ticket -> its latest human label made by ``cutoff`` and not undone, every ticket that
     has a correction, undone or not)."""
-    rows = await conn.execute(
-        select(
-            corrections.c.ticket_id,
-            corrections.c.to_label,
-            corrections.c.created_at,
-            corrections.c.undone_at,
-        ).order_by(corrections.c.id)
-    )
-    settled: dict[int, str] = {}
-    corrected: set[int] = set()
-    for ticket_id, label, created_at, undone_at in rows:
-        corrected.add(ticket_id)
-        if undone_at is None and as_utc(created_at) <= cutoff:
-            settled[ticket_id] = label
-    return settled, corrected
+    every = await corrections_where(conn)
+    settled = standing_labels(c for c in every if as_utc(c.created_at) <= cutoff)
+    return {ticket_id: c.to_label for ticket_id, c in settled.items()}, {c.ticket_id for c in every}
 
 
 async def add_generated_examples(conn: AsyncConnection, examples: list[tuple[str, str]]) -> int:
