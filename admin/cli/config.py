@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from admin.cli.app import app, settings, stdout, taxonomy
+from admin.cli.terminal import settings, stdout, taxonomy
 from admin.settings import mask_credentials
 
 
-@app.command("config")
 def show_config() -> None:
     """Validate the settings and the taxonomy file, and show them (secrets masked)."""
     config = settings()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -11,19 +10,12 @@ from rich import box
 from rich.table import Table
 
 from admin import corrections
-from admin.cli.app import app, fail, stdout
 from admin.cli.jobs_runtime import cli_user, run_with_context
+from admin.cli.terminal import stdout
 from admin.context import AdminContext
 from admin.corrections import RevertOutcome
-from admin.errors import AdminError
 from data.clock import as_utc
 from data.db.corrections import Correction
-
-corrections_app = typer.Typer(
-    help="Corrections: who labelled which ticket, and undoing one person's labels.",
-    no_args_is_help=True,
-)
-app.add_typer(corrections_app, name="corrections")
 
 UserOption = Annotated[str | None, typer.Option("--user", help="Only this user id (U...).")]
 SinceOption = Annotated[
@@ -44,14 +36,6 @@ def _as_json(c: Correction) -> dict[str, Any]:
     }
 
 
-def _since(value: str | None) -> datetime | None:
-    try:
-        return corrections.parse_since(value)
-    except AdminError as exc:
-        fail(str(exc))
-
-
-@corrections_app.command("list")
 def list_command(
     user: UserOption = None,
     since: SinceOption = None,
@@ -59,11 +43,8 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The newest corrections: who moved which ticket from where to where, and when."""
-    moment = _since(since)
-    try:
-        corrections.check_limit(limit)
-    except AdminError as exc:
-        fail(str(exc))
+    moment = corrections.parse_since(since)
+    corrections.check_limit(limit)
 
     async def body(ctx: AdminContext) -> list[Correction]:
         return await corrections.list_corrections(ctx.db, user, moment, limit)
@@ -92,7 +73,6 @@ def list_command(
     stdout.print(table)
 
 
-@corrections_app.command("revert")
 def revert_command(
     user: Annotated[str, typer.Option("--user", help="The user id (U...) whose labels to undo.")],
     since: SinceOption = None,
@@ -100,7 +80,7 @@ def revert_command(
 ) -> None:
     """Undo one person's corrections: the latest remaining human label wins again, and routed
     tickets move back. Retrain afterwards, so the model forgets those labels too."""
-    moment = _since(since)
+    moment = corrections.parse_since(since)
 
     async def body(ctx: AdminContext) -> RevertOutcome:
         return await corrections.revert_corrections(ctx.db, user, moment, cli_user())

@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 
-from admin.cli.app import app, progress_bar, stderr, stdout
 from admin.cli.jobs_runtime import run_with_context
+from admin.cli.terminal import progress_bar, stderr, stdout
 from admin.context import AdminContext
 from admin.history import export_training_set, import_history, parse_mapping
 
 
-@app.command("import")
 def import_command(
     files: Annotated[
         list[Path], typer.Argument(help="JSONL (plain or chat) or CSV files with text and label.")
@@ -44,7 +43,6 @@ def import_command(
     run_with_context(body)
 
 
-@app.command("export")
 def export_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL file.")],
 ) -> None:

@@ -6,7 +6,7 @@ import getpass
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from admin.cli.app import run, settings, taxonomy, user_errors
+from admin.cli.terminal import run, settings, taxonomy
 from admin.context import AdminContext, build_admin_context
 from admin.learner_setup import learner_context
 from data.db.database import Database
@@ -42,5 +42,4 @@ async def open_context(body: Callable[[AdminContext], Awaitable[T]]) -> T:
 
 def run_with_context(body: Callable[[AdminContext], Awaitable[T]]) -> T:
     """Run ``body`` (see ``open_context``); a user-facing error becomes one line and exit 2."""
-    with user_errors():
-        return run(open_context(body))
+    return run(open_context(body))

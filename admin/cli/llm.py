@@ -22,17 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from admin.cli.app import (
-    app,
-    fail,
-    progress_bar,
-    run,
-    settings,
-    stderr,
-    stdout,
-    taxonomy,
-    user_errors,
-)
+from admin.cli.terminal import fail, progress_bar, run, settings, stderr, stdout, taxonomy
 from admin.llm import openai_config
 from classifier.errors import ClassifierError
 from classifier.examples import Example, read_datasets
@@ -70,13 +60,6 @@ JobArgument = Annotated[
     str | None, typer.Argument(help="Job id (default: the one recorded in --state).")
 ]
 
-finetune_app = typer.Typer(
-    name="finetune",
-    help="Fine-tune an OpenAI model on labelled tickets: start, resume, status, cancel.",
-    no_args_is_help=True,
-)
-app.add_typer(finetune_app)
-
 
 def open_client() -> OpenAIClient:
     """The configured client, or a clear exit when there is no key."""
@@ -92,7 +75,6 @@ def open_client() -> OpenAIClient:
 # ---------------------------------------------------------------------------- generate
 
 
-@app.command("generate")
 def generate(
     train_out: Annotated[Path, typer.Option(help="Training file.")] = DEFAULT_TRAIN_OUT,
     test_out: Annotated[Path, typer.Option(help="Test file.")] = DEFAULT_TEST_OUT,
@@ -116,27 +98,26 @@ def generate(
     """Generate synthetic tickets per department and write them in the seed's chat format."""
     config = settings()
     departments = taxonomy(config)
-    with user_errors():
-        known = read_datasets(existing) if existing else []
-        client = open_client()
-        train_per, test_per = per_label_counts(len(departments), train_total, test_total)
-        with progress_bar() as progress:
-            report = run(
-                _generate(
-                    client,
-                    departments,
-                    train_per + test_per,
-                    seed=seed,
-                    existing=known,
-                    languages=tuple(language or ()) or config.generate_languages,
-                    model=model,
-                    progress=progress,
-                )
+    known = read_datasets(existing) if existing else []
+    client = open_client()
+    train_per, test_per = per_label_counts(len(departments), train_total, test_total)
+    with progress_bar() as progress:
+        report = run(
+            _generate(
+                client,
+                departments,
+                train_per + test_per,
+                seed=seed,
+                existing=known,
+                languages=tuple(language or ()) or config.generate_languages,
+                model=model,
+                progress=progress,
             )
-        train, test = split_per_label(report.examples, test_per, seed=seed)
-        write_generated(train_out, train, departments.labels)
-        if test_total:
-            write_generated(test_out, test, departments.labels)
+        )
+    train, test = split_per_label(report.examples, test_per, seed=seed)
+    write_generated(train_out, train, departments.labels)
+    if test_total:
+        write_generated(test_out, test, departments.labels)
     table = Table(title="Generated tickets")
     for column in ("department", "train", "test"):
         table.add_column(column)
@@ -258,15 +239,13 @@ def _follow(job_id: str, state_path: Path, max_wait: float | None) -> None:
     )
 
 
-@finetune_app.command("export")
 def finetune_export(
     data: DataOption = None,
     out: Annotated[Path, typer.Option(help="Where to write the training file.")] = DEFAULT_EXPORT,
 ) -> None:
     """Validate the data and write the exact file ``start`` would upload."""
     departments = taxonomy(settings())
-    with user_errors():
-        training = build_training_file(_training_examples(data), departments.labels)
+    training = build_training_file(_training_examples(data), departments.labels)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(training.data)
     for warning in training.warnings:
@@ -278,7 +257,6 @@ def finetune_export(
     )
 
 
-@finetune_app.command("start")
 def finetune_start(
     data: DataOption = None,
     base_model: Annotated[
@@ -294,55 +272,48 @@ def finetune_start(
     """Validate, upload and start a fine-tuning job (reusing an identical one), then follow it."""
     config = settings()
     departments = taxonomy(config)
-    with user_errors():
-        training = build_training_file(_training_examples(data), departments.labels)
-        for warning in training.warnings:
-            stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        client = open_client()
+    training = build_training_file(_training_examples(data), departments.labels)
+    for warning in training.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    client = open_client()
 
-        async def start() -> tuple[str, str]:
-            async with client:
-                tuner = _tuner(client, base_model)
-                with progress_bar() as progress:
-                    job_id = await tuner.start(
-                        training, suffix=suffix, seed=seed, progress=progress
-                    )
-                return job_id, tuner.base_model
+    async def start() -> tuple[str, str]:
+        async with client:
+            tuner = _tuner(client, base_model)
+            with progress_bar() as progress:
+                job_id = await tuner.start(training, suffix=suffix, seed=seed, progress=progress)
+            return job_id, tuner.base_model
 
-        job_id, model = run(start())
-        _write_state(
-            state,
-            job_id=job_id,
-            base_model=model,
-            labels=list(departments.labels),
-            dataset_sha256=training.sha256,
-            examples=len(training.examples),
-        )
-        stdout.print(f"job {job_id} (recorded in {state})", highlight=False)
-        if follow:
-            _follow(job_id, state, max_wait)
+    job_id, model = run(start())
+    _write_state(
+        state,
+        job_id=job_id,
+        base_model=model,
+        labels=list(departments.labels),
+        dataset_sha256=training.sha256,
+        examples=len(training.examples),
+    )
+    stdout.print(f"job {job_id} (recorded in {state})", highlight=False)
+    if follow:
+        _follow(job_id, state, max_wait)
 
 
-@finetune_app.command("resume")
 def finetune_resume(
     job_id: JobArgument = None,
     state: StateOption = DEFAULT_STATE,
     max_wait: MaxWaitOption = None,
 ) -> None:
     """Follow a job again, e.g. after Ctrl-C or a restart; it never starts a new one."""
-    with user_errors():
-        _follow(_job_id(job_id, state), state, max_wait)
+    _follow(_job_id(job_id, state), state, max_wait)
 
 
-@finetune_app.command("status")
 def finetune_status(
     job_id: JobArgument = None,
     state: StateOption = DEFAULT_STATE,
 ) -> None:
     """Show the job's status, fine-tuned model and trained tokens."""
-    with user_errors():
-        target = _job_id(job_id, state)
-        status = _on_job(target, FineTuner.status)
+    target = _job_id(job_id, state)
+    status = _on_job(target, FineTuner.status)
     stdout.print(f"{status.job_id}: {status.status}", highlight=False)
     for name in ("base_model", "fine_tuned_model", "trained_tokens", "error"):
         value = getattr(status, name)
@@ -350,16 +321,14 @@ def finetune_status(
             stdout.print(f"  {name.replace('_', ' ')}: {value}", highlight=False)
 
 
-@finetune_app.command("cancel")
 def finetune_cancel(
     job_id: JobArgument = None,
     state: StateOption = DEFAULT_STATE,
 ) -> None:
     """Cancel the job (a job that already ended is left as it is)."""
-    with user_errors():
-        target = _job_id(job_id, state)
-        status = _on_job(target, FineTuner.cancel)
-        _write_state(state, job_id=target, status=status.status)
+    target = _job_id(job_id, state)
+    status = _on_job(target, FineTuner.cancel)
+    _write_state(state, job_id=target, status=status.status)
     stdout.print(f"{status.job_id}: {status.status}", highlight=False)
 
 

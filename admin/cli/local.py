@@ -16,18 +16,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from admin.cli.app import (
-    app,
-    fail,
-    progress_bar,
-    run,
-    settings,
-    stderr,
-    stdout,
-    user_errors,
-)
-from admin.cli.app import taxonomy as configured_taxonomy
 from admin.cli.llm import print_usage, usage_report
+from admin.cli.terminal import fail, progress_bar, run, settings, stderr, stdout
+from admin.cli.terminal import taxonomy as configured_taxonomy
 from admin.errors import AdminError
 from admin.learner_setup import (
     LoadedModel,
@@ -145,7 +136,6 @@ def _write(path: Path, data: bytes) -> None:
         raise AdminError(f"{path}: cannot be written ({exc.strerror}).") from None
 
 
-@app.command("train")
 def train(
     data: Annotated[list[Path], typer.Option("--data", help="Training JSONL file(s).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the model file.")],
@@ -158,14 +148,11 @@ def train(
 ) -> None:
     """Train a model on labelled tickets and write it to a file."""
     config = settings()
-    with user_errors():
-        departments = configured_taxonomy(config)
-        context = learner_context(config, departments)
-        examples = read_datasets(data)
-        trained = _train(
-            learner, examples, departments, context, config.seed if seed is None else seed
-        )
-        _write(out, trained.model.to_bytes())
+    departments = configured_taxonomy(config)
+    context = learner_context(config, departments)
+    examples = read_datasets(data)
+    trained = _train(learner, examples, departments, context, config.seed if seed is None else seed)
+    _write(out, trained.model.to_bytes())
     table = Table(title="Trained", show_header=False)
     table.add_row("model", trained.model.model_id)
     table.add_row("learner", trained.model.learner)
@@ -242,7 +229,6 @@ def _evaluate(loaded: LoadedModel, test: Sequence[Example], context: LearnerCont
         )
 
 
-@app.command("evaluate")
 def evaluate(
     test: Annotated[Path, typer.Option("--test", help="Test JSONL file.")],
     model: Annotated[
@@ -284,51 +270,50 @@ def evaluate(
     if model is None and not train_files and taxonomy_file is None:
         fail("give --model PATH, --train FILE, or --taxonomy FILE to train a model first.")
     config = settings()
-    with user_errors():
-        from_taxonomy = None if taxonomy_file is None else load_taxonomy(taxonomy_file)
-        departments = from_taxonomy or configured_taxonomy(config)
-        context = learner_context(config, departments)
-        run_seed = config.seed if seed is None else seed
-        test_examples = read_datasets([test])
-        train_examples = read_datasets(train_files) if train_files else []
-        unlabelled = _read_texts(unlabelled_file) if unlabelled_file is not None else []
-        if from_taxonomy is not None and taxonomy_file is not None:
-            test_examples = _in_taxonomy(test_examples, from_taxonomy, test)
-            train_examples = [
-                example
-                for path in train_files or []
-                for example in _in_taxonomy(read_datasets([path]), from_taxonomy, path)
-            ]
+    from_taxonomy = None if taxonomy_file is None else load_taxonomy(taxonomy_file)
+    departments = from_taxonomy or configured_taxonomy(config)
+    context = learner_context(config, departments)
+    run_seed = config.seed if seed is None else seed
+    test_examples = read_datasets([test])
+    train_examples = read_datasets(train_files) if train_files else []
+    unlabelled = _read_texts(unlabelled_file) if unlabelled_file is not None else []
+    if from_taxonomy is not None and taxonomy_file is not None:
+        test_examples = _in_taxonomy(test_examples, from_taxonomy, test)
+        train_examples = [
+            example
+            for path in train_files or []
+            for example in _in_taxonomy(read_datasets([path]), from_taxonomy, path)
+        ]
 
-        def obtain(reference: str, *, by_learner: bool) -> LoadedModel:
-            if by_learner and from_taxonomy is not None:
-                trained = _train_from_taxonomy(
-                    reference, train_examples, from_taxonomy, context, run_seed, unlabelled
-                )
-                return LoadedModel(trained.model, trained.n_train, trained.train_seconds)
-            if by_learner:
-                if not train_examples:
-                    raise AdminError(f"--compare {reference} trains a learner: it needs --train.")
-                trained = _train(reference, train_examples, departments, context, run_seed)
-                return LoadedModel(trained.model, trained.n_train, trained.train_seconds)
-            return load_model_reference(reference, context)
-
-        primary = obtain(model or learner, by_learner=model is None)
-        result = _evaluate(primary, test_examples, context)
-        comparison = None
-        if compare is not None:
-            by_learner = _is_learner_name(compare) and not Path(compare).exists()
-            other = _evaluate(obtain(compare, by_learner=by_learner), test_examples, context)
-            comparison = compare_predictions(
-                [e.label for e in align_labels(test_examples, primary.model.labels)],
-                [p.label for p in result.predictions],
-                [p.label for p in other.predictions],
-                model_a=result.report.model_id,
-                model_b=other.report.model_id,
+    def obtain(reference: str, *, by_learner: bool) -> LoadedModel:
+        if by_learner and from_taxonomy is not None:
+            trained = _train_from_taxonomy(
+                reference, train_examples, from_taxonomy, context, run_seed, unlabelled
             )
-        if png is not None:
-            title = f"{result.report.model_id} on {test.name}"
-            _write(png, confusion_png(result.report.confusion, title))
+            return LoadedModel(trained.model, trained.n_train, trained.train_seconds)
+        if by_learner:
+            if not train_examples:
+                raise AdminError(f"--compare {reference} trains a learner: it needs --train.")
+            trained = _train(reference, train_examples, departments, context, run_seed)
+            return LoadedModel(trained.model, trained.n_train, trained.train_seconds)
+        return load_model_reference(reference, context)
+
+    primary = obtain(model or learner, by_learner=model is None)
+    result = _evaluate(primary, test_examples, context)
+    comparison = None
+    if compare is not None:
+        by_learner = _is_learner_name(compare) and not Path(compare).exists()
+        other = _evaluate(obtain(compare, by_learner=by_learner), test_examples, context)
+        comparison = compare_predictions(
+            [e.label for e in align_labels(test_examples, primary.model.labels)],
+            [p.label for p in result.predictions],
+            [p.label for p in other.predictions],
+            model_a=result.report.model_id,
+            model_b=other.report.model_id,
+        )
+    if png is not None:
+        title = f"{result.report.model_id} on {test.name}"
+        _write(png, confusion_png(result.report.confusion, title))
     if as_json:
         payload = result.report.to_dict()
         payload["usage"] = usage_report(result.predictions, result.report.model_id)
@@ -349,7 +334,6 @@ def evaluate(
         stdout.print(f"confusion matrix written to {png}", highlight=False)
 
 
-@app.command("classify")
 def classify(
     texts: Annotated[list[str], typer.Argument(help="Ticket texts to classify.")],
     model: Annotated[
@@ -361,24 +345,23 @@ def classify(
     if any(not text.strip() for text in texts):
         fail("a ticket text is empty; give the text of each ticket.")
     config = settings()
-    with user_errors():
-        departments = configured_taxonomy(config)
-        context = learner_context(config, departments)
-        if model is not None:
-            classifier = load_model_reference(model, context).model
-        else:
-            if not STARTER_TRAIN.exists():
-                raise AdminError("no --model given and no starter data is installed.")
-            starter = read_datasets([STARTER_TRAIN])
-            trained = _train(config.learner, starter, departments, context, config.seed)
-            classifier = trained.model
-            stderr.print(
-                f"note: no --model given, so the {classifier.learner!r} learner was trained on "
-                f"the starter data ({STARTER_TRAIN.name}, {trained.n_train} tickets).",
-                highlight=False,
-                soft_wrap=True,
-            )
-        predictions = run(classifier.predict(texts), closing=context.openai)
+    departments = configured_taxonomy(config)
+    context = learner_context(config, departments)
+    if model is not None:
+        classifier = load_model_reference(model, context).model
+    else:
+        if not STARTER_TRAIN.exists():
+            raise AdminError("no --model given and no starter data is installed.")
+        starter = read_datasets([STARTER_TRAIN])
+        trained = _train(config.learner, starter, departments, context, config.seed)
+        classifier = trained.model
+        stderr.print(
+            f"note: no --model given, so the {classifier.learner!r} learner was trained on "
+            f"the starter data ({STARTER_TRAIN.name}, {trained.n_train} tickets).",
+            highlight=False,
+            soft_wrap=True,
+        )
+    predictions = run(classifier.predict(texts), closing=context.openai)
     if as_json:
         rows = [
             {
@@ -405,13 +388,11 @@ def classify(
     stdout.print(table)
 
 
-@app.command("learners")
 def learners() -> None:
     """List the learners, whether each is installed, and which one "auto" picks."""
     config = settings()
-    with user_errors():
-        statuses = learner_statuses(learner_context(config))
-        chosen = auto_learner_name()
+    statuses = learner_statuses(learner_context(config))
+    chosen = auto_learner_name()
     table = Table(title=f'Learners ("auto" picks {chosen})')
     for column in ("name", "installed", "needs", "status"):
         table.add_column(column)

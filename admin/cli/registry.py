@@ -6,17 +6,11 @@ import typer
 from rich.table import Table
 
 from admin import registry
-from admin.cli.app import app, stdout
 from admin.cli.jobs_runtime import cli_user, run_with_context
+from admin.cli.terminal import stdout
 from admin.context import AdminContext
 
-models_app = typer.Typer(
-    help="The model registry: list, activate, roll back.", no_args_is_help=True
-)
-app.add_typer(models_app, name="models")
 
-
-@models_app.command("list")
 def list_command(limit: int = typer.Option(20, help="How many models to show.")) -> None:
     """The newest models with their learner, data, macro-F1 and status."""
 
@@ -43,7 +37,6 @@ def list_command(limit: int = typer.Option(20, help="How many models to show."))
     run_with_context(body)
 
 
-@models_app.command("activate")
 def activate_command(
     model_id: int = typer.Argument(..., help="The registry id to activate."),
 ) -> None:
@@ -56,7 +49,6 @@ def activate_command(
     run_with_context(body)
 
 
-@models_app.command("rollback")
 def rollback_command() -> None:
     """Switch back to the model that was active before the current one."""
 

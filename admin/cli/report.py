@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 
-from admin.cli.app import app, progress_bar, stdout
 from admin.cli.jobs_runtime import cli_user, run_with_context
+from admin.cli.terminal import progress_bar, stdout
 from admin.context import AdminContext
 from admin.report import ModelReport, build_report, parse_model_ref, render_report
 
 
-@app.command("report")
 def report_command(
     model: str = typer.Argument("", help="A model number (default: the active model)."),
     days: int = typer.Option(0, "--days", min=0, help="Days of live figures (default: setting)."),

@@ -7,8 +7,8 @@ import asyncio
 import typer
 from rich.table import Table
 
-from admin.cli.app import app, fail, progress_bar, stdout
 from admin.cli.jobs_runtime import cli_user, run_with_context
+from admin.cli.terminal import fail, progress_bar, stdout
 from admin.context import AdminContext
 from admin.retrain import (
     RetrainOutcome,
@@ -51,7 +51,6 @@ def print_outcome(outcome: RetrainOutcome) -> None:
     stdout.print(f"[bold]{outcome.status}[/]: {outcome.message}", highlight=False)
 
 
-@app.command("retrain")
 def retrain_command(
     learner: str = typer.Argument(
         "local", help="local (default), openai, openai-finetune, or a learner name."

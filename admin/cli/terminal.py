@@ -1,16 +1,18 @@
-"""The ``triage`` Typer app and what every command shares: errors, settings, progress bars.
+"""What every ``triage`` command shares: the terminal's output, its one error wrapper, the
+settings, an event loop and progress bars.
 
-Each command area registers its commands on ``app`` in its own module of this package.
+The commands themselves are plain functions in the other modules of this package;
+``admin.cli.app.build_app`` registers each of them, wrapped in ``user_errors``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,63 +26,49 @@ from classifier.protocols import ProgressCallback, ProgressEvent
 from classifier.taxonomy import Taxonomy, load_taxonomy
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
-app = typer.Typer(
-    name="triage",
-    help="Triage support tickets: train and evaluate classifiers, run the Slack bot, and "
-    "administer models. Every command works offline with the embedded local model.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-#: Errors whose message is meant for the person at the terminal: shown in one line, exit 2.
-USER_ERRORS: tuple[type[Exception], ...] = (ClassifierError, AdminError, SettingsError)
+#: Errors whose message is meant for the person at the terminal, each with the words shown
+#: before it: shown in one line on stderr, exit code 2. Anything else is a bug and keeps its
+#: traceback.
+UserErrors = Mapping[type[Exception], str]
+USER_ERRORS: UserErrors = {ClassifierError: "", AdminError: "", SettingsError: ""}
 
 stdout = Console()
 stderr = Console(stderr=True)
 
 
-@app.callback()
-def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level to stderr."),
-) -> None:
-    """Triage support tickets (see the commands below)."""
-    if verbose:
-        logging.getLogger().setLevel(logging.INFO)
+def user_errors(command: Callable[P, None], errors: UserErrors = USER_ERRORS) -> Callable[P, None]:
+    """The command line's one error wrapper: ``command`` with every error of ``errors``
+    turned into one line on stderr and exit code 2 (Typer reads the wrapped signature)."""
+    caught = tuple(errors)
+
+    @functools.wraps(command)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except caught as exc:
+            prefix = next(words for kind, words in errors.items() if isinstance(exc, kind))
+            stderr.print(f"[bold red]error:[/] {prefix}{exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapped
 
 
 def fail(message: str) -> NoReturn:
-    """Print one line to stderr and exit with code 2 (bad input or configuration)."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """The command line's one error wrapper: an error meant for the person at the terminal
-    (``USER_ERRORS``) becomes one line on stderr and exit code 2; anything else is a bug and
-    keeps its traceback."""
-    try:
-        yield
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    """Stop the command: ``message`` becomes one line on stderr and exit code 2 (bad input or
+    configuration; see ``user_errors``)."""
+    raise AdminError(message)
 
 
 def settings() -> Settings:
-    """The settings from the environment (exits with a clear line if invalid)."""
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        fail(str(exc))
+    """The settings from the environment (a SettingsError names what is wrong)."""
+    return load_settings()
 
 
 def taxonomy(config: Settings) -> Taxonomy:
-    """The configured taxonomy (exits with a clear line if invalid)."""
-    try:
-        return load_taxonomy(config.taxonomy)
-    except ClassifierError as exc:
-        fail(str(exc))
+    """The configured taxonomy (a ClassifierError names what is wrong)."""
+    return load_taxonomy(config.taxonomy)
 
 
 def run(coro: Coroutine[Any, Any, T], *, closing: OpenAIClient | None = None) -> T:
@@ -129,13 +117,3 @@ def progress_bar(enabled: bool = True) -> Iterator[ProgressCallback]:
             )
 
         yield update
-
-
-def main() -> None:
-    """Entry point: run the app, turning known errors into one line and exit code 2."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        app()
-    except USER_ERRORS as exc:  # raised outside a command's own user_errors()
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)

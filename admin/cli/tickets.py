@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from admin import tickets
-from admin.cli.app import app, fail, stderr, stdout, user_errors
 from admin.cli.jobs_runtime import cli_user, run_with_context
+from admin.cli.terminal import fail, stderr, stdout
 from admin.context import AdminContext
 from admin.tickets import RetryOutcome
 from data.clock import as_utc
@@ -20,11 +20,6 @@ from data.db.tickets import TicketSummary
 
 #: How much of a ticket's text a listing shows.
 PREVIEW_CHARS = 60
-
-tickets_app = typer.Typer(
-    help="Tickets: list them, retry the ones that failed to route.", no_args_is_help=True
-)
-app.add_typer(tickets_app, name="tickets")
 
 
 def _preview(text: str) -> str:
@@ -46,7 +41,6 @@ def _as_json(summary: TicketSummary) -> dict[str, Any]:
     }
 
 
-@tickets_app.command("list")
 def list_command(
     status: Annotated[
         str | None, typer.Option("--status", help="Only tickets in this status, e.g. failed.")
@@ -55,9 +49,8 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The newest tickets: status, routing attempts, latest label and the start of the text."""
-    with user_errors():
-        tickets.check_status(status)
-        tickets.check_limit(limit)
+    tickets.check_status(status)
+    tickets.check_limit(limit)
 
     async def body(ctx: AdminContext) -> list[TicketSummary]:
         return await tickets.list_tickets(ctx.db, status, limit)
@@ -127,13 +120,6 @@ def _print_outcome(outcome: RetryOutcome, every_failed: bool) -> None:
         )
 
 
-@tickets_app.command(
-    "retry",
-    help="Hand failed tickets back to the bot, once their cause is fixed (e.g. the bot was "
-    "invited to a department's channel). A running bot routes them within seconds, on one "
-    "replica, once; a stopped one at its next start. Exit code 1 when some ids were not "
-    "failed tickets (the others are requeued all the same).",
-)
 def retry_command(
     ids: Annotated[
         list[str] | None,
@@ -144,7 +130,10 @@ def retry_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Requeue the failed tickets ``ids`` (or every failed one) for the bot to route again."""
+    """Hand failed tickets back to the bot, once their cause is fixed (e.g. the bot was
+    invited to a department's channel). A running bot routes them within seconds, on one
+    replica, once; a stopped one at its next start. Exit code 1 when some ids were not failed
+    tickets (the others are requeued all the same)."""
     if ids and every_failed:
         fail("give ticket ids or --failed, not both.")
     if not ids and not every_failed:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from admin.cli import app
+from admin.cli import build_app
+
+app = build_app()
 
 
 @pytest.fixture

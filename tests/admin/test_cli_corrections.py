@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from admin.cli import app
+from admin.cli import build_app
 from classifier.protocols import Prediction
 from data.db import corrections as corrections_repo
 from data.db import tickets as repo
 from data.db.admin_actions import list_actions
 from data.db.database import Database
+
+app = build_app()
 
 runner = CliRunner()
 DAY1 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

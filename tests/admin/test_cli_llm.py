@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from admin.cli import app
+from admin.cli import build_app
 from classifier.examples import Source, read_examples
 from tests.fakes.openai_api import API_KEY, FakeOpenAI, chat_jsonl_problems
+
+app = build_app()
 
 runner = CliRunner()
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from admin.cli import app
+from admin.cli import build_app
 from classifier.examples import Example, write_examples
 from classifier.learners.embedding import encoder_available
 from data import STARTER_TRAIN
 from tests.classifier.learners.conftest import ACCOUNT, BILLING, TECHNICAL
+
+app = build_app()
 
 runner = CliRunner()
 

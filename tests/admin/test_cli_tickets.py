@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from admin.cli import app
+from admin.cli import build_app
 from classifier.protocols import Prediction
 from data.db import tickets as repo
 from data.db.admin_actions import AdminAction, list_actions
 from data.db.database import Database
+
+app = build_app()
 
 LONG_TEXT = "Refund for invoice 4411 please,\nI was charged twice " + "x" * 80
 

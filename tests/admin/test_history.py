@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from admin.cli import app
+from admin.cli import build_app
 from admin.history import import_history
 from classifier.errors import DatasetError
 from classifier.taxonomy import load_taxonomy
@@ -18,6 +18,8 @@ from classifier.ticket_files import read_labelled_rows
 from data import DEFAULT_TAXONOMY
 from data.db.database import Database
 from data.db.training_set import is_holdout_text, list_training_examples
+
+app = build_app()
 
 runner = CliRunner()
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from admin.cli import app
+from admin.cli import build_app
 from admin.settings import SettingsError, load_settings, mask_credentials
+
+app = build_app()
 
 
 @pytest.mark.parametrize(

@@ -25,10 +25,12 @@ import pytest
 import typer.main
 from typer.testing import CliRunner, Result
 
-from bot.cli import app
+from bot.cli import build_app
 from tests.bot.conftest import SIGNING_SECRET, SUPPORT
 from tests.fakes.openai_api import API_KEY, FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
+
+app = build_app()
 
 STARTER = "data/starter/train.jsonl"
 #: What must never be on stderr after a command that succeeded.
@@ -106,6 +108,50 @@ def test_every_command_exits_cleanly(openai_fake: FakeOpenAI, tmp_path: Path) ->
     ok("corrections", "revert", "--user", "U0NOBODY")
     # A command added later must be added here too (serve: the test below).
     assert _command_paths() - {"serve"} <= covered, _command_paths() - covered
+
+
+#: What each command needs on its command line to get as far as reading the settings.
+REACHES_SETTINGS: dict[str, list[str]] = {
+    "config": [],
+    "learners": [],
+    "generate": [],
+    "train": ["--data", STARTER, "--out", "unused.triage"],
+    "evaluate": ["--model", "unused.triage", "--test", STARTER],
+    "classify": ["my money was taken twice"],
+    "finetune export": ["--data", STARTER],
+    "finetune start": ["--data", STARTER],
+    "finetune status": ["ftjob-1"],
+    "finetune resume": ["ftjob-1"],
+    "finetune cancel": ["ftjob-1"],
+    "retrain": [],
+    "report": [],
+    "models list": [],
+    "models rollback": [],
+    "models activate": ["2"],
+    "tickets list": [],
+    "tickets retry": ["1"],
+    "import": [STARTER],
+    "export": ["--out", "unused.jsonl"],
+    "corrections list": [],
+    "corrections revert": ["--user", "U0NOBODY"],
+    "serve": [],
+}
+
+
+def test_every_command_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    """The one error wrapper is on every command: a setting that is wrong is one line on
+    stderr naming it, exit code 2, no traceback (and its value, which may hold a password,
+    is not repeated)."""
+    assert set(REACHES_SETTINGS) == _command_paths()
+    env = {"TRIAGE_DATABASE_URL": "postgresql+asyncpg://u:s3cret@db:notaport/x"}
+    runner = CliRunner()
+    for path, args in REACHES_SETTINGS.items():
+        result = runner.invoke(app, [*path.split(), *args], env=env)
+        assert result.exit_code == 2, (path, result.output)
+        assert result.stderr.startswith("error: TRIAGE_DATABASE_URL: "), (path, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, (path, result.stderr)
+        assert "Traceback" not in result.output, path
+        assert "s3cret" not in result.output, path
 
 
 def _command_paths() -> set[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from admin.cli import app
+from admin.cli import build_app
 from admin.tickets import retry_tickets
 from bot.requeue import POLL_SECONDS
 from classifier.taxonomy import Taxonomy
@@ -21,6 +21,8 @@ from tests.bot.conftest import SUPPORT, BotHarness
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.fakes.slack_events import message_event
+
+app = build_app()
 
 BILLING = "C0BILLING"
 REFUND = "refund my invoice please"

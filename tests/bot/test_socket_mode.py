@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from admin.settings import Settings
-from bot.cli import app as cli_app
+from bot.cli import build_app
 from bot.config import slack_config
 from bot.errors import PermanentSlackError, SlackConfigError
 from bot.runtime import Runtime, open_runtime
@@ -41,6 +41,8 @@ from tests.fakes.slack_events import (
     reaction_event,
 )
 from tests.fakes.slack_socket_mode import FakeSocketMode
+
+cli_app = build_app()
 
 BILLING, TECHNICAL = "C0BILLING", "C0TECHNICAL"
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from admin.learner_setup import learner_context
 from admin.settings import Settings
-from bot.cli import app as cli_app
+from bot.cli import build_app
 from bot.errors import PermanentSlackError
 from bot.runtime import open_runtime
 from bot.server import EVENTS_PATH, create_web_app
@@ -24,6 +24,8 @@ from tests.bot.conftest import SIGNING_SECRET, SUPPORT
 from tests.fakes.openai_api import API_KEY, FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_events import SlackSender, message_event
+
+cli_app = build_app()
 
 
 def _settings(fake: FakeSlack, tmp_path: Path, **overrides: object) -> Settings:
