@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
@@ -9,9 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from classifier.business_hours import BusinessHours, parse_business_hours
 from classifier.errors import TaxonomyError
 
 _EMOJI_NAME = re.compile(r"^[a-z0-9_+\-']+$")
+#: A Slack user group id (``S`` and upper-case letters and digits), the only thing a nudge
+#: mentions: a mention is built from this id, never from a name or from ticket text.
+_USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,14 @@ class Department:
     examples: tuple[str, ...] = ()
     #: Earlier names of this department: their stored tickets and corrections carry over.
     renamed_from: tuple[str, ...] = ()
+    #: Service targets: minutes to a first response (a nudge when passed, an escalation at
+    #: twice it) and hours to resolution (a breach in the figures); None = no target.
+    first_response_minutes: int | None = None
+    resolution_hours: float | None = None
+    #: When the targets' clocks run; None = all the time.
+    hours: BusinessHours | None = None
+    #: The Slack user group (id ``S...``) a nudge mentions, if any.
+    oncall_usergroup: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,16 @@ def _renames(
 
 
 _REQUIRED = ("name", "channel", "emoji")
-_OPTIONAL = ("description", "keywords", "examples", "renamed_from")
+_OPTIONAL = (
+    "description",
+    "keywords",
+    "examples",
+    "renamed_from",
+    "first_response_minutes",
+    "resolution_hours",
+    "hours",
+    "oncall_usergroup",
+)
 #: The longest example text kept (what the encoder and TF-IDF read is shorter still); a longer
 #: one is almost always a pasted document, so it is refused rather than silently cut.
 MAX_EXAMPLE_CHARS = 5_000
@@ -142,6 +164,43 @@ def _strings(raw: Any, key: str, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
         raise TaxonomyError(f"{where}: {key} must be a list of strings.")
     return tuple(dict.fromkeys(" ".join(k.split()) for k in value if k.strip()))
+
+
+def _positive(raw: Any, key: str, where: str, *, whole: bool) -> Any:
+    """An optional target: a positive number (a whole one when ``whole``), or None."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    kind = "whole number" if whole else "number"
+    numeric = isinstance(value, int) or (not whole and isinstance(value, float))
+    if isinstance(value, bool) or not numeric:
+        raise TaxonomyError(f"{where}: {key} must be a {kind}, not {value!r}.")
+    if not (math.isfinite(value) and value > 0):
+        raise TaxonomyError(
+            f"{where}: {key} is {value!r}; a target must be more than 0 (leave it out for none)."
+        )
+    return value if whole else float(value)
+
+
+def _targets(raw: Any, where: str) -> dict[str, Any]:
+    """first_response_minutes, resolution_hours, hours and oncall_usergroup, validated."""
+    hours_text = raw.get("hours")
+    if hours_text is not None and (not isinstance(hours_text, str) or not hours_text.strip()):
+        raise TaxonomyError(
+            f'{where}: hours must be a string like "Mon-Fri 09:00-18:00 Europe/Berlin".'
+        )
+    oncall = raw.get("oncall_usergroup")
+    if oncall is not None and (not isinstance(oncall, str) or not _USERGROUP_ID.match(oncall)):
+        raise TaxonomyError(
+            f"{where}: oncall_usergroup {oncall!r} is not a Slack user group id (like "
+            "'S0123ABCD'; Slack shows it in the group's profile)."
+        )
+    return {
+        "first_response_minutes": _positive(raw, "first_response_minutes", where, whole=True),
+        "resolution_hours": _positive(raw, "resolution_hours", where, whole=False),
+        "hours": None if hours_text is None else parse_business_hours(hours_text, where),
+        "oncall_usergroup": oncall,
+    }
 
 
 def _department(raw: Any, index: int, source: str) -> Department:
@@ -186,6 +245,7 @@ def _department(raw: Any, index: int, source: str) -> Department:
         keywords=keywords,
         examples=examples,
         renamed_from=_strings(raw, "renamed_from", where),
+        **_targets(raw, where),
     )
 
 

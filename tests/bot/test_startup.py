@@ -17,6 +17,7 @@ from bot.runtime import open_runtime
 from bot.server import EVENTS_PATH, create_web_app
 from classifier.learners import get_learner
 from classifier.taxonomy import load_taxonomy
+from data import DEFAULT_TAXONOMY
 from data.db import model_registry as registry
 from data.db import tickets as tickets_repo
 from data.db.database import Database
@@ -150,3 +151,29 @@ async def test_an_active_prompted_model_answers_through_the_configured_endpoint(
         assert fake_openai.requests_to("POST", "/v1/chat/completions")
     finally:
         await fake_openai.stop()
+
+
+def test_serve_refuses_business_hours_in_an_unknown_time_zone(tmp_path: Path) -> None:
+    taxonomy = tmp_path / "taxonomy.toml"
+    taxonomy.write_text(
+        DEFAULT_TAXONOMY.read_text().replace(
+            'emoji = "moneybag"',
+            'emoji = "moneybag"\nfirst_response_minutes = 30\n'
+            'hours = "Mon-Fri 09:00-18:00 Europe/Atlantis"',
+        )
+    )
+    result = CliRunner().invoke(
+        cli_app,
+        ["serve"],
+        env={
+            "SLACK_BOT_TOKEN": "xoxb-not-used",
+            "SLACK_SIGNING_SECRET": "shh",
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",  # nothing listens: never contacted
+            "TRIAGE_SUPPORT_CHANNELS": "C1",
+            "TRIAGE_TAXONOMY": str(taxonomy),
+            "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        },
+    )
+    assert result.exit_code == 2, result.output
+    assert "(Billing): unknown time zone 'Europe/Atlantis'" in result.output
+    assert not (tmp_path / "x.db").exists()  # refused before anything was opened

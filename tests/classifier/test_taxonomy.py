@@ -134,3 +134,61 @@ def test_renamed_from_a_name_still_in_use_is_refused() -> None:
     text = _dept("A", "a", description="d", renamed_from="B") + _dept("B", "b", description="d")
     with pytest.raises(TaxonomyError, match="'A' is renamed from 'B', but 'B' is still"):
         parse_taxonomy(text)
+
+
+TARGETS = """
+[[department]]
+name = "Billing"
+description = "money"
+channel = "C1"
+emoji = "moneybag"
+{extra}
+
+[[department]]
+name = "Other"
+description = "the rest"
+channel = "C2"
+emoji = "question"
+"""
+
+
+def test_targets_hours_and_oncall_group_are_read() -> None:
+    taxonomy = parse_taxonomy(
+        TARGETS.format(
+            extra="first_response_minutes = 30\nresolution_hours = 8\n"
+            'hours = "Mon-Fri 09:00-18:00 Europe/Berlin"\noncall_usergroup = "S0BILLING"'
+        )
+    )
+    billing, other = taxonomy.departments
+    assert billing.first_response_minutes == 30
+    assert billing.resolution_hours == 8.0
+    assert billing.hours is not None
+    assert billing.hours.zone.key == "Europe/Berlin"
+    assert billing.oncall_usergroup == "S0BILLING"
+    assert (other.first_response_minutes, other.resolution_hours, other.hours) == (None,) * 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("first_response_minutes = 0", "first_response_minutes is 0; a target must be more"),
+        ("first_response_minutes = -15", r"first_response_minutes is -15; a target must be more"),
+        ("first_response_minutes = 1.5", "first_response_minutes must be a whole number"),
+        ("first_response_minutes = true", "first_response_minutes must be a whole number"),
+        ("resolution_hours = 0.0", "resolution_hours is 0.0; a target must be more than 0"),
+        ("resolution_hours = -1", "resolution_hours is -1; a target must be more than 0"),
+        ("resolution_hours = nan", "resolution_hours is nan"),
+        ("resolution_hours = inf", "resolution_hours is inf"),
+        ('resolution_hours = "8"', "resolution_hours must be a number"),
+        ('oncall_usergroup = "@billing-oncall"', "is not a Slack user group id"),
+        ('oncall_usergroup = "<!channel>"', "is not a Slack user group id"),
+        ("hours = 9", "hours must be a string"),
+        (
+            'hours = "Mon-Fri 09:00-18:00 Europe/Berln"',
+            r"department #1 \(Billing\): unknown time zone 'Europe/Berln'",
+        ),
+    ],
+)
+def test_bad_targets_are_refused_naming_the_department(extra: str, message: str) -> None:
+    with pytest.raises(TaxonomyError, match=message):
+        parse_taxonomy(TARGETS.format(extra=extra), "taxonomy.toml")
