@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ from data import DEFAULT_TAXONOMY
 POSTGRES_ADMIN_URL = os.environ.get(
     "TRIAGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on PostgreSQL carry the ``postgres`` marker (``-m "not postgres"`` leaves them out)."""
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture
@@ -40,11 +48,11 @@ async def _postgres_admin(statement: str) -> None:
         await conn.close()
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database for this test, dropped afterwards.
+@asynccontextmanager
+async def _fresh_postgres() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards.
 
-    Skipped when no server answers, except in CI (``CI=true``), where it must be there.
+    Skips the test when no server answers, except in CI (``CI=true``), where it must be there.
     """
     name = f"triage_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -54,8 +62,28 @@ async def postgres_url() -> AsyncIterator[str]:
             raise
         pytest.skip(f"PostgreSQL not reachable: {exc}")
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for this test (for PostgreSQL-only behaviour)."""
+    async with _fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The same test on each engine the data layer supports: a fresh SQLite file, then a
+    fresh PostgreSQL database (skipped as ``postgres_url`` is)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'triage.db'}"
+        return
+    async with _fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture

@@ -281,11 +281,8 @@ async def test_generated_examples_are_stored_once_and_reused(
     assert len(calls) == 1
 
 
-async def test_retrain_and_rollback_on_postgres(
-    postgres_url: str, taxonomy: Taxonomy, tmp_path: Path
-) -> None:
-
-    db = Database(postgres_url)
+async def test_retrain_and_rollback(database_url: str, taxonomy: Taxonomy, tmp_path: Path) -> None:
+    db = Database(database_url)
     await db.start()
     try:
         ctx = AdminContext(

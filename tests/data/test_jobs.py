@@ -34,12 +34,8 @@ async def _lock_holds(url: str) -> None:
         await db.close()
 
 
-async def test_one_running_job_per_kind_on_sqlite(sqlite_url: str) -> None:
-    await _lock_holds(sqlite_url)
-
-
-async def test_one_running_job_per_kind_on_postgres(postgres_url: str) -> None:
-    await _lock_holds(postgres_url)
+async def test_one_running_job_per_kind(database_url: str) -> None:
+    await _lock_holds(database_url)
 
 
 async def test_racing_starts_let_exactly_one_through(postgres_url: str) -> None:

@@ -54,9 +54,5 @@ async def _exercise(url: str) -> None:
         await db.close()
 
 
-async def test_registry_on_sqlite(sqlite_url: str) -> None:
-    await _exercise(sqlite_url)
-
-
-async def test_registry_on_postgres(postgres_url: str) -> None:
-    await _exercise(postgres_url)
+async def test_registry(database_url: str) -> None:
+    await _exercise(database_url)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -15,32 +13,18 @@ from classifier.protocols import Prediction
 from data.db import corrections, routings
 from data.db import tickets as repo
 from data.db.database import Database, utcnow
-from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
 
 HOUR = timedelta(hours=1)
 NEW = repo.NewTicket(workspace="T1", channel="C1", ts="100.000001", user="U1", text="help")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Database]:
-    """A migrated database of each kind (PostgreSQL skipped when no server answers)."""
-    name = None
-    url = sqlite_url
-    if request.param == "postgres":
-        name = f"triage_test_{uuid.uuid4().hex[:12]}"
-        try:
-            await _postgres_admin(f'CREATE DATABASE "{name}"')
-        except (OSError, ImportError) as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(f"PostgreSQL not reachable: {exc}")
-        url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    database = Database(url)
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database of each kind (``database_url``)."""
+    database = Database(database_url)
     await database.start()
     yield database
     await database.close()
-    if name is not None:
-        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_a_retried_event_stores_the_ticket_once(db: Database) -> None:
