@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import pytest
@@ -18,6 +18,7 @@ from admin.retrain import (
     start_retrain,
 )
 from admin.settings import Settings, load_settings
+from classifier.llm.client import OpenAIClient
 from classifier.taxonomy import Taxonomy, parse_taxonomy
 from data import STARTER_TEST, STARTER_TRAIN
 from data.clock import Clock
@@ -47,22 +48,36 @@ def _settings(fake: FakeOpenAI, **overrides: object) -> Settings:
     )
 
 
-async def _context(
-    settings: Settings, db: Database, taxonomy: Taxonomy, clock: Clock | None = None
-) -> AdminContext:
-    ctx = build_admin_context(
-        settings, db, taxonomy, learner_context(settings, taxonomy), clock=clock
-    )
-    # The real starter data; a slice keeps the fake's fine-tune and the evaluation quick.
-    return replace(
-        ctx, starter_train=(STARTER_TRAIN,), starter_test=(STARTER_TEST,), poll_seconds=0.02
-    )
+OpenContext = Callable[..., AdminContext]
+
+
+@pytest.fixture
+async def open_context() -> AsyncIterator[OpenContext]:
+    """Builds the admin context as the bot does, each with its own OpenAI client (a process's
+    one), and closes those clients when the test ends."""
+    clients: list[OpenAIClient] = []
+
+    def build(
+        settings: Settings, db: Database, taxonomy: Taxonomy, clock: Clock | None = None
+    ) -> AdminContext:
+        learners = learner_context(settings, taxonomy)
+        if learners.openai is not None:
+            clients.append(learners.openai)
+        ctx = build_admin_context(settings, db, taxonomy, learners, clock=clock)
+        # The real starter data; a slice keeps the fake's fine-tune and the evaluation quick.
+        return replace(
+            ctx, starter_train=(STARTER_TRAIN,), starter_test=(STARTER_TEST,), poll_seconds=0.02
+        )
+
+    yield build
+    for client in clients:
+        await client.aclose()
 
 
 async def test_finetune_retrain_reports_the_baseline_and_uses_generated_data(
-    fake_openai: FakeOpenAI, db: Database, taxonomy: Taxonomy
+    fake_openai: FakeOpenAI, db: Database, taxonomy: Taxonomy, open_context: OpenContext
 ) -> None:
-    ctx = await _context(_settings(fake_openai), db, taxonomy)
+    ctx = open_context(_settings(fake_openai), db, taxonomy)
     outcome = await retrain(
         ctx, RetrainRequest(learner="openai-finetune", generate=10, requested_by="UADMIN")
     )
@@ -82,12 +97,12 @@ async def test_finetune_retrain_reports_the_baseline_and_uses_generated_data(
 
 
 async def test_a_restart_follows_the_stored_fine_tuning_job_and_never_starts_another(
-    fake_openai: FakeOpenAI, db: Database, taxonomy: Taxonomy
+    fake_openai: FakeOpenAI, db: Database, taxonomy: Taxonomy, open_context: OpenContext
 ) -> None:
     fake_openai.polls_per_state = 40  # the job takes a while: time to "crash" mid-way
     settings = _settings(fake_openai)
     clock = FakeClock()
-    first = await _context(settings, db, taxonomy, clock)
+    first = open_context(settings, db, taxonomy, clock)
     job = await start_retrain(first, RetrainRequest(learner="openai-finetune"))
     running = asyncio.create_task(run_retrain(first, job.id))
     for _ in range(500):
@@ -98,7 +113,7 @@ async def test_a_restart_follows_the_stored_fine_tuning_job_and_never_starts_ano
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
-    restarted = await _context(settings, db, taxonomy, clock)
+    restarted = open_context(settings, db, taxonomy, clock)
     assert await resume_orphaned_retrains(restarted) == []  # the lease is still fresh
     await clock.advance(settings.job_lease_seconds + 1)  # now it is stale
 
@@ -110,12 +125,10 @@ async def test_a_restart_follows_the_stored_fine_tuning_job_and_never_starts_ano
 
 
 async def test_retrain_openai_needs_no_labelled_tickets(
-    fake_openai: FakeOpenAI, db: Database
+    fake_openai: FakeOpenAI, db: Database, open_context: OpenContext
 ) -> None:
     shop = parse_taxonomy(SHOP)
-    ctx = replace(
-        await _context(_settings(fake_openai), db, shop), starter_train=(), starter_test=()
-    )
+    ctx = replace(open_context(_settings(fake_openai), db, shop), starter_train=(), starter_test=())
     outcome = await retrain(ctx, RetrainRequest(learner="openai"))
     assert outcome.status == "promoted", outcome.message
     assert outcome.counts["train"] == 0

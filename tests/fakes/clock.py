@@ -7,6 +7,7 @@ in order) and then moves only when the test says so.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -58,6 +59,20 @@ class FakeClock:
             if at <= self._offset and not future.done():
                 future.set_result(None)
         await _let_ready_tasks_run()
+
+    async def advance_until(
+        self, condition: Callable[[], bool], step: float, within: float = 10.0
+    ) -> None:
+        """Move time on by ``step`` at a time until ``condition`` holds (bounded, in real time).
+
+        For work that waits on the clock after I/O the test cannot see the end of (a database
+        look, say): one ``advance`` may come before that work is asleep, so time moves on
+        again until it has happened.
+        """
+        async with asyncio.timeout(within):
+            while not condition():
+                await self.advance(step)
+                await asyncio.sleep(0.01)  # database threads and sockets make progress
 
     async def wait_for_sleepers(self, count: int, within: float = 10.0) -> None:
         """Wait (bounded, in real time) until at least ``count`` coroutines sleep on the clock:
