@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     # Route a near-duplicate of a recently corrected ticket by that correction, before retrains.
     near_duplicates: bool = True
 
+    # The request filter: messages that are no request ("thanks!", "+1", an out-of-office) are
+    # stored but not routed. Agents mark a ticket no request with this emoji (name without
+    # colons); the filter refits on their word, looking for new words this often.
+    request_filter: bool = True
+    not_a_ticket_emoji: str = Field(default="no_entry_sign", min_length=1, max_length=64)
+    request_filter_refit_seconds: float = Field(default=60.0, ge=1.0, le=86_400.0)
+
     # Storage and models.
     database_url: str = "sqlite+aiosqlite:///triage.db"
     learner: str = "auto"
@@ -159,6 +166,16 @@ class Settings(BaseSettings):
         if backend not in ("sqlite", "postgresql"):
             raise ValueError("must be a SQLite or PostgreSQL URL")
         return value
+
+    @field_validator("not_a_ticket_emoji")
+    @classmethod
+    def _emoji_name(cls, value: str) -> str:
+        name = value.strip().strip(":")
+        if not re.fullmatch(r"[a-z0-9_+'\-]+", name):
+            raise ValueError(
+                "must be an emoji name such as no_entry_sign (lower-case letters, digits, _ + -)"
+            )
+        return name
 
     @field_validator("log_level")
     @classmethod

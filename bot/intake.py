@@ -2,6 +2,9 @@
 
 Only people's top-level messages in the support channels become tickets. Storing is one
 INSERT .. ON CONFLICT DO NOTHING, so a retried event finds its ticket and queues nothing.
+A message the request filter (``bot.request_feedback``) calls no request ("thanks!", "+1") is
+stored with status ``skipped`` and not queued: no card, tag or reply. An edit that makes a
+skipped message a request routes it; an edit of a skipped message that is still none is kept.
 Edit handling: an edit before anyone corrected the ticket replaces its text and classifies it
 again (the card is updated, or moved if the department changes); after a correction the human
 label stands and the edit is only logged. Deletes are ignored (the card stays for the record).
@@ -16,6 +19,7 @@ from enum import StrEnum
 from bot.group_commit import GroupCommit
 from bot.payloads import EditedMessage, MessagePayload, NewMessage, SkippedMessage
 from bot.policy import RoutingPolicy
+from bot.request_feedback import RequestFilterService
 from bot.routing import TicketRouter
 from bot.work_queue import TicketQueue
 from classifier.examples import MAX_TEXT_CHARS
@@ -51,6 +55,7 @@ class IntakeOutcome(StrEnum):
     FILES_ONLY = "files only"
     EDIT_QUEUED = "edit queued"
     EDIT_IGNORED = "edit ignored"
+    NOT_A_REQUEST = "not a request (stored, not routed)"
 
 
 class Intake:
@@ -63,12 +68,28 @@ class Intake:
         queue: TicketQueue,
         router: TicketRouter,
         policy: RoutingPolicy,
+        requests: RequestFilterService | None = None,
     ) -> None:
+        """``requests``: the request filter (None: every message is routed)."""
         self._db = db
         self._commits = commits
         self._queue = queue
         self._router = router
         self._policy = policy
+        self._requests = requests
+
+    def _not_a_request(self, message: NewMessage | EditedMessage, text: str) -> bool:
+        decision = self._requests.decide(text) if self._requests is not None else None
+        if decision is None or decision.is_request:
+            return False
+        log.info(
+            "Message %s/%s is no request (score %.2f >= %.2f); stored, not routed",
+            message.channel,
+            message.ts,
+            decision.score,
+            decision.threshold,
+        )
+        return True
 
     async def receive(self, message: MessagePayload) -> IntakeOutcome:
         """Store and queue a new ticket, apply an edit, or skip; see the module docstring."""
@@ -103,6 +124,11 @@ class Intake:
             user=message.user,
             text=text,
         )
+        if self._not_a_request(message, text):
+            _stored, created = await self._commits.run(
+                lambda conn: tickets_repo.store_ticket(conn, new, status=tickets_repo.SKIPPED)
+            )
+            return IntakeOutcome.NOT_A_REQUEST if created else IntakeOutcome.DUPLICATE
         owner, until = self._router.owner, self._router.lease_until()
         ticket, created = await self._commits.run(
             lambda conn: tickets_repo.store_ticket(conn, new, owner=owner, lease_until=until)
@@ -127,6 +153,9 @@ class Intake:
                 log.info("Ticket %s edited after a correction; the human label stands", ticket.id)
                 return IntakeOutcome.EDIT_IGNORED
             await tickets_repo.edit_text(conn, ticket.id, text)
+            if ticket.status == tickets_repo.SKIPPED and self._not_a_request(edit, text):
+                await tickets_repo.set_status(conn, ticket.id, tickets_repo.SKIPPED)
+                return IntakeOutcome.NOT_A_REQUEST
         log.info("Ticket %s edited; classifying it again", ticket.id)
         self._queue.submit(ticket.id)
         return IntakeOutcome.EDIT_QUEUED

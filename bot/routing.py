@@ -61,6 +61,7 @@ from classifier.protocols import Prediction
 from classifier.taxonomy import Department, Taxonomy
 from data.clock import Clock, SystemClock
 from data.db import corrections as corrections_repo
+from data.db import request_feedback as request_feedback_repo
 from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from data.db.corrections import Correction
@@ -238,15 +239,20 @@ class TicketRouter:
 
             async def read(
                 conn: AsyncConnection,
-            ) -> tuple[Ticket, StoredPrediction | None, list[Correction], list[Routing]]:
+            ) -> tuple[Ticket, StoredPrediction | None, list[Correction], list[Routing], bool]:
+                word = await request_feedback_repo.feedback_for(conn, ticket_id)
                 return (
                     await tickets_repo.get_ticket(conn, ticket_id),
                     await tickets_repo.latest_prediction(conn, ticket_id),
                     await corrections_repo.corrections_for(conn, ticket_id),
                     await routings_repo.routings_for(conn, ticket_id),
+                    word is not None and not word.is_request,
                 )
 
-            ticket, prediction, history, records = await self._db.run(read)
+            ticket, prediction, history, records, not_request = await self._db.run(read)
+            if not_request:  # an agent said it is no request: take back what was posted
+                await self._withdraw(ticket, records)
+                return
             if prediction is None:  # never classified, so nothing was ever posted
                 self._uncertain.discard(ticket_id)
         check = ticket_id in self._uncertain
@@ -289,6 +295,31 @@ class TicketRouter:
         if not finished:
             await self._finish(ticket, tickets_repo.ROUTED, seen)
         self._uncertain.discard(ticket.id)
+
+    async def _withdraw(self, ticket: Ticket, records: list[Routing]) -> None:
+        """Delete the ticket's cards and thread replies, remove its tag, and mark it
+        ``not_request``; each removal is recorded as it succeeds, so a run cut short resumes.
+
+        Slack's errors are handled as in a normal run: a 429 comes back later, a transient
+        error counts an attempt, a message already gone (``message_not_found``) is done."""
+        try:
+            for record in records:
+                if not record.active or record.ts is None:
+                    continue
+                if record.kind == routings_repo.TAG:
+                    dept = self._taxonomy.get(record.label)
+                    if dept is not None:
+                        await self._slack.remove_reaction(ticket.channel, ticket.ts, dept.emoji)
+                else:  # a card, a reply or a confirmation: the bot's own message
+                    await self._slack.delete_message(record.channel, record.ts)
+                await self._removed(record)
+        except RateLimitedError as exc:
+            raise RetryLater(exc.retry_after + random.uniform(0, 0.25)) from None
+        except TransientSlackError as exc:
+            await self._transient_failure(ticket, exc)
+            return
+        await self._finish(ticket, tickets_repo.NOT_REQUEST, ticket.updated_at)
+        log.info("Ticket %s withdrawn: not a request", ticket.id)
 
     async def _finish(self, ticket: Ticket, status: str, seen: datetime | None) -> None:
         async def mark(conn: AsyncConnection) -> None:

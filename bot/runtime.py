@@ -6,7 +6,7 @@ database (migrated), the one HTTP session and Slack client (auth.test), the one 
 ``Supervisor``::
 
     group-commit -> ticket-workers -> requeue-watcher -> registry-follower -> retrain-follower
-    -> people-refresher
+    -> people-refresher -> request-filter
 
 On the way out the tasks stop in the reverse order, this process's ticket leases are given up,
 and the clients and the database are closed. ``triage serve`` (``bot.server.run_bot``), the
@@ -131,6 +131,7 @@ async def open_runtime(
             await services.model.reload()
         await services.check_channels()
         await services.people.refresh()  # who the agents are, before the first correction
+        await services.requests.refit()  # the request filter, before the first message
         await services.resume()  # queued now, worked on once the workers start
         supervisor = Supervisor(clock)
         supervisor.add("group-commit", services.commits.run_commits)
@@ -140,6 +141,8 @@ async def open_runtime(
         supervisor.add("registry-follower", partial(services.model.follow, clock, every.registry))
         supervisor.add("retrain-follower", services.jobs.follow)
         supervisor.add("people-refresher", services.people.run)
+        if settings.request_filter:
+            supervisor.add("request-filter", services.requests.run)
         if settings.auto_retrain:
             supervisor.add("auto-retrain", services.auto_retrainer.run)
         if settings.adaptive_threshold:

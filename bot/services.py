@@ -16,7 +16,7 @@ import aiohttp
 
 from admin.context import AdminContext
 from admin.near_duplicates import CorrectionMemory
-from admin.settings import Settings
+from admin.settings import Settings, SettingsError
 from admin.triage_threshold import INTERVAL as TRIAGE_THRESHOLD_INTERVAL
 from admin.triage_threshold import TriageThreshold
 from bot.active_model import ActiveModel, ModelLoader
@@ -33,6 +33,7 @@ from bot.intake import Intake
 from bot.job_follower import JobFollower
 from bot.people import REFRESH_SECONDS, People
 from bot.policy import RoutingPolicy
+from bot.request_feedback import RequestFilterService
 from bot.requeue import POLL_SECONDS, RequeueWatcher
 from bot.routing import TicketRouter
 from bot.slack_gateway import SlackGateway, create_slack_client
@@ -41,6 +42,7 @@ from classifier.taxonomy import Taxonomy, load_taxonomy
 from data import DEFAULT_TAXONOMY
 from data.clock import Clock
 from data.db.database import Database
+from data.request_examples import shipped_filter_examples
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ class Intervals:
     auto_retrain: float = AUTO_RETRAIN_INTERVAL
     #: Fits of the triage threshold on recent outcomes (TRIAGE_ADAPTIVE_THRESHOLD).
     triage_threshold: float = TRIAGE_THRESHOLD_INTERVAL
+    #: Looks for new request-filter feedback (None: TRIAGE_REQUEST_FILTER_REFIT_SECONDS).
+    request_filter: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class Services:
     router: TicketRouter
     intake: Intake
     corrections: CorrectionDesk
+    requests: RequestFilterService
     people: People
     commits: GroupCommit
     requeue: RequeueWatcher
@@ -287,6 +292,24 @@ def build_services(
     queue = TicketQueue(router.process, workers=workers, clock=clock)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
     people = agents(settings, taxonomy, slack, clock, intervals.people)
+    dept = taxonomy.by_emoji(settings.not_a_ticket_emoji)
+    if dept is not None:
+        raise SettingsError(
+            f"TRIAGE_NOT_A_TICKET_EMOJI: :{settings.not_a_ticket_emoji}: is the {dept.name} "
+            "department's emoji; choose another one."
+        )
+    requests = RequestFilterService(
+        db,
+        queue,
+        people,
+        policy,
+        clock,
+        shipped_filter_examples,
+        emoji=settings.not_a_ticket_emoji,
+        enabled=settings.request_filter,
+        refit_seconds=intervals.request_filter or settings.request_filter_refit_seconds,
+        seed=settings.seed,
+    )
     admin = replace(admin, on_model_activated=lambda registry_id, m: model.use(m, registry_id))
     access = AdminAccess(admin, slack)
     tab = HomeTab(admin, slack, access)
@@ -312,7 +335,8 @@ def build_services(
         model=model,
         queue=queue,
         router=router,
-        intake=Intake(db, commits, queue, router, policy),
+        intake=Intake(db, commits, queue, router, policy, requests),
+        requests=requests,
         commits=commits,
         corrections=CorrectionDesk(
             db, queue, people, taxonomy, policy, clock, per_hour=settings.corrections_per_hour

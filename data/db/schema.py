@@ -46,7 +46,8 @@ tickets = Table(
     Column("user", String(32), nullable=False),
     Column("text", Text, nullable=False),
     # received -> classified -> routed | shadowed | failed; an admin's retry: failed ->
-    # requeued -> (claimed by one bot) classified. A plain string: new statuses need no migration.
+    # requeued -> (claimed by one bot) classified; skipped (the request filter) and not_request
+    # (an agent said so). A plain string: new statuses need no migration.
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     _ts("created_at"),
@@ -122,6 +123,28 @@ training_examples = Table(
     Column("holdout", Boolean, nullable=False, default=False),
     _ts("created_at"),
     _ts("updated_at"),
+)
+
+# Whether a message is a request, as people said: an agent's "not a ticket" emoji (False), a
+# message sent to triage by hand (True). The request filter refits on these and the shipped
+# examples (bot/request_filter.py). One row per ticket: the latest word replaces the earlier
+# one with a new id, so (count, max id) changes whenever the examples do.
+request_feedback = Table(
+    "request_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "ticket_id",
+        Integer,
+        ForeignKey("tickets.id", ondelete="CASCADE"),
+        nullable=True,
+        unique=True,
+    ),
+    Column("text", Text, nullable=False),
+    Column("is_request", Boolean, nullable=False),
+    Column("user", String(32), nullable=False),
+    Column("via", String(16), nullable=False),  # reaction | shortcut
+    _ts("created_at"),
 )
 
 models = Table(

@@ -55,9 +55,22 @@ ROUTED = "routed"
 SHADOWED = "shadowed"
 FAILED = "failed"
 REQUEUED = "requeued"
+#: Stored but never routed: the request filter said it is no request ("thanks!", "+1").
+SKIPPED = "skipped"
+#: An agent said it is no request: its card, tag and reply were withdrawn.
+NOT_REQUEST = "not_request"
 
 #: Every status a ticket can have, in the order of the flow.
-STATUSES: tuple[str, ...] = (RECEIVED, CLASSIFIED, ROUTED, SHADOWED, FAILED, REQUEUED)
+STATUSES: tuple[str, ...] = (
+    RECEIVED,
+    CLASSIFIED,
+    ROUTED,
+    SHADOWED,
+    FAILED,
+    REQUEUED,
+    SKIPPED,
+    NOT_REQUEST,
+)
 
 #: Statuses the bot picks up again after a restart. ``requeued`` is not one of them: those
 #: tickets are taken with ``claim_requeued``, so two replicas never both take one.
@@ -209,10 +222,12 @@ async def store_ticket(
     *,
     owner: str | None = None,
     lease_until: datetime | None = None,
+    status: str = RECEIVED,
 ) -> tuple[Ticket, bool]:
     """Store ``new`` unless a ticket with its (workspace, channel, ts) exists.
 
     ``owner`` and ``lease_until``: the storing process leases the ticket it will route.
+    ``status``: ``SKIPPED`` for a message stored but not to be routed.
     Returns the stored ticket and whether this call created it (False for a retried event).
     """
     now = utcnow()
@@ -224,7 +239,7 @@ async def store_ticket(
             "ts": new.ts,
             "user": new.user,
             "text": new.text,
-            "status": RECEIVED,
+            "status": status,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
@@ -241,7 +256,7 @@ async def store_ticket(
             ts=new.ts,
             user=new.user,
             text=new.text,
-            status=RECEIVED,
+            status=status,
             attempts=0,
             created_at=now,
             updated_at=now,

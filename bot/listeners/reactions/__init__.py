@@ -1,4 +1,5 @@
-"""Reactions: a department emoji on a ticket or its card corrects it; removing it undoes."""
+"""Reactions: a department emoji on a ticket or its card corrects it; the "not a ticket" emoji
+withdraws it (``bot.request_feedback``); removing either undoes."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ def register(app: AsyncApp, services: Services) -> None:
         change = parse_reaction(event)
         if change is None:
             return
-        outcome = await services.corrections.react(change)
+        if change.emoji == services.requests.emoji:  # "not a ticket", not a department
+            outcome: object = await services.requests.react(change)
+        else:
+            outcome = await services.corrections.react(change)
         log.info("reaction %s :%s: by %s: %s", change.action, change.emoji, change.user, outcome)
 
     app.event("reaction_added")(on_reaction)
