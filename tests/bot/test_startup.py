@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -27,6 +29,10 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_events import SlackSender, message_event
 
 cli_app = build_app()
+
+
+#: The loggers configure_logging sets the level of.
+NOISY_LOGGERS = ("httpx", "httpcore", "openai", "aiohttp.access", "urllib3", "alembic")
 
 
 def _settings(fake: FakeSlack, tmp_path: Path, **overrides: object) -> Settings:
@@ -153,6 +159,18 @@ async def test_an_active_prompted_model_answers_through_the_configured_endpoint(
         await fake_openai.stop()
 
 
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """``triage serve`` sets up the process's logging; give the test session back its own."""
+    loggers = [logging.getLogger(), *map(logging.getLogger, NOISY_LOGGERS)]
+    saved = [(logger, logger.handlers[:], logger.level) for logger in loggers]
+    yield
+    for logger, handlers, level in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("logging_restored")
 def test_serve_refuses_business_hours_in_an_unknown_time_zone(tmp_path: Path) -> None:
     taxonomy = tmp_path / "taxonomy.toml"
     taxonomy.write_text(
