@@ -6,7 +6,8 @@ database (migrated), the one HTTP session and Slack client (auth.test), the one 
 ``Supervisor``::
 
     group-commit -> ticket-workers -> requeue-watcher -> registry-follower -> retrain-follower
-    -> people-refresher -> request-filter
+    -> people-refresher -> request-filter -> (auto-retrain, triage-threshold, response-timers
+    when configured)
 
 On the way out the tasks stop in the reverse order, this process's ticket leases are given up,
 and the clients and the database are closed. ``triage serve`` (``bot.server.run_bot``), the
@@ -147,6 +148,8 @@ async def open_runtime(
             supervisor.add("auto-retrain", services.auto_retrainer.run)
         if settings.adaptive_threshold:
             supervisor.add("triage-threshold", services.triage_threshold.run)
+        if services.response_timers.active:
+            supervisor.add("response-timers", services.response_timers.run)
         stack.push_async_callback(_release_leases, services)
         stack.push_async_callback(supervisor.stop)
         supervisor.start()
@@ -172,3 +175,8 @@ async def _release_leases(services: Services) -> None:
             )
     except Exception:
         log.warning("Could not release this process's tickets", exc_info=True)
+    if services.response_timers.active:
+        try:
+            await services.response_timers.release()
+        except Exception:
+            log.warning("Could not hand on the response-timer lease", exc_info=True)

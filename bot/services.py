@@ -35,6 +35,7 @@ from bot.people import REFRESH_SECONDS, People
 from bot.policy import RoutingPolicy
 from bot.request_feedback import RequestFilterService
 from bot.requeue import POLL_SECONDS, RequeueWatcher
+from bot.response_timers import SWEEP_SECONDS, ResponseTimers
 from bot.routing import TicketRouter
 from bot.slack_gateway import SlackGateway, create_slack_client
 from bot.work_queue import TicketQueue
@@ -103,6 +104,8 @@ class Intervals:
     triage_threshold: float = TRIAGE_THRESHOLD_INTERVAL
     #: Looks for new request-filter feedback (None: TRIAGE_REQUEST_FILTER_REFIT_SECONDS).
     request_filter: float | None = None
+    #: Sweeps of the first-response timers (a nudge is posted at most this long after due).
+    response_timers: float = SWEEP_SECONDS
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class Services:
     auto_retrainer: AutoRetrainer
     triage_threshold: TriageThreshold
     socket: SocketWatch
+    #: Nudges and escalations of tickets without a first response.
+    response_timers: ResponseTimers
 
     async def check_channels(self) -> list[str]:
         """Name every configured channel the bot is not in (one log line); returns their ids.
@@ -350,4 +355,13 @@ def build_services(
         auto_retrainer=auto_retrainer,
         triage_threshold=triage_threshold,
         socket=SocketWatch(clock),
+        response_timers=ResponseTimers(
+            db,
+            slack,
+            taxonomy,
+            clock,
+            owner=router.owner,
+            triage_channel=policy.triage_channel,
+            interval=intervals.response_timers,
+        ),
     )

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -215,6 +216,9 @@ APP_TOKEN_HINTS: dict[str, str] = {
     ),
 }
 
+#: A Slack user group id: the only group a message may mention (see ``post_message``).
+USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+
 #: ``metadata.event_type`` of every message the bot posts about a ticket; the payload names
 #: the ticket, the kind of message and its label, so the message can be found again.
 TICKET_MESSAGE_EVENT = "triage_ticket_message"
@@ -335,14 +339,21 @@ class SlackGateway:
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
         metadata: dict[str, Any] | None = None,
+        mention_usergroup: str | None = None,
     ) -> str:
         """Post a message (a card or a thread reply); returns its ts.
 
         ``metadata`` is Slack message metadata (``event_type`` and ``event_payload``). No
-        group mention gets through (``bot.mrkdwn.without_broadcasts``).
+        group mention gets through (``bot.mrkdwn.without_broadcasts``), except
+        ``mention_usergroup``: a user group id from the configuration (the taxonomy's
+        ``oncall_usergroup``), put before the text after that check, so only it can ping.
         """
         text = without_broadcasts(text)
         blocks = blocks_without_broadcasts(blocks)
+        if mention_usergroup is not None:
+            if not USERGROUP_ID.match(mention_usergroup):
+                raise ValueError("mention_usergroup must be a user group id (S...)")
+            text = f"<!subteam^{mention_usergroup}> {text}"
         response = await self._call(
             "chat.postMessage",
             lambda: self.client.chat_postMessage(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from bot.mrkdwn import SECTION_TEXT, fit, fit_blocks, message_text, render
@@ -149,4 +150,42 @@ def reclassified_reply(dept: Department, confidence: float, destination: str) ->
     return (
         f"After the edit this looks like *{dept.name}* ({percent(confidence)}): "
         f"moved to <#{destination}>."
+    )
+
+
+def duration_text(span: timedelta) -> str:
+    """A wait as people say it: "45 min", "2 h 05 min", "3 d 4 h"."""
+    minutes = max(0, int(span.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
+
+
+def _target_text(dept: Department, factor: int = 1) -> str:
+    assert dept.first_response_minutes is not None
+    target = duration_text(timedelta(minutes=dept.first_response_minutes * factor))
+    when = f", counted {dept.hours.text}" if dept.hours is not None else ""
+    return f"{target}{when}"
+
+
+def nudge_text(dept: Department, waited: timedelta) -> str:
+    """The nudge in a card's thread: no first response within the department's target.
+    (The on-call group's mention is added by the gateway, from the taxonomy only.)"""
+    return (
+        f":hourglass: No first response yet after {duration_text(waited)} "
+        f"(*{dept.name}* target: {_target_text(dept)}). Can someone take it?"
+    )
+
+
+def escalation_text(dept: Department, ticket_id: int, waited: timedelta, card_link: str) -> str:
+    """The escalation in the triage channel at twice the target. ``card_link`` is Slack's
+    permalink of the card (from chat.getPermalink, never from ticket text)."""
+    return (
+        f":rotating_light: Ticket #{ticket_id} in *{dept.name}* has had no first response for "
+        f"{duration_text(waited)}, twice its target ({_target_text(dept)}). "
+        f"<{card_link}|Open the card>"
     )

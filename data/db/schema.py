@@ -255,3 +255,32 @@ ticket_transitions = Table(
     Index("ix_ticket_transitions_at", "at"),
     UniqueConstraint("request_key", name="uq_ticket_transitions_request_key"),
 )
+
+# Named leases for background work that runs on one replica at a time (data/db/leases.py).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    _ts("until"),
+)
+
+# First-response timers (data/db/response_timers.py): per ticket, one nudge in the card's thread
+# and one escalation to the triage channel, each with its due time and what became of it.
+response_timers = Table(
+    "response_timers",
+    metadata,
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # nudge | escalation
+    Column("department", String(64), nullable=False),  # the department the due time is for
+    _ts("due_at"),
+    # A sweep started posting it; with no done_at the post may or may not have reached Slack.
+    _ts("claimed_at", nullable=True),
+    _ts("done_at", nullable=True),
+    # posted | answered | resolved | late (too late when first scheduled) | nowhere (no card
+    # or triage channel to post in)
+    Column("outcome", String(16), nullable=True),
+    Column("channel", String(32), nullable=True),
+    Column("ts", String(32), nullable=True),
+    Index("ix_response_timers_done_at_due_at", "done_at", "due_at"),
+)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from classifier.business_hours import (
+    OpenTimeline,
     add_open_time,
     open_time_between,
     parse_business_hours,
@@ -126,3 +127,19 @@ def test_without_hours_the_clock_is_the_wall_clock() -> None:
     assert add_open_time(None, start, timedelta(minutes=5)) == start + timedelta(minutes=5)
     assert open_time_between(None, start, start - timedelta(hours=1)) == timedelta(0)
     assert add_open_time(OFFICE, start, timedelta(minutes=5)) == local(2026, 11, 30, 9, 5)
+
+
+@pytest.mark.parametrize(
+    "text", [None, "Mon-Fri 09:00-18:00 Europe/Berlin", "Sat-Sun 10:00-14:00 UTC"]
+)
+def test_the_timeline_agrees_with_the_calendar_walk(text: str | None) -> None:
+    hours = None if text is None else parse_business_hours(text)
+    span_start = datetime(2026, 3, 1, tzinfo=UTC)
+    span_end = span_start + timedelta(days=60)
+    timeline = OpenTimeline(hours, span_start, span_end)
+    rng = random.Random(3)
+    for _ in range(300):
+        a = span_start + timedelta(minutes=rng.randrange(-3 * 24 * 60, 63 * 24 * 60))
+        b = a + timedelta(minutes=rng.randrange(-60, 9 * 24 * 60))
+        expected = open_time_between(hours, a, b).total_seconds()
+        assert timeline.between(a.timestamp(), b.timestamp()) == pytest.approx(expected)
