@@ -1,4 +1,4 @@
-"""/retrain and /evalreport: who may run them, what they start, what the admin is told.
+"""/retrain, /evalreport, /triage stats: who may run them, what they start, what they answer.
 
 Listeners call one method and get back the short ephemeral text to acknowledge with (Slack
 wants the acknowledgement within 3 s); the work runs in the background, owned by the
@@ -16,16 +16,20 @@ from admin import registry
 from admin.access import REFUSAL, AdminPolicy, audit
 from admin.auto_retrain import set_auto_retrain
 from admin.context import AdminContext
+from admin.desk_stats import build_desk_stats
+from admin.desk_stats_png import desk_stats_png
 from admin.errors import AdminError, JobConflictError
 from admin.report import build_report
 from admin.retrain import RetrainRequest, cancel_retrain, start_retrain
-from bot.admin_payloads import EvalReportCommand, RetrainCommand
-from bot.admin_views import auto_retrain_switched, report_message
+from bot.admin_payloads import EvalReportCommand, RetrainCommand, StatsCommand
+from bot.admin_views import auto_retrain_switched, report_message, stats_message
 from bot.errors import SlackCallError
 from bot.job_follower import JobFollower
 from bot.slack_gateway import SlackGateway
 
 log = logging.getLogger(__name__)
+
+STATS_REFUSAL = "Sorry, the desk figures are for agents and admins."
 
 
 class AdminAccess:
@@ -157,6 +161,39 @@ class AdminCommands:
             )
         except SlackCallError:
             log.warning("could not post the evaluation report in %s", channel, exc_info=True)
+
+    async def stats(self, command: StatsCommand, may_see: bool) -> str:
+        """Handle ``/triage stats [days]`` for an agent or admin (``may_see``): the figures and
+        their picture are posted in the command's channel shortly."""
+        if not may_see and not await self.access.is_admin(command.user):
+            await audit(self.ctx.db, command.user, "stats", "refused", {"days": command.days})
+            return STATS_REFUSAL
+        self._jobs.spawn(self._post_stats(command))
+        return f"Counting the last {command.days} days; the figures will appear here shortly."
+
+    async def _post_stats(self, command: StatsCommand) -> None:
+        try:
+            stats = await build_desk_stats(
+                self.ctx.db, self.ctx.taxonomy, days=command.days, now=self.ctx.clock.now()
+            )
+        except Exception:
+            log.exception("desk figures failed")
+            await self._tell(command.channel, command.user, "The figures failed; see the logs.")
+            return
+        text, blocks = stats_message(stats)
+        try:
+            ts = await self._slack.post_message(command.channel, text, blocks=blocks)
+            png = await asyncio.to_thread(desk_stats_png, stats)
+            await self._slack.upload_file(
+                command.channel,
+                png,
+                thread_ts=ts,
+                filename=f"desk-{command.days}-days.png",
+                title=f"Tickets and first response per day, last {command.days} days",
+                alt_text="Tickets per day by department, and the median first response per day",
+            )
+        except SlackCallError:
+            log.warning("could not post the desk figures in %s", command.channel, exc_info=True)
 
     async def _tell(self, channel: str, user: str, text: str) -> None:
         try:

@@ -1,8 +1,8 @@
 """The admin surfaces' Slack payloads (slash commands, App Home), parsed at the boundary.
 
 ``/retrain [local|openai|openai-finetune] [generate=N] [dry-run]``, ``/retrain cancel``,
-``/retrain rollback``, ``/retrain auto off|on``; ``/evalreport [model]``. Anything else is a
-``UsageError`` whose message is the usage line.
+``/retrain rollback``, ``/retrain auto off|on``; ``/evalreport [model]``;
+``/triage stats [days]``. Anything else is a ``UsageError`` whose message is the usage line.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ RETRAIN_USAGE = (
     "`/retrain cancel`, `/retrain rollback` or `/retrain auto off|on`."
 )
 EVALREPORT_USAGE = "Usage: `/evalreport [model number]`, e.g. `/evalreport` or `/evalreport 7`."
+TRIAGE_USAGE = (
+    "Usage: `/triage stats [days]` (1 to 366, default 7): the desk's figures per department."
+)
 
 _LEARNERS = ("local", "openai", "openai-finetune")
 #: A whole number as people type it: ASCII digits only (``str.isdigit`` also accepts ``²``,
@@ -98,6 +101,27 @@ def parse_evalreport(body: dict[str, Any]) -> EvalReportCommand:
     if not _NUMBER.fullmatch(text):
         raise UsageError(EVALREPORT_USAGE)
     return EvalReportCommand(user=user, channel=channel, model=int(text))
+
+
+class StatsCommand(_Frozen):
+    """A parsed ``/triage stats [days]``."""
+
+    user: str
+    channel: str
+    days: int = 7
+
+
+def parse_triage(body: dict[str, Any]) -> StatsCommand:
+    """Parse the slash command body of /triage; UsageError unless it is ``stats [days]``."""
+    user, channel = _who(body)
+    words = str(body.get("text", "")).lower().split()
+    if not words or words[0] != "stats" or len(words) > 2:
+        raise UsageError(TRIAGE_USAGE)
+    if len(words) == 1:
+        return StatsCommand(user=user, channel=channel)
+    if not _NUMBER.fullmatch(words[1]) or not 1 <= int(words[1]) <= 366:
+        raise UsageError(f"`{words[1][:20]}` is not a number of days. " + TRIAGE_USAGE)
+    return StatsCommand(user=user, channel=channel, days=int(words[1]))
 
 
 class HomeOpened(_Frozen):

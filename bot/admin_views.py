@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from admin.desk_stats import DepartmentStats, DeskStats, duration
 from admin.home import HomeSummary
 from admin.report import ModelReport, render_report
 from admin.tickets import RetryOutcome
@@ -185,3 +186,46 @@ def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
             }
         )
     return {"type": "home", "blocks": fit_blocks(blocks, max_blocks=VIEW_BLOCKS)}
+
+
+def _oldest_text(stats: DeskStats, d: DepartmentStats) -> str:
+    oldest = d.backlog.oldest
+    if oldest is None:
+        return ""
+    age = duration((stats.until - oldest.opened_at).total_seconds())
+    # The link is Slack's permalink of the ticket, stored by the bot (never ticket text).
+    where = (
+        f"<{oldest.permalink}|#{oldest.ticket_id}>" if oldest.permalink else f"#{oldest.ticket_id}"
+    )
+    return f", oldest {where} ({age})"
+
+
+def stats_message(stats: DeskStats) -> tuple[str, Blocks]:
+    """``/triage stats``: one section per department (fallback text and blocks)."""
+    blocks: Blocks = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": f"Desk figures, last {stats.days} days"},
+        }
+    ]
+    for d in stats.departments:
+        share = "—" if d.share_taken is None else f"{100 * d.share_taken:.0f} %"
+        targets = []
+        if d.first_response_minutes:
+            targets.append(f"{d.first_response_breaches} past first-response target")
+        if d.resolution_hours:
+            targets.append(f"{d.resolution_breaches} past resolution target")
+        breaches = "; ".join(targets) if targets else "no targets"
+        text = (
+            f"*{render(d.department)}*: {d.tickets} tickets, {share} taken\n"
+            f"First response {duration(d.first_response.median)} median, "
+            f"{duration(d.first_response.p90)} p90 · resolution "
+            f"{duration(d.resolution.median)} median, {duration(d.resolution.p90)} p90\n"
+            f"Backlog {d.backlog.open} open ({d.backlog.unassigned} unassigned)"
+            f"{_oldest_text(stats, d)} · {breaches} · corrections {d.corrected_in} in, "
+            f"{d.corrected_out} out"
+        )
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    total = sum(d.tickets for d in stats.departments)
+    fallback = f"Desk figures, last {stats.days} days: {total} tickets"
+    return message_text(fallback), fit_blocks(blocks)

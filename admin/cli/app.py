@@ -1,8 +1,9 @@
 """The ``triage`` command line, built in one place: ``build_app`` registers every command.
 
 Each command is a plain function in the module of its area (``config``, ``corrections``,
-``history``, ``llm``, ``local``, ``registry``, ``report``, ``retrain``, ``tickets``); here each
-is given its name, its group and the one error wrapper (``admin.cli.terminal.user_errors``).
+``history``, ``llm``, ``local``, ``registry``, ``report``, ``retrain``, ``stats``,
+``tickets``); here each is given its name, its group and the one error wrapper
+(``admin.cli.terminal.user_errors``).
 ``triage serve`` comes from the bot's entry point (``bot.cli``), the one place allowed to import
 the bot, which passes it in with the bot's own user-facing errors.
 """
@@ -14,7 +15,18 @@ from collections.abc import Callable
 
 import typer
 
-from admin.cli import config, corrections, history, llm, local, registry, report, retrain, tickets
+from admin.cli import (
+    config,
+    corrections,
+    history,
+    llm,
+    local,
+    registry,
+    report,
+    retrain,
+    stats,
+    tickets,
+)
 from admin.cli.terminal import USER_ERRORS, UserErrors, user_errors
 
 HELP = (
@@ -87,6 +99,7 @@ def build_app(
 
     add(app, "report", report.report_command)
     add(app, "retrain", retrain.retrain_command)
+    add(app, "stats", stats.stats_command)
 
     tickets_app = subgroup("tickets", "Tickets: list them, retry the ones that failed to route.")
     add(tickets_app, "list", tickets.list_command)

@@ -1,4 +1,5 @@
-"""Slash commands: /retrain and /evalreport (admins only; others get a polite refusal)."""
+"""Slash commands: /retrain and /evalreport (admins only; others get a polite refusal) and
+/triage stats (agents and admins)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.admin_payloads import UsageError, parse_evalreport, parse_retrain
+from bot.admin_payloads import UsageError, parse_evalreport, parse_retrain, parse_triage
 from bot.services import Services
 
 
@@ -34,3 +35,14 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(text=str(exc))
             return
         await ack(text=await commands.evalreport(parsed))
+
+    @app.command("/triage")
+    async def on_triage(ack: AsyncAck, command: dict[str, Any]) -> None:
+        try:
+            parsed = parse_triage(command)
+        except UsageError as exc:
+            await commands.access.refuse_usage(command, "stats")
+            await ack(text=str(exc))
+            return
+        person = await services.people.who(parsed.user)
+        await ack(text=await commands.stats(parsed, may_see=person.is_agent))
