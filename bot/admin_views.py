@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from admin.desk_stats import DepartmentStats, DeskStats, duration
-from admin.home import HomeSummary
+from admin.home import DeskHome, HomeSummary
 from admin.report import ModelReport, render_report
 from admin.tickets import RetryOutcome
 from bot.admin_payloads import (
@@ -107,9 +108,67 @@ def auto_retrain_switched(on: bool) -> str:
     return "Automatic retrains are paused for every replica; `/retrain auto on` resumes them."
 
 
-def home_view(summary: HomeSummary, *, is_admin: bool) -> dict[str, Any]:
-    """The App Home tab."""
+def _link(ticket_id: int, permalink: str | None) -> str:
+    # The permalink is Slack's, stored by the bot when it routed the ticket (never ticket text).
+    return f"<{permalink}|#{ticket_id}>" if permalink else f"#{ticket_id}"
+
+
+def _desk_blocks(desk: DeskHome, now: datetime) -> Blocks:
+    """An agent's open tickets (oldest first); for a lead, the backlog and the figures."""
+    lines = [
+        f"• {_link(t.ticket_id, t.permalink)} {render(t.department)}, asked "
+        f"{duration((now - t.opened_at).total_seconds())} ago"
+        for t in desk.mine
+    ]
+    mine = "\n".join(lines) if lines else "Nothing in progress for you."
+    blocks: Blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Your open tickets*\n{mine}"}}
+    ]
+    if desk.backlog:
+        rows = []
+        for b in desk.backlog:
+            waiting = ", ".join(
+                f"{_link(t.ticket_id, t.permalink)} "
+                f"({duration((now - t.opened_at).total_seconds())})"
+                for t in desk.unassigned.get(b.department, ())
+            )
+            oldest = f" — oldest unassigned {waiting}" if waiting else ""
+            rows.append(
+                f"• {render(b.department)}: {b.open} open, {b.unassigned} unassigned{oldest}"
+            )
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Backlog now*\n" + "\n".join(rows)},
+            }
+        )
+    if desk.figures is not None:
+        rows = [
+            f"• {render(d.department)}: {d.tickets} tickets, "
+            f"{'—' if d.share_taken is None else f'{100 * d.share_taken:.0f} %'} taken, "
+            f"first response {duration(d.first_response.median)} median / "
+            f"{duration(d.first_response.p90)} p90, "
+            f"{d.first_response_breaches + d.resolution_breaches} breaches"
+            for d in desk.figures.departments
+        ]
+        title = f"*Desk, last {desk.figures.days} days* (`/triage stats` for more)"
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": title + "\n" + "\n".join(rows)}}
+        )
+    return blocks
+
+
+def home_view(
+    summary: HomeSummary,
+    *,
+    is_admin: bool,
+    desk: DeskHome | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The App Home tab (``desk``: the person's tickets, and for a lead the backlog)."""
     blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Ticket triage"}}]
+    if desk is not None:
+        blocks += _desk_blocks(desk, now or datetime.now(UTC))
     active = summary.active
     if active is None:
         model_text = "*Active model:* none yet. An admin can run `/retrain`."

@@ -8,9 +8,10 @@ the Retry button of a failed ticket's notice (``bot.failure_notice``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from admin.context import AdminContext
-from admin.home import home_summary
+from admin.home import desk_home, home_summary
 from admin.tickets import retry_tickets
 from bot.admin_commands import AdminAccess, AdminCommands
 from bot.admin_payloads import EvalReportCommand, RetrainCommand
@@ -26,15 +27,27 @@ log = logging.getLogger(__name__)
 class HomeTab:
     """Publishes the Home tab."""
 
-    def __init__(self, ctx: AdminContext, slack: SlackGateway, access: AdminAccess) -> None:
+    def __init__(
+        self,
+        ctx: AdminContext,
+        slack: SlackGateway,
+        access: AdminAccess,
+        is_agent: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
+        """``is_agent``: whether a user is an agent (they see their open tickets)."""
         self._ctx = ctx
         self._slack = slack
         self._access = access
+        self._is_agent = is_agent
 
     async def publish(self, user: str) -> None:
-        """Publish the Home tab for ``user`` (buttons only for admins)."""
+        """Publish the Home tab for ``user``: an agent's open tickets; for an admin (a lead)
+        also the backlog per department, the desk's figures and the buttons."""
         summary = await home_summary(self._ctx)
-        view = home_view(summary, is_admin=await self._access.is_admin(user))
+        is_admin = await self._access.is_admin(user)
+        agent = is_admin or (self._is_agent is not None and await self._is_agent(user))
+        desk = await desk_home(self._ctx, user, lead=is_admin) if agent else None
+        view = home_view(summary, is_admin=is_admin, desk=desk, now=self._ctx.clock.now())
         try:
             await self._slack.publish_home(user, view)
         except SlackCallError:

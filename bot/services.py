@@ -317,7 +317,7 @@ def build_services(
     )
     admin = replace(admin, on_model_activated=lambda registry_id, m: model.use(m, registry_id))
     access = AdminAccess(admin, slack)
-    tab = HomeTab(admin, slack, access)
+    tab = HomeTab(admin, slack, access, is_agent=lambda user: _is_agent(people, user))
     jobs = JobFollower(
         admin,
         slack,
@@ -365,3 +365,7 @@ def build_services(
             interval=intervals.response_timers,
         ),
     )
+
+
+async def _is_agent(people: People, user: str) -> bool:
+    return (await people.who(user)).is_agent
