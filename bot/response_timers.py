@@ -40,12 +40,12 @@ log = logging.getLogger(__name__)
 
 LEASE = "response-timers"
 #: Seconds between sweeps: a nudge is posted at most this long (plus the sweep) after it is due.
-SWEEP_SECONDS = 15.0
+SWEEP_SECONDS = 5.0
 #: A timer already this far overdue when first scheduled is recorded ``late``, not posted.
 LATE_AFTER = timedelta(hours=1)
 #: Timers handled per database round trip, and Slack posts in flight at once.
-BATCH = 200
-CONCURRENCY = 16
+BATCH = 500
+CONCURRENCY = 32
 
 
 @dataclass
@@ -82,6 +82,8 @@ class ResponseTimers:
         self._triage_channel = triage_channel
         self._interval = interval
         self._wake = asyncio.Event()
+        # One sweep at a time in this process (the lease keeps other processes out).
+        self._sweeping = asyncio.Lock()
         self._targeted = {d.name: d for d in taxonomy if d.first_response_minutes}
 
     @property
@@ -116,6 +118,10 @@ class ResponseTimers:
 
     async def sweep(self) -> SweepFigures:
         """Schedule new timers and fire the due ones, if this process holds the lease."""
+        async with self._sweeping:
+            return await self._sweep()
+
+    async def _sweep(self) -> SweepFigures:
         figures = SweepFigures()
         if not self._targeted:
             return figures

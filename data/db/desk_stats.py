@@ -90,14 +90,12 @@ async def backlog(conn: AsyncConnection, departments: Collection[str] = ()) -> l
     """Open tickets per department now, with the oldest of each (``departments`` first, in
     that order, then any other department that has open tickets)."""
     counts = {
-        str(r.department): (int(r.n), int(r.unassigned or 0))
+        str(r.department): (int(r.n), int(r.n) - int(r.assigned))
         for r in await conn.execute(
             select(
                 ticket_states.c.department,
                 func.count().label("n"),
-                func.sum(func.coalesce(func.length(ticket_states.c.assignee), 0) == 0).label(
-                    "unassigned"
-                ),
+                func.count(ticket_states.c.assignee).label("assigned"),  # not NULL ones
             )
             .where(ticket_states.c.status.in_(_OPEN))
             .group_by(ticket_states.c.department)

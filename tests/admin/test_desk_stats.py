@@ -4,10 +4,12 @@ corrections, days, the stable JSON, the picture and ``triage stats``."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from admin.desk_stats import SCHEMA, Spread, build_desk_stats, render_lines
@@ -23,6 +25,16 @@ from data.db.database import Database
 #: Monday 30 November 2026, 12:00 UTC: "now" for the figures.
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database: SQLite, and PostgreSQL where one answers (the figures' queries
+    are the same code on both)."""
+    database = Database(database_url)
+    await database.start()
+    yield database
+    await database.close()
 
 
 def with_targets(taxonomy: Taxonomy) -> Taxonomy:
