@@ -259,6 +259,13 @@ def build_services(
     so a promotion in this process is used at once.
     """
     intervals = intervals or Intervals()
+    # Settings that clash with the taxonomy stop start-up before anything is opened.
+    dept = taxonomy.by_emoji(settings.not_a_ticket_emoji)
+    if dept is not None:
+        raise SettingsError(
+            f"TRIAGE_NOT_A_TICKET_EMOJI: :{settings.not_a_ticket_emoji}: is the {dept.name} "
+            "department's emoji; choose another one."
+        )
     http = aiohttp.ClientSession()
     slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
     model = ActiveModel(db, loader)
@@ -297,12 +304,6 @@ def build_services(
     queue = TicketQueue(router.process, workers=workers, clock=clock)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
     people = agents(settings, taxonomy, slack, clock, intervals.people)
-    dept = taxonomy.by_emoji(settings.not_a_ticket_emoji)
-    if dept is not None:
-        raise SettingsError(
-            f"TRIAGE_NOT_A_TICKET_EMOJI: :{settings.not_a_ticket_emoji}: is the {dept.name} "
-            "department's emoji; choose another one."
-        )
     requests = RequestFilterService(
         db,
         queue,
