@@ -7,7 +7,13 @@ Every dataset folder under ``--datasets`` (``train.jsonl`` + ``test.jsonl``; see
 is read in place. On each, in one process and on the same data:
 
 - ``default``: the ``embedding`` learner as shipped, configuration chosen by its own validation
-  on the training data (``classifier.learners.selection``);
+  on the training data (``classifier.learners.selection``), learning from the taxonomy as the
+  bot does (``classifier.taxonomy_learning``: each department's name and one-sentence
+  description as extra examples, faded out from 20 real examples a label, so only the 10-shot
+  runs see them). The taxonomy is ``bench/taxonomies/<dataset>.toml``, written from the label
+  names alone; a dataset without one trains on its examples alone;
+- ``no-taxonomy`` (10-shot only): the same learner on the examples alone, to show what the
+  taxonomy adds;
 - ``ref-tfidf``: TF-IDF word 1-2-grams + character 2-5-grams, logistic regression (scikit-learn
   defaults, ``max_iter=1000`` so it converges);
 - ``ref-minilm``: the same MiniLM sentence embeddings, unit length, logistic regression.
@@ -47,13 +53,18 @@ from classifier.evaluation import score_predictions  # noqa: E402
 from classifier.examples import Example, read_examples, sample_per_label  # noqa: E402
 from classifier.learners.embedding import EmbeddingLearner, shared_encoder  # noqa: E402
 from classifier.learners.selection import expected_calibration_error  # noqa: E402
+from classifier.taxonomy import Taxonomy, load_taxonomy  # noqa: E402
+from classifier.taxonomy_learning import with_taxonomy  # noqa: E402
 
 SHOTS = 10
 DRAWS = 5
 LATENCY_CALLS = 300
 WARM_UP_CALLS = 10
-RECIPES = ("default", "ref-tfidf", "ref-minilm")
+RECIPES = ("default", "no-taxonomy", "ref-tfidf", "ref-minilm")
 CACHE = REPO / "out" / "quality-embeddings"
+TAXONOMIES = REPO / "bench" / "taxonomies"
+#: Dataset folders whose taxonomy file has another name (shared with bench/coldstart.py).
+TAXONOMY_FILES = {"bitext_customer_support": "bitext"}
 
 Probabilities = npt.NDArray[np.float64]
 
@@ -77,6 +88,12 @@ def dataset_names(root: Path) -> list[str]:
 
 def load_dataset(root: Path, name: str) -> tuple[list[Example], list[Example]]:
     return read_examples(root / name / "train.jsonl"), read_examples(root / name / "test.jsonl")
+
+
+def dataset_taxonomy(name: str) -> Taxonomy | None:
+    """The committed taxonomy of dataset ``name`` (labels as departments), or None."""
+    path = TAXONOMIES / f"{TAXONOMY_FILES.get(name, name)}.toml"
+    return load_taxonomy(path) if path.is_file() else None
 
 
 class CachedEncoder:
@@ -147,10 +164,15 @@ def reference_minilm(
 
 
 def default_learner(
-    encoder: CachedEncoder, train: Sequence[Example], test: Sequence[str]
+    encoder: CachedEncoder,
+    train: Sequence[Example],
+    test: Sequence[str],
+    taxonomy: Taxonomy | None = None,
 ) -> tuple[Probabilities, list[str], dict[str, Any]]:
+    """The embedding learner, with the taxonomy's examples added as the bot adds them."""
     labels = sorted({e.label for e in train})
-    model = asyncio.run(EmbeddingLearner(text_encoder=encoder).train(train, labels, seed=0))
+    examples = with_taxonomy(train, taxonomy) if taxonomy is not None else list(train)
+    model = asyncio.run(EmbeddingLearner(text_encoder=encoder).train(examples, labels, seed=0))
     return model.probabilities(test), list(model.labels), model.selection or {}
 
 
@@ -170,17 +192,24 @@ def scores(
 
 
 def run_recipes(
-    encoder: CachedEncoder, train: Sequence[Example], test: Sequence[Example]
+    encoder: CachedEncoder,
+    train: Sequence[Example],
+    test: Sequence[Example],
+    taxonomy: Taxonomy | None,
+    *,
+    few_shot: bool,
 ) -> dict[str, dict[str, Any]]:
-    """Every recipe on one training set, scored on ``test``."""
+    """Every recipe on one training set, scored on ``test`` (``no-taxonomy`` when few-shot)."""
     texts = [e.text for e in test]
     gold = [e.label for e in test]
     out: dict[str, dict[str, Any]] = {}
     runs: dict[str, Callable[[], tuple[Any, ...]]] = {
-        "default": lambda: default_learner(encoder, train, texts),
-        "ref-tfidf": lambda: reference_tfidf(train, texts),
-        "ref-minilm": lambda: reference_minilm(encoder, train, texts),
+        "default": lambda: default_learner(encoder, train, texts, taxonomy),
     }
+    if few_shot:
+        runs["no-taxonomy"] = lambda: default_learner(encoder, train, texts)
+    runs["ref-tfidf"] = lambda: reference_tfidf(train, texts)
+    runs["ref-minilm"] = lambda: reference_minilm(encoder, train, texts)
     for name, fit in runs.items():
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -188,7 +217,7 @@ def run_recipes(
             result = fit()
         row: dict[str, Any] = scores(gold, result[0], result[1])
         row["seconds"] = round(time.perf_counter() - start, 1)
-        if name == "default":
+        if name in ("default", "no-taxonomy"):
             row["chosen"] = result[2].get("chosen", {}).get("name")
             row["selection"] = result[2]
         out[name] = row
@@ -207,7 +236,7 @@ def summarise(draws: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any
             summary[key] = statistics.fmean(values)
             summary[f"{key}_sd"] = statistics.pstdev(values)
             summary[f"{key}_draws"] = values
-        if recipe == "default":
+        if recipe in ("default", "no-taxonomy"):
             summary["chosen"] = [r["chosen"] for r in rows]
         out[recipe] = summary
     return out
@@ -216,17 +245,20 @@ def summarise(draws: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any
 def measure_quality(root: Path, name: str, draws: int) -> dict[str, Any]:
     encoder = CachedEncoder(CACHE / name)
     train, test = load_dataset(root, name)
-    full = run_recipes(encoder, train, test)
+    taxonomy = dataset_taxonomy(name)
+    full = run_recipes(encoder, train, test, taxonomy, few_shot=False)
     print(f"{name} full: " + _line(full), file=sys.stderr, flush=True)
     shots = []
     for seed in range(draws):
-        shots.append(run_recipes(encoder, sample_per_label(train, SHOTS, seed=seed), test))
+        drawn = sample_per_label(train, SHOTS, seed=seed)
+        shots.append(run_recipes(encoder, drawn, test, taxonomy, few_shot=True))
         print(f"{name} {SHOTS}-shot seed {seed}: " + _line(shots[-1]), file=sys.stderr, flush=True)
     return {
         "dataset": name,
         "n_train": len(train),
         "n_test": len(test),
         "n_labels": len({e.label for e in train}),
+        "taxonomy": taxonomy is not None,
         "full": full,
         f"{SHOTS}_shot": summarise(shots),
     }
@@ -279,8 +311,9 @@ def _cell(row: dict[str, Any], key: str = "accuracy") -> str:
 def markdown(results: list[dict[str, Any]], timings: list[dict[str, Any]]) -> str:
     """Accuracy (ECE) of each recipe per dataset and setting, then the timing table."""
     lines = [
-        "| dataset | setting | default | ref-tfidf | ref-minilm | default ECE | default chose |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| dataset | setting | default | no taxonomy | ref-tfidf | ref-minilm | default ECE "
+        "| default chose |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         for setting in ("full", f"{SHOTS}_shot"):
@@ -290,8 +323,9 @@ def markdown(results: list[dict[str, Any]], timings: list[dict[str, Any]]) -> st
                 chosen = "; ".join(f"{c} ×{chosen.count(c)}" for c in dict.fromkeys(chosen))
             label = "full" if setting == "full" else f"{SHOTS}-shot, {DRAWS} draws"
             ece = rows["default"]["ece"]
+            bare = _cell(rows["no-taxonomy"]) if "no-taxonomy" in rows else "(same)"
             lines.append(
-                f"| {r['dataset']} | {label} | {_cell(rows['default'])} "
+                f"| {r['dataset']} | {label} | {_cell(rows['default'])} | {bare} "
                 f"| {_cell(rows['ref-tfidf'])} | {_cell(rows['ref-minilm'])} | {ece:.3f} "
                 f"| {chosen} |"
             )

@@ -26,7 +26,7 @@ from scipy.sparse import csr_matrix, hstack
 
 from classifier.artifacts import pack
 from classifier.errors import LearnerUnavailableError, ModelFormatError
-from classifier.examples import Example
+from classifier.examples import Example, Source
 from classifier.learners import LearnerContext
 from classifier.learners.arrays import content_hash, load_arrays, save_arrays
 from classifier.learners.encoder import (
@@ -191,6 +191,7 @@ def fit_selected(
     *,
     seed: int = 0,
     sample_weight: npt.NDArray[np.float64] | None = None,
+    always_fit: npt.NDArray[np.bool_] | None = None,
     progress: ProgressCallback = no_progress,
 ) -> FittedHead:
     """Fit TF-IDF once, select a configuration on validation splits, fit it on everything.
@@ -199,13 +200,19 @@ def fit_selected(
     texts). The winner's softmax temperature comes from its out-of-fold scores.
     """
     features = TextFeatures.fit(texts, FeatureSettings())
-    blocks = FeatureBlocks(features.transform(texts), views)
+    blocks = FeatureBlocks(features.transform(texts), views, features.part_starts)
 
     def report(name: str, fraction: float) -> None:
         progress(ProgressEvent("select", f"validating {name}", fraction))
 
     selection, best = select(
-        blocks, targets, n_labels, seed=seed, sample_weight=sample_weight, progress=report
+        blocks,
+        targets,
+        n_labels,
+        seed=seed,
+        sample_weight=sample_weight,
+        always_fit=always_fit,
+        progress=report,
     )
     chosen = selection.chosen
     progress(ProgressEvent("train", f"fitting {chosen.name} on {len(texts)} examples", 0.0))
@@ -277,6 +284,7 @@ class EmbeddingLearner:
             views,
             seed=seed,
             sample_weight=_sample_weights(examples),
+            always_fit=_from_taxonomy(examples),
             progress=progress,
         )
         progress(ProgressEvent("train", "done", 1.0))
@@ -284,7 +292,7 @@ class EmbeddingLearner:
         meta = {
             "n_train": len(data.texts),
             "train_seconds": round(time.perf_counter() - start_time, 3),
-            "selection": fitted.selection.to_meta(),
+            "selection": {**fitted.selection.to_meta(), "temperature": fitted.head.temperature},
         }
         return EmbeddingModel(
             fitted.features,
@@ -301,6 +309,12 @@ def _sample_weights(examples: Sequence[Example]) -> npt.NDArray[np.float64] | No
     """Per-example weights when any example carries one (``weight``), else None."""
     weights = np.array([float(getattr(e, "weight", 1.0)) for e in examples], dtype=np.float64)
     return None if np.all(weights == 1.0) else weights
+
+
+def _from_taxonomy(examples: Sequence[Example]) -> npt.NDArray[np.bool_] | None:
+    """Which examples the taxonomy gave (never held out in selection), or None if none."""
+    mask = np.array([e.source == Source.TAXONOMY for e in examples], dtype=np.bool_)
+    return mask if mask.any() else None
 
 
 async def _encode_in_batches(

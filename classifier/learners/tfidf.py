@@ -154,6 +154,11 @@ class TextFeatures:
         """The number of features."""
         return len(self._word.vocabulary_) + len(self._char.vocabulary_)
 
+    @property
+    def part_starts(self) -> tuple[int, ...]:
+        """The first column of each unit-length part (word n-grams, character n-grams)."""
+        return tuple(part.offset for part in self._parts)
+
     def transform(self, texts: Sequence[str]) -> csr_matrix:
         """One sparse row per text: unit-length word part, then unit-length character part."""
         columns: list[npt.NDArray[np.int64]] = []

@@ -19,11 +19,14 @@ from classifier.learners.selection import (
     MAX_CHUNKS,
     MIXES,
     Candidate,
+    CandidateScore,
     FeatureBlocks,
+    Validated,
     chunked_twin,
     encode_chunked,
     expected_calibration_error,
     select,
+    selection_optimism,
     text_chunks,
     validation_splits,
 )
@@ -211,3 +214,59 @@ def test_large_data_selects_on_a_sample_and_validates_the_winner_full_size() -> 
     assert best.held_scores.shape == (900, 3)
     assert best.score.candidate == selection.chosen
     assert selection.chosen.tfidf
+
+
+def _validated(per_split: Sequence[float], name: float = 1.0) -> Validated:
+    score = CandidateScore(Candidate(embedding_weight=name), float(np.mean(per_split)))
+    empty = np.zeros((0, 2))
+    return Validated(score, empty, np.zeros(0, dtype=np.int64), tuple(per_split))
+
+
+def test_optimism_is_how_far_the_winner_falls_short_of_each_splits_best() -> None:
+    winner = _validated([0.8, 0.6, 0.7], 1.0)
+    other = _validated([0.6, 0.8, 0.7], 2.0)
+    # Split 2's best is 0.8 where the winner had 0.6: the mean shortfall is (0 + 0.2 + 0) / 3.
+    assert selection_optimism([winner, other], winner) == pytest.approx(0.2 / 3)
+    # One candidate, or one split, has nothing to be optimistic about.
+    assert selection_optimism([winner], winner) == 0.0
+    single = _validated([0.9])
+    assert selection_optimism([single, _validated([0.95], 2.0)], single) == 0.0
+
+
+def test_taxonomy_rows_are_fitted_in_every_split_and_never_held_out() -> None:
+    real = np.repeat(np.arange(3), 10)
+    targets = np.concatenate([real, np.arange(3), np.arange(3)])  # six taxonomy rows at the end
+    always = np.zeros(len(targets), dtype=np.bool_)
+    always[30:] = True
+    scheme, splits = validation_splits(targets, seed=0, always_fit=always)
+    assert scheme.startswith("stratified 5-fold")
+    assert "6 examples always fitted" in scheme
+    assert len(splits) == 5
+    held = np.concatenate([h for _, h in splits])
+    assert sorted(held.tolist()) == list(range(30))  # each real row held out once, no other
+    for fit, rows in splits:
+        assert set(range(30, 36)) <= set(fit.tolist())
+        assert not set(fit.tolist()) & set(rows.tolist())
+    # Real rows of one label only: nothing to validate against, so every row is split.
+    one_label = np.zeros(len(targets), dtype=np.bool_)
+    one_label[10:] = True
+    scheme, _ = validation_splits(targets, seed=0, always_fit=one_label)
+    assert "always fitted" not in scheme
+
+
+def test_held_out_rows_lose_the_ngrams_no_fit_row_has_and_stay_unit_length() -> None:
+    # Two parts (columns 0-2 and 3-5), as the word and character n-grams are.
+    rows = np.array(
+        [
+            [0.6, 0.8, 0.0, 1.0, 0.0, 0.0],  # fit row
+            [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],  # fit row
+            [0.6, 0.0, 0.8, 0.6, 0.0, 0.8],  # held out: columns 2 and 5 only it has
+        ],
+        dtype=np.float32,
+    )
+    blocks = FeatureBlocks(csr_matrix(rows), {}, part_starts=(0, 3))
+    held = blocks.unseen_dropped((np.array([0, 1]), np.array([2]))).toarray()
+    np.testing.assert_allclose(held, [[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]], atol=1e-6)
+    # A held-out row with nothing seen stays empty rather than dividing by zero.
+    alone = blocks.unseen_dropped((np.array([1]), np.array([2]))).toarray()
+    np.testing.assert_allclose(alone, np.zeros((1, 6)))
