@@ -188,7 +188,7 @@ def summarise(
     """The figures from what ``data.db.desk_stats`` read (pure: tests feed it directly)."""
     by_department: dict[str, list[TicketTimes]] = defaultdict(list)
     for ticket in tickets:
-        by_department[ticket.department] += [ticket]
+        by_department[ticket.department].append(ticket)
     backlog_of = {b.department: b for b in backlogs}
     names = list(taxonomy.labels)
     names += sorted((set(by_department) | set(backlog_of)) - set(names))
@@ -231,26 +231,25 @@ def summarise(
 def _daily(
     tickets: Sequence[TicketTimes], names: Sequence[str], since: datetime, until: datetime
 ) -> tuple[DayStats, ...]:
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    waits: dict[str, list[float]] = defaultdict(list)
+    first_day = since.astimezone(UTC).date()
+    origin = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC).timestamp()
+    n_days = (until.astimezone(UTC).date() - first_day).days + 1
+    counts: list[Counter[str]] = [Counter() for _ in range(n_days)]
+    waits: list[list[float]] = [[] for _ in range(n_days)]
     for t in tickets:
-        key = datetime.fromtimestamp(t.opened, UTC).date().isoformat()
-        counts[key][t.department] += 1
-        if t.first_response is not None:
-            waits[key].append(t.first_response - t.opened)
-    out = []
-    day = since.astimezone(UTC).date()
-    while day <= until.astimezone(UTC).date():
-        key = day.isoformat()
-        out.append(
-            DayStats(
-                key,
-                {name: counts[key][name] for name in names},
-                float(statistics.median(waits[key])) if waits[key] else None,
-            )
+        index = int((t.opened - origin) // 86400)  # whole UTC days since the first
+        if 0 <= index < n_days:
+            counts[index][t.department] += 1
+            if t.first_response is not None:
+                waits[index].append(t.first_response - t.opened)
+    return tuple(
+        DayStats(
+            (first_day + timedelta(days=i)).isoformat(),
+            {name: counts[i][name] for name in names},
+            float(statistics.median(waits[i])) if waits[i] else None,
         )
-        day += timedelta(days=1)
-    return tuple(out)
+        for i in range(n_days)
+    )
 
 
 async def build_desk_stats(

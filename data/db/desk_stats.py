@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from data.clock import as_utc
@@ -54,35 +54,44 @@ class Backlog:
     oldest: OldestOpen | None
 
 
-def _seconds(moment: datetime | None) -> float | None:
-    return None if moment is None else as_utc(moment).timestamp()
+def _epoch(column: Any, dialect: str) -> Any:
+    """``column`` as epoch seconds, computed by the database: parsing 100,000 timestamps into
+    datetimes in Python costs more than the whole rest of the figures."""
+    if dialect == "sqlite":  # stored as UTC text; julianday parses it in C (to the ms: rounded
+        # off its float error)
+        return func.round((func.julianday(column) - 2440587.5) * 86400.0, 3)
+    return func.extract("epoch", column)
 
 
 async def period_tickets(
     conn: AsyncConnection, since: datetime, until: datetime
 ) -> list[TicketTimes]:
     """Tickets that entered the desk in [since, until), with their response times."""
+    dialect = conn.dialect.name
+    resolved = case(
+        (ticket_states.c.status == _RESOLVED, _epoch(ticket_states.c.resolved_at, dialect)),
+        else_=None,
+    )
     rows = await conn.execute(
         select(
             ticket_states.c.ticket_id,
             ticket_states.c.department,
-            ticket_states.c.opened_at,
-            ticket_states.c.taken_at,
-            ticket_states.c.first_response_at,
-            ticket_states.c.resolved_at,
-            ticket_states.c.status,
+            _epoch(ticket_states.c.opened_at, dialect),
+            ticket_states.c.taken_at.is_not(None),
+            _epoch(ticket_states.c.first_response_at, dialect),
+            resolved,
         ).where(ticket_states.c.opened_at >= since, ticket_states.c.opened_at < until)
     )
     return [
         TicketTimes(
-            int(r.ticket_id),
-            str(r.department),
-            as_utc(r.opened_at).timestamp(),
-            r.taken_at is not None,
-            _seconds(r.first_response_at),
-            _seconds(r.resolved_at) if r.status == _RESOLVED else None,
+            int(ticket_id),
+            str(department),
+            float(opened),
+            bool(taken),
+            None if first is None else float(first),
+            None if done is None else float(done),
         )
-        for r in rows
+        for ticket_id, department, opened, taken, first, done in rows
     ]
 
 
