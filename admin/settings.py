@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     ticket_lease_seconds: float = Field(default=120.0, ge=5.0, le=3600.0)
     # Route a near-duplicate of a recently corrected ticket by that correction, before retrains.
     near_duplicates: bool = True
+    # One ticket per conversation: a requester's top-level messages in one channel within this
+    # many seconds of the previous one join the first ticket (0: every message is its own).
+    group_seconds: float = Field(default=120.0, ge=0.0, le=3600.0)
+    # An agent's own top-level post in a support channel: "skip" (an announcement, not a
+    # ticket) or "tickets" (agents file tickets too).
+    agent_posts: Literal["skip", "tickets"] = "skip"
+    # What requesters see in the ticket's thread: "minimal" (the team only) or "detailed"
+    # (confidence, channel, emoji legend). Unset: minimal in channels shared with other
+    # organisations and in direct messages, detailed elsewhere.
+    public_reply: Literal["minimal", "detailed"] | None = None
 
     # The request filter: messages that are no request ("thanks!", "+1", an out-of-office) are
     # stored but not routed. Agents mark a ticket no request with this emoji (name without

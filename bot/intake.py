@@ -1,31 +1,54 @@
-"""New tickets and edits: filter, store first, then hand the ticket to the queue.
+"""Messages in, tickets out: who wrote it, which conversation it belongs to, store first.
 
-Only people's top-level messages in the support channels become tickets. Storing is one
-INSERT .. ON CONFLICT DO NOTHING, so a retried event finds its ticket and queues nothing.
-A message the request filter (``bot.request_feedback``) calls no request ("thanks!", "+1") is
-stored with status ``skipped`` and not queued: no card, tag or reply. An edit that makes a
-skipped message a request routes it; an edit of a skipped message that is still none is kept.
-Edit handling: an edit before anyone corrected the ticket replaces its text and classifies it
-again (the card is updated, or moved if the department changes); after a correction the human
-label stands and the edit is only logged. Deletes are ignored (the card stays for the record).
+Only people's messages in the support channels (and direct messages to the bot) are read; an
+agent's own top-level post is an announcement, not a ticket, unless ``TRIAGE_AGENT_POSTS`` is
+``tickets`` (``bot.people`` answers who is an agent). A requester's top-level messages within
+``TRIAGE_GROUP_SECONDS`` of each other are one ticket, and their replies in its thread are its
+follow-ups (``data.db.conversations``); every message is stored as it arrives, and the ticket is
+routed once its conversation closes (``bot.conversations``), or at once when grouping is off.
+Storing is idempotent, so a retried event finds its message and queues nothing.
+
+Edits: an edit before anyone corrected the ticket changes its conversation's text and
+classifies it again (the card is updated, or moved if the department changes); after a
+correction the human label stands and the edit is only logged. Deletes are ignored (the card
+stays for the record). The "Send to triage" shortcut (``send_to_triage``) makes any message a
+ticket at once, and turns one the request filter skipped into a ticket after all.
 """
 
 from __future__ import annotations
 
 import logging
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.conversations import ConversationCloser
 from bot.group_commit import GroupCommit
-from bot.payloads import EditedMessage, MessagePayload, NewMessage, SkippedMessage
+from bot.payloads import (
+    EditedMessage,
+    MessagePayload,
+    NewMessage,
+    ShortcutRequest,
+    SkippedMessage,
+    ThreadReply,
+)
+from bot.people import People
 from bot.policy import RoutingPolicy
 from bot.request_feedback import RequestFilterService
 from bot.routing import TicketRouter
+from bot.slack_gateway import SlackGateway
 from bot.work_queue import TicketQueue
 from classifier.examples import MAX_TEXT_CHARS
+from data.clock import Clock
+from data.db import conversations as conversations_repo
 from data.db import corrections as corrections_repo
 from data.db import tickets as tickets_repo
+from data.db.conversations import Joined, Placed
 from data.db.database import Database
+from data.people import Standing
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +78,39 @@ class IntakeOutcome(StrEnum):
     FILES_ONLY = "files only"
     EDIT_QUEUED = "edit queued"
     EDIT_IGNORED = "edit ignored"
-    NOT_A_REQUEST = "not a request (stored, not routed)"
+    #: A later message of an open conversation, added to its ticket.
+    JOINED = "joined"
+    #: The requester's reply in a ticket's thread, added to it.
+    FOLLOW_UP = "follow-up"
+    #: A thread reply whose thread is no ticket (yet): kept, adopted if it becomes one.
+    REPLY_KEPT = "reply kept"
+    #: Someone else's reply in a ticket's thread.
+    NOT_REQUESTER = "reply from someone else"
+    #: An agent's own top-level post (TRIAGE_AGENT_POSTS=skip).
+    AGENT_POST = "agent post"
+
+
+@dataclass(frozen=True)
+class ShortcutAnswer:
+    """What "Send to triage" did, and what to tell the person who used it (ephemeral)."""
+
+    outcome: str
+    reply: str
+    ticket_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How messages become tickets (from the settings)."""
+
+    #: TRIAGE_GROUP_SECONDS: a conversation closes this long after its last message.
+    window: float = 0.0
+    #: TRIAGE_AGENT_POSTS=tickets: agents' own top-level posts are tickets too.
+    agent_posts_are_tickets: bool = False
 
 
 class Intake:
-    """Turns message events into stored, queued tickets."""
+    """Turns message events into stored tickets, routed once their conversation closes."""
 
     def __init__(
         self,
@@ -68,38 +119,40 @@ class Intake:
         queue: TicketQueue,
         router: TicketRouter,
         policy: RoutingPolicy,
+        *,
+        people: People,
+        slack: SlackGateway,
+        closer: ConversationCloser,
+        clock: Clock,
+        grouping: Grouping | None = None,
         requests: RequestFilterService | None = None,
     ) -> None:
+        """``requests``: the request filter, taught by the shortcut (None: nothing learns)."""
         """``requests``: the request filter (None: every message is routed)."""
         self._db = db
         self._commits = commits
         self._queue = queue
         self._router = router
         self._policy = policy
+        self._people = people
+        self._slack = slack
+        self._closer = closer
+        self._clock = clock
+        self.grouping = grouping or Grouping()
         self._requests = requests
 
-    def _not_a_request(self, message: NewMessage | EditedMessage, text: str) -> bool:
-        decision = self._requests.decide(text) if self._requests is not None else None
-        if decision is None or decision.is_request:
-            return False
-        log.info(
-            "Message %s/%s is no request (score %.2f >= %.2f); stored, not routed",
-            message.channel,
-            message.ts,
-            decision.score,
-            decision.threshold,
-        )
-        return True
-
     async def receive(self, message: MessagePayload) -> IntakeOutcome:
-        """Store and queue a new ticket, apply an edit, or skip; see the module docstring."""
+        """Store a message as (part of) a ticket, apply an edit, or skip; see the module doc."""
         if isinstance(message, SkippedMessage):
             log.debug("Message %s/%s skipped: %s", message.channel, message.ts, message.reason)
             return IntakeOutcome.SKIPPED
-        if message.channel not in self._policy.support_channels:
-            return IntakeOutcome.NOT_SUPPORT_CHANNEL
         if isinstance(message, EditedMessage):
+            # Any channel: a ticket sent with the shortcut may live outside the support ones.
             return await self._edit(message)
+        if message.channel not in self._policy.support_channels and not message.direct:
+            return IntakeOutcome.NOT_SUPPORT_CHANNEL
+        if isinstance(message, ThreadReply):
+            return await self._reply(message)
         return await self._new(message)
 
     async def _new(self, message: NewMessage) -> IntakeOutcome:
@@ -117,45 +170,188 @@ class Intake:
         if len(text) > MAX_TEXT_CHARS:
             log.info("Message %s/%s cut to %d characters", message.channel, message.ts, len(text))
             text = text[:MAX_TEXT_CHARS]
+        person = await self._people.who(message.user, team=message.team, person=True)
+        if person.standing is Standing.BOT:
+            return IntakeOutcome.SKIPPED
+        if person.is_agent and not message.direct and not self.grouping.agent_posts_are_tickets:
+            log.info(
+                "Message %s/%s is an agent's own post (%s): not a ticket",
+                message.channel,
+                message.ts,
+                message.user,
+            )
+            return IntakeOutcome.AGENT_POST
         new = tickets_repo.NewTicket(
             workspace=message.workspace,
             channel=message.channel,
             ts=message.ts,
             user=message.user,
             text=text,
+            source="dm" if message.direct else None,
         )
-        if self._not_a_request(message, text):
-            _stored, created = await self._commits.run(
-                lambda conn: tickets_repo.store_ticket(conn, new, status=tickets_repo.SKIPPED)
+        part = conversations_repo.Message(
+            message.workspace, message.channel, message.ts, message.user, text
+        )
+        owner, until, now = self._router.owner, self._router.lease_until(), self._clock.now()
+        window = self.grouping.window
+
+        async def place(conn: AsyncConnection) -> Placed:
+            return await conversations_repo.open_or_join(
+                conn,
+                part,
+                now=now,
+                window=window,
+                cap=MAX_TEXT_CHARS,
+                new=new,
+                owner=owner,
+                lease_until=until,
             )
-            return IntakeOutcome.NOT_A_REQUEST if created else IntakeOutcome.DUPLICATE
-        owner, until = self._router.owner, self._router.lease_until()
-        ticket, created = await self._commits.run(
-            lambda conn: tickets_repo.store_ticket(conn, new, owner=owner, lease_until=until)
-        )
-        if not created:
-            log.info("Ticket %s delivered again (Slack retry); nothing to do", ticket.id)
-            return IntakeOutcome.DUPLICATE
-        self._router.expect(ticket)
-        self._queue.submit(ticket.id)
+
+        placed = await self._commits.run(place)
+        return self._placed(placed, now)
+
+    def _placed(self, placed: Placed, now: datetime) -> IntakeOutcome:
+        """Queue or schedule the ticket a message went to; the outcome to log."""
+        ticket = placed.ticket
+        match placed.outcome:
+            case Joined.DUPLICATE:
+                log.info("Message delivered again (Slack retry); nothing to do")
+                return IntakeOutcome.DUPLICATE
+            case Joined.KEPT:
+                return IntakeOutcome.REPLY_KEPT
+            case Joined.NOT_REQUESTER:
+                return IntakeOutcome.NOT_REQUESTER
+        assert ticket is not None
+        if self.grouping.window > 0:
+            self._closer.scheduled(now + timedelta(seconds=self.grouping.window))
+        elif placed.outcome is Joined.OPENED and ticket.follow_ups == 0:
+            self._router.expect(ticket)
+            self._queue.submit(ticket.id)
+        else:
+            self._queue.submit(ticket.id)
+        match placed.outcome:
+            case Joined.JOINED:
+                return IntakeOutcome.JOINED
+            case Joined.FOLLOW_UP:
+                return IntakeOutcome.FOLLOW_UP
         return IntakeOutcome.QUEUED
+
+    async def _reply(self, reply: ThreadReply) -> IntakeOutcome:
+        text = visible(reply.text)[:MAX_TEXT_CHARS]
+        if not text:
+            return IntakeOutcome.EMPTY
+        part = conversations_repo.Message(
+            reply.workspace, reply.channel, reply.ts, reply.user, text
+        )
+        now, window = self._clock.now(), self.grouping.window
+
+        async def place(conn: AsyncConnection) -> Placed:
+            return await conversations_repo.add_follow_up(
+                conn, part, reply.thread_ts, now=now, window=window, cap=MAX_TEXT_CHARS
+            )
+
+        placed = await self._commits.run(place)
+        if placed.outcome is Joined.KEPT:
+            log.info(
+                "Reply %s/%s in a thread that is no ticket (yet): kept in case it becomes one",
+                reply.channel,
+                reply.ts,
+            )
+        return self._placed(placed, now)
+
+    # -- the "Send to triage" shortcut ----------------------------------------------------
+
+    async def send_to_triage(self, request: ShortcutRequest) -> ShortcutAnswer:
+        """Make the message a ticket now (the shortcut's user recorded); see the module doc."""
+        identity = self._slack.identity
+        own = identity is not None and (
+            request.author == identity.user_id
+            or (request.bot_id is not None and request.bot_id == identity.bot_id)
+        )
+        if own:
+            return ShortcutAnswer(
+                "own message", "That is one of my own messages (a card or a reply), not a ticket."
+            )
+        text = visible(request.text)[:MAX_TEXT_CHARS]
+        if not text:
+            return ShortcutAnswer("empty", "That message has no text to route.")
+        new = tickets_repo.NewTicket(
+            workspace=request.workspace,
+            channel=request.channel,
+            ts=request.ts,
+            user=request.author,
+            text=text,
+            source="shortcut",
+            submitted_by=request.user,
+        )
+        part = conversations_repo.Message(
+            request.workspace, request.channel, request.ts, request.author, text
+        )
+        owner, until, now = self._router.owner, self._router.lease_until(), self._clock.now()
+
+        async def place(conn: AsyncConnection) -> tuple[Placed, bool]:
+            placed = await conversations_repo.open_or_join(
+                conn,
+                part,
+                now=now,
+                window=0,
+                cap=MAX_TEXT_CHARS,
+                new=new,
+                owner=owner,
+                lease_until=until,
+            )
+            forced = False
+            if placed.outcome is Joined.DUPLICATE and placed.ticket is not None:
+                forced = await conversations_repo.declare_request(
+                    conn, placed.ticket.id, request.user
+                )
+            return placed, forced
+
+        placed, forced = await self._commits.run(place)
+        ticket = placed.ticket
+        if ticket is None:
+            return ShortcutAnswer("kept", "That message is a reply I keep with its thread.")
+        if placed.outcome is Joined.DUPLICATE and self._requests is not None:
+            # Skipped by the filter, or withdrawn by an agent: routed, and the filter learns
+            # that this is a request.
+            await self._requests.send_to_triage(ticket, request.user)
+            forced = forced or ticket.status in (tickets_repo.SKIPPED, tickets_repo.NOT_REQUEST)
+        if placed.outcome is Joined.OPENED:
+            self._queue.submit(ticket.id)
+            log.info("Ticket %s sent to triage by %s", ticket.id, request.user)
+            return ShortcutAnswer("created", "Sent to triage: it is a ticket now.", ticket.id)
+        if forced:
+            self._queue.submit(ticket.id)
+            log.info("Ticket %s declared a request by %s", ticket.id, request.user)
+            return ShortcutAnswer(
+                "declared a request", "Sent to triage: it is routed as a ticket now.", ticket.id
+            )
+        return ShortcutAnswer(
+            "already a ticket", f"That message is already ticket #{ticket.id}.", ticket.id
+        )
 
     async def _edit(self, edit: EditedMessage) -> IntakeOutcome:
         text = visible(edit.text)[:MAX_TEXT_CHARS]
+        if not text:
+            log.info("Message %s/%s edited to nothing; ignored", edit.channel, edit.ts)
+            return IntakeOutcome.EDIT_IGNORED
         async with self._db.transaction() as conn:
-            ticket = await tickets_repo.find_ticket(conn, edit.workspace, edit.channel, edit.ts)
-            if ticket is None:
+            found = await conversations_repo.edit_message(
+                conn, edit.workspace, edit.channel, edit.ts, text, MAX_TEXT_CHARS
+            )
+            if found is None:
                 return IntakeOutcome.EDIT_IGNORED
-            if not text or text == ticket.text:
-                log.info("Ticket %s edited to the same or empty text; ignored", ticket.id)
+            ticket, whole = found
+            if whole == ticket.text:
+                log.info("Ticket %s edited to the same text; ignored", ticket.id)
                 return IntakeOutcome.EDIT_IGNORED
             if await corrections_repo.current_correction(conn, ticket.id) is not None:
                 log.info("Ticket %s edited after a correction; the human label stands", ticket.id)
                 return IntakeOutcome.EDIT_IGNORED
-            await tickets_repo.edit_text(conn, ticket.id, text)
-            if ticket.status == tickets_repo.SKIPPED and self._not_a_request(edit, text):
-                await tickets_repo.set_status(conn, ticket.id, tickets_repo.SKIPPED)
-                return IntakeOutcome.NOT_A_REQUEST
+            if ticket.regroup_at is not None:  # still open: classified when it closes
+                await conversations_repo.set_text(conn, ticket.id, whole)
+                return IntakeOutcome.EDIT_QUEUED
+            await tickets_repo.edit_text(conn, ticket.id, whole)
         log.info("Ticket %s edited; classifying it again", ticket.id)
         self._queue.submit(ticket.id)
         return IntakeOutcome.EDIT_QUEUED

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict
 #: action_id prefix of the department buttons on a card; the department name follows.
 ROUTE_ACTION_PREFIX = "triage_route:"
 
-#: Message subtypes that are a person's new top-level message (with or without files).
-_PERSON_SUBTYPES = frozenset({None, "file_share", "me_message"})
+#: Message subtypes that are a person's new message (with or without files); a
+#: ``thread_broadcast`` is a thread reply also shown in the channel.
+_PERSON_SUBTYPES = frozenset({None, "file_share", "me_message", "thread_broadcast"})
 
 
 class _Frozen(BaseModel):
@@ -30,6 +31,23 @@ class NewMessage(_Frozen):
     user: str
     text: str
     has_files: bool = False
+    #: The author's team when the event names it (``user_team``: Slack Connect events do).
+    team: str | None = None
+    #: A direct message to the bot (``channel_type: im``).
+    direct: bool = False
+
+
+class ThreadReply(_Frozen):
+    """A person's reply in a thread: a follow-up when the thread is a ticket's."""
+
+    workspace: str
+    channel: str
+    ts: str
+    thread_ts: str
+    user: str
+    text: str
+    team: str | None = None
+    direct: bool = False
 
 
 class EditedMessage(_Frozen):
@@ -49,7 +67,7 @@ class SkippedMessage(_Frozen):
     reason: str
 
 
-MessagePayload = NewMessage | EditedMessage | SkippedMessage
+MessagePayload = NewMessage | ThreadReply | EditedMessage | SkippedMessage
 
 
 def _workspace(body: dict[str, Any]) -> str:
@@ -82,12 +100,23 @@ def parse_message(body: dict[str, Any], event: dict[str, Any]) -> MessagePayload
         return SkippedMessage(channel=channel, ts=ts, reason="written by a bot")
     if subtype not in _PERSON_SUBTYPES:
         return SkippedMessage(channel=channel, ts=ts, reason=f"subtype {subtype}")
-    thread = event.get("thread_ts")
-    if thread and thread != ts:
-        return SkippedMessage(channel=channel, ts=ts, reason="thread reply")
     user = event.get("user")
     if not user:
         return SkippedMessage(channel=channel, ts=ts, reason="no author")
+    team = str(event.get("user_team") or event.get("team") or "") or None
+    direct = event.get("channel_type") == "im"
+    thread = event.get("thread_ts")
+    if thread and thread != ts:
+        return ThreadReply(
+            workspace=_workspace(body),
+            channel=channel,
+            ts=ts,
+            thread_ts=str(thread),
+            user=str(user),
+            text=str(event.get("text") or ""),
+            team=team,
+            direct=direct,
+        )
     return NewMessage(
         workspace=_workspace(body),
         channel=channel,
@@ -95,6 +124,53 @@ def parse_message(body: dict[str, Any], event: dict[str, Any]) -> MessagePayload
         user=str(user),
         text=str(event.get("text") or ""),
         has_files=bool(event.get("files")),
+        team=team,
+        direct=direct,
+    )
+
+
+#: callback_id of the "Send to triage" message shortcut (manifest.yml).
+SEND_TO_TRIAGE = "send_to_triage"
+
+
+class ShortcutRequest(_Frozen):
+    """Someone used "Send to triage" on a message (a ``message_action`` payload)."""
+
+    workspace: str
+    channel: str
+    ts: str
+    #: The message's author: a user id, or the bot id of an app's message.
+    author: str
+    #: The message was posted by an app (``bot_id`` or subtype ``bot_message``).
+    by_app: bool
+    bot_id: str | None
+    text: str
+    #: Who used the shortcut, and their team (another organisation's in Slack Connect).
+    user: str
+    team: str | None = None
+
+
+def parse_shortcut(body: dict[str, Any]) -> ShortcutRequest | None:
+    """The message a ``message_action`` payload points at, or None if it is malformed."""
+    message = body.get("message") or {}
+    user = (body.get("user") or {}).get("id")
+    channel = (body.get("channel") or {}).get("id")
+    ts = message.get("ts") or body.get("message_ts")
+    if body.get("type") != "message_action" or not user or not channel or not ts:
+        return None
+    bot_id = message.get("bot_id") or None
+    by_app = bool(bot_id) or message.get("subtype") == "bot_message"
+    team = (body.get("user") or {}).get("team_id")
+    return ShortcutRequest(
+        workspace=_workspace(body),
+        channel=str(channel),
+        ts=str(ts),
+        author=str(message.get("user") or bot_id or ""),
+        by_app=by_app,
+        bot_id=str(bot_id) if bot_id else None,
+        text=str(message.get("text") or ""),
+        user=str(user),
+        team=str(team) if team else None,
     )
 
 

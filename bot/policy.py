@@ -23,6 +23,9 @@ class RoutingPolicy:
     lease_seconds: float = 120.0
     #: The threshold fitted on how the model's answers turned out (None: the fixed one).
     adaptive_threshold: Callable[[], float] | None = None
+    #: TRIAGE_PUBLIC_REPLY: "minimal" or "detailed"; None: minimal in direct messages and in
+    #: channels shared with another organisation, detailed elsewhere.
+    public_reply: str | None = None
 
     def needs_person(self, confidence: float) -> bool:
         """Whether the model is too unsure to route on its own."""

@@ -48,6 +48,7 @@ from bot.views import (
     CardContent,
     correction_reply,
     first_reply,
+    minimal_reply,
     reclassified_reply,
     resolved_triage_card,
     ticket_card,
@@ -74,6 +75,18 @@ log = logging.getLogger(__name__)
 _CHANGED = datetime(1970, 1, 1, tzinfo=UTC)
 #: Seconds before asking again for a ticket another process is routing.
 CLAIM_RETRY_SECONDS = 2.0
+#: Seconds a channel's "shared with another organisation" answer is kept.
+SHARED_CHANNEL_SECONDS = 600.0
+
+#: The request filter's one question about a conversation's text: is it a request at all
+#: (not a greeting, thanks, "+1", ...)? Asked once per run, before the department, for a
+#: ticket that has no card yet; "no" stores it as ``not_request`` without routing it.
+RequestCheck = Callable[[str], Awaitable[bool]]
+
+
+async def everything_is_a_request(_text: str) -> bool:
+    """The request check until a filter is configured."""
+    return True
 
 
 def default_owner() -> str:
@@ -100,8 +113,10 @@ class TicketRouter:
         clock: Clock | None = None,
         notices: FailureNotices | None = None,
         near_duplicates: CorrectionMemory | None = None,
+        is_request: RequestCheck | None = None,
     ) -> None:
-        """``notices``: where a ticket that ends ``failed`` is announced (None: the log only)."""
+        """``notices``: where a ticket that ends ``failed`` is announced (None: the log only).
+        ``is_request``: the request filter (None: every ticket is a request)."""
         #: This process's name in ticket leases (see data/db/tickets.py).
         self.owner = owner or default_owner()
         #: Leases are stamped and checked on this clock.
@@ -116,6 +131,8 @@ class TicketRouter:
         #: Recent corrections: a near-duplicate of a corrected ticket takes its label at once.
         self._near_duplicates = near_duplicates
         self._predictions = PredictionBatch()
+        self._is_request: RequestCheck = is_request or everything_is_a_request
+        self._shared: dict[str, tuple[float, bool]] = {}  # channel -> (when, minimal replies)
         self._fresh: dict[int, Ticket] = {}
         self._uncertain: set[int] = set()
 
@@ -216,6 +233,9 @@ class TicketRouter:
             ):
                 log.debug("Ticket %s is being routed by another process; later", ticket_id)
                 raise RetryLater(CLAIM_RETRY_SECONDS)
+        if fresh is not None and not await self._wanted(fresh, [], []):
+            await self._skip(fresh, fresh.updated_at)  # before any Slack call is started
+            return
         permalink: asyncio.Task[str] | None = None
         if fresh is not None and not self._policy.shadow_mode:
             # A new ticket will get a card, whose permalink does not depend on the label:
@@ -231,6 +251,7 @@ class TicketRouter:
     async def _process(
         self, ticket_id: int, fresh: Ticket | None, permalink: asyncio.Task[str] | None
     ) -> None:
+        vouched = False
         if fresh is not None:
             history: list[Correction] = []
             records: list[Routing] = []
@@ -239,18 +260,21 @@ class TicketRouter:
 
             async def read(
                 conn: AsyncConnection,
-            ) -> tuple[Ticket, StoredPrediction | None, list[Correction], list[Routing], bool]:
+            ) -> tuple[
+                Ticket, StoredPrediction | None, list[Correction], list[Routing], bool | None
+            ]:
                 word = await request_feedback_repo.feedback_for(conn, ticket_id)
                 return (
                     await tickets_repo.get_ticket(conn, ticket_id),
                     await tickets_repo.latest_prediction(conn, ticket_id),
                     await corrections_repo.corrections_for(conn, ticket_id),
                     await routings_repo.routings_for(conn, ticket_id),
-                    word is not None and not word.is_request,
+                    None if word is None else word.is_request,
                 )
 
-            ticket, prediction, history, records, not_request = await self._db.run(read)
-            if not_request:  # an agent said it is no request: take back what was posted
+            ticket, prediction, history, records, said = await self._db.run(read)
+            vouched = said is True  # an agent said it is a request ("Send to triage")
+            if said is False:  # an agent said it is no request: take back what was posted
                 await self._withdraw(ticket, records)
                 return
             if prediction is None:  # never classified, so nothing was ever posted
@@ -260,6 +284,9 @@ class TicketRouter:
         if history and self._near_duplicates is not None:
             self._near_duplicates.changed()  # this ticket's correction counts from now on
         seen: datetime | None = ticket.updated_at
+        if fresh is None and not vouched and not await self._wanted(ticket, history, records):
+            await self._skip(ticket, seen)
+            return
         stale = prediction is None or (
             ticket.edited_at is not None and prediction.created_at < ticket.edited_at
         )
@@ -320,6 +347,43 @@ class TicketRouter:
             return
         await self._finish(ticket, tickets_repo.NOT_REQUEST, ticket.updated_at)
         log.info("Ticket %s withdrawn: not a request", ticket.id)
+
+    async def _skip(self, ticket: Ticket, seen: datetime | None) -> None:
+        await self._finish(ticket, tickets_repo.SKIPPED, seen)
+        log.info("Ticket %s is no request (the request filter): stored, not routed", ticket.id)
+
+    async def _wanted(
+        self, ticket: Ticket, history: list[Correction], records: list[Routing]
+    ) -> bool:
+        """Whether to route the ticket: the request filter's answer, asked only while nothing
+        was posted for it and nobody vouched for it (a correction, the shortcut)."""
+        if history or ticket.submitted_by or any(r.kind == routings_repo.CARD for r in records):
+            return True
+        text = ticket.text[:MAX_TEXT_CHARS]
+        return await self._is_request(redact_pii(text) if self._policy.redact_pii else text)
+
+    def note_shared(self, channel: str, shared: bool) -> None:
+        """What conversations.info said about ``channel`` (the start-up check asks anyway)."""
+        self._shared[channel] = (self.clock.monotonic(), shared)
+
+    async def _minimal(self, ticket: Ticket) -> bool:
+        """Whether the requester is told little (TRIAGE_PUBLIC_REPLY, or by default: in a
+        direct message and in a channel shared with another organisation)."""
+        if self._policy.public_reply is not None:
+            return self._policy.public_reply == "minimal"
+        if ticket.source == "dm" or ticket.channel.startswith("D"):
+            return True
+        cached = self._shared.get(ticket.channel)
+        now = self.clock.monotonic()
+        if cached is not None and now - cached[0] < SHARED_CHANNEL_SECONDS:
+            return cached[1]
+        try:
+            shared = await self._slack.shared_externally(ticket.channel)
+        except Exception:  # unsure: say less rather than too much
+            log.warning("Cannot tell whether %s is shared; replying minimally", ticket.channel)
+            return True
+        self._shared[ticket.channel] = (now, shared)
+        return shared
 
     async def _finish(self, ticket: Ticket, status: str, seen: datetime | None) -> None:
         async def mark(conn: AsyncConnection) -> None:
@@ -471,6 +535,10 @@ class TicketRouter:
             dept, decided_by_person=human is not None, confidence=prediction.confidence
         )
         key = dept.name if human is None else f"{dept.name}#c{human.id}"
+        kept = self._kept_card(ticket, prediction, human, records)
+        if kept is not None:
+            dept, destination, key = kept
+            confidence = dict(prediction.ranking).get(dept.name, confidence)
         card = CardContent(
             ticket_id=ticket.id,
             text=ticket.text,
@@ -482,12 +550,49 @@ class TicketRouter:
             decided_by=human.user if human else None,
             ask_for_department=human is None and self._policy.needs_person(confidence),
             like=None if human else near_duplicate_of(prediction.model_id),
+            follow_ups=ticket.follow_ups,
+            last_follow_up=ticket.last_follow_up,
+            legend=await self._minimal(ticket),
+            parts=ticket.parts,
         )
         await self._reconcile_card(ticket, card, destination, key, records, permalink, check)
         await self._reconcile_tag(ticket, dept, records)
         return await self._reconcile_thread(
-            ticket, dept, prediction, human, ever_corrected, destination, key, records, seen, check
+            ticket,
+            dept,
+            prediction,
+            human,
+            ever_corrected,
+            destination,
+            key,
+            records,
+            seen,
+            check,
+            minimal=card.legend,
         )
+
+    def _kept_card(
+        self,
+        ticket: Ticket,
+        prediction: StoredPrediction,
+        human: Correction | None,
+        records: list[Routing],
+    ) -> tuple[Department, str, str] | None:
+        """Where a grown conversation's card stays: (department, channel, key) of the model's
+        card already out when the new answer is an unsure other department, or None.
+
+        A vague follow-up ("any update?") makes the whole text less clear; that is no reason
+        to pull a card out of the department working on it (an agent's emoji still moves it).
+        """
+        if human is not None or (ticket.parts <= 1 and ticket.follow_ups == 0):
+            return None
+        card = next((r for r in records if r.kind == routings_repo.CARD and r.active), None)
+        if card is None or "#" in card.label or card.label == prediction.label:
+            return None
+        dept = self._taxonomy.get(card.label)
+        if dept is None or not self._policy.needs_person(prediction.confidence):
+            return None
+        return dept, card.channel, card.label
 
     async def _post(
         self,
@@ -655,14 +760,48 @@ class TicketRouter:
         records: list[Routing],
         seen: datetime | None,
         check: bool,
+        *,
+        minimal: bool = False,
     ) -> bool:
         said = [r for r in records if r.kind in (routings_repo.REPLY, routings_repo.CONFIRM)]
         if said and said[-1].label == key:
             return False
-        if human is not None:
+        in_triage = destination != dept.channel
+        grouped = ticket.parts > 1 or ticket.follow_ups > 0
+        live = [r for r in said if r.active and r.ts is not None]
+        first = live[-1] if live else None
+        if (
+            human is None
+            and not ever_corrected
+            and grouped
+            and first is not None
+            and first.ts is not None
+            and all(r.kind == routings_repo.REPLY for r in said)
+        ):
+            # A conversation that grew and now reads differently: its one reply says so in
+            # place (a second reply per message of a burst would be noise).
+            if minimal:
+                text = minimal_reply(None if in_triage else dept)
+            else:
+                text = first_reply(
+                    dept, prediction.confidence, destination, in_triage, self._taxonomy
+                )
+            await self._slack.update_message(ticket.channel, first.ts, text)
+            await self._removed(first)
+            await self._record(
+                ticket,
+                routings_repo.REPLY,
+                key,
+                ticket.channel,
+                first.ts,
+                finish=(tickets_repo.ROUTED, seen),
+            )
+            return True
+        if minimal:
+            text = minimal_reply(None if in_triage and human is None else dept)
+        elif human is not None:
             text = correction_reply(dept, human.user, destination)
         elif not said:
-            in_triage = destination != dept.channel
             text = first_reply(dept, prediction.confidence, destination, in_triage, self._taxonomy)
         elif ever_corrected:
             text = undo_reply(dept, destination)

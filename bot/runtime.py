@@ -6,7 +6,8 @@ database (migrated), the one HTTP session and Slack client (auth.test), the one 
 ``Supervisor``::
 
     group-commit -> ticket-workers -> requeue-watcher -> registry-follower -> retrain-follower
-    -> people-refresher -> request-filter -> (auto-retrain, triage-threshold, response-timers
+    -> people-refresher -> request-filter -> conversation-closer -> (auto-retrain,
+    triage-threshold, response-timers
     when configured)
 
 On the way out the tasks stop in the reverse order, this process's ticket leases are given up,
@@ -33,6 +34,7 @@ from admin.startup_model import ensure_model_for_taxonomy
 from bot.app import create_app
 from bot.config import slack_config
 from bot.policy import RoutingPolicy
+from bot.routing import RequestCheck
 from bot.services import Intervals, Services, build_services
 from bot.supervisor import Supervisor
 from classifier.artifacts import load_model
@@ -73,12 +75,14 @@ async def open_runtime(
     workers: int = 16,
     owner: str = "",
     policy: RoutingPolicy | None = None,
+    is_request: RequestCheck | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build, start and (on exit) stop the bot; see the module docstring.
 
     ``classifier``: route with it instead of the registry's active model (no first model is
     trained). ``owner``: this process's name in ticket leases. ``policy``: instead of the
-    settings' routing rules.
+    settings' routing rules. ``is_request``: the request filter's check instead of the
+    configured one (tests).
     """
     config = slack_config(settings)  # a bad token setting stops start-up before any contact
     taxonomy = taxonomy or load_taxonomy(settings.taxonomy)
@@ -104,6 +108,7 @@ async def open_runtime(
             intervals=intervals,
             owner=owner,
             policy=policy,
+            is_request=is_request,
         )
         stack.push_async_callback(services.http.close)
         await db.start()
@@ -144,6 +149,7 @@ async def open_runtime(
         supervisor.add("people-refresher", services.people.run)
         if settings.request_filter:
             supervisor.add("request-filter", services.requests.run)
+        supervisor.add("conversation-closer", services.closer.run)
         if settings.auto_retrain:
             supervisor.add("auto-retrain", services.auto_retrainer.run)
         if settings.adaptive_threshold:

@@ -24,19 +24,21 @@ from bot.admin_commands import AdminAccess, AdminCommands
 from bot.auto_retrainer import INTERVAL as AUTO_RETRAIN_INTERVAL
 from bot.auto_retrainer import AutoRetrainer
 from bot.config import SlackConfig
+from bot.conversations import POLL_SECONDS as CLOSER_POLL_SECONDS
+from bot.conversations import ConversationCloser
 from bot.corrections import CorrectionDesk
 from bot.errors import PermanentSlackError, SampleChannelsError, SlackCallError
 from bot.failure_notice import FailureNotices
 from bot.group_commit import GroupCommit
 from bot.home_tab import AppHome, HomeTab
-from bot.intake import Intake
+from bot.intake import Grouping, Intake
 from bot.job_follower import JobFollower
 from bot.people import REFRESH_SECONDS, People
 from bot.policy import RoutingPolicy
 from bot.request_feedback import RequestFilterService
 from bot.requeue import POLL_SECONDS, RequeueWatcher
 from bot.response_timers import SWEEP_SECONDS, ResponseTimers
-from bot.routing import TicketRouter
+from bot.routing import RequestCheck, TicketRouter
 from bot.slack_gateway import SlackGateway, create_slack_client
 from bot.work_queue import TicketQueue
 from classifier.taxonomy import Taxonomy, load_taxonomy
@@ -106,6 +108,9 @@ class Intervals:
     request_filter: float | None = None
     #: Sweeps of the first-response timers (a nudge is posted at most this long after due).
     response_timers: float = SWEEP_SECONDS
+    #: Longest wait between looks for closed conversations (each process also wakes exactly
+    #: when a conversation it stored closes).
+    conversations: float = CLOSER_POLL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class Services:
     queue: TicketQueue
     router: TicketRouter
     intake: Intake
+    closer: ConversationCloser
     corrections: CorrectionDesk
     requests: RequestFilterService
     people: People
@@ -155,7 +161,8 @@ class Services:
         unknown: list[str] = []
         for channel in dict.fromkeys(channels):
             try:
-                name, member = await self.slack.channel_membership(channel)
+                name, member, shared = await self.slack.channel_membership(channel)
+                self.router.note_shared(channel, shared)
             except PermanentSlackError as exc:
                 missing[channel] = channel  # the gateway logged what is wrong and how to fix it
                 if exc.error == "channel_not_found":
@@ -219,6 +226,7 @@ def routing_policy(settings: Settings) -> RoutingPolicy:
         shadow_mode=settings.shadow_mode,
         redact_pii=settings.redact_pii,
         lease_seconds=settings.ticket_lease_seconds,
+        public_reply=settings.public_reply,
     )
 
 
@@ -251,12 +259,14 @@ def build_services(
     intervals: Intervals | None = None,
     owner: str = "",
     policy: RoutingPolicy | None = None,
+    is_request: RequestCheck | None = None,
 ) -> Services:
     """Wire the bot's services (nothing is contacted; ``bot.runtime`` starts them).
 
     ``owner``: this process's name in ticket leases (default host:pid). ``policy``: instead of
     the settings'. ``admin``: the admin jobs' context; its ``on_model_activated`` is set here
-    so a promotion in this process is used at once.
+    so a promotion in this process is used at once. ``is_request``: the request filter's
+    check (None: every conversation is a request).
     """
     intervals = intervals or Intervals()
     # Settings that clash with the taxonomy stop start-up before anything is opened.
@@ -290,6 +300,13 @@ def build_services(
         if settings.near_duplicates
         else None
     )
+
+    async def filter_says_request(text: str) -> bool:
+        # The request filter judges each conversation once it closes (bot.routing); it is
+        # built below, as it needs the queue, which needs the router.
+        decision = requests.decide(text)
+        return decision is None or decision.is_request
+
     router = TicketRouter(
         commits,
         slack,
@@ -300,8 +317,10 @@ def build_services(
         clock,
         notices,
         near_duplicates=near_duplicates,
+        is_request=is_request or filter_says_request,
     )
     queue = TicketQueue(router.process, workers=workers, clock=clock)
+    closer = ConversationCloser(commits, db, queue, router, clock, intervals.conversations)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
     people = agents(settings, taxonomy, slack, clock, intervals.people)
     requests = RequestFilterService(
@@ -341,7 +360,23 @@ def build_services(
         model=model,
         queue=queue,
         router=router,
-        intake=Intake(db, commits, queue, router, policy, requests),
+        intake=Intake(
+            db,
+            commits,
+            queue,
+            router,
+            policy,
+            people=people,
+            slack=slack,
+            closer=closer,
+            clock=clock,
+            requests=requests,
+            grouping=Grouping(
+                window=settings.group_seconds,
+                agent_posts_are_tickets=settings.agent_posts == "tickets",
+            ),
+        ),
+        closer=closer,
         requests=requests,
         commits=commits,
         corrections=CorrectionDesk(

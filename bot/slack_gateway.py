@@ -256,6 +256,11 @@ class UserInfo:
     enterprise_id: str
 
 
+def _shared(info: dict[str, Any]) -> bool:
+    """A conversations.info channel is shared with another organisation, or is a DM."""
+    return any(bool(info.get(flag)) for flag in ("is_ext_shared", "is_pending_ext_shared", "is_im"))
+
+
 class SlackGateway:
     """The bot's Slack Web API calls, with errors translated and fixes logged once."""
 
@@ -449,8 +454,9 @@ class SlackGateway:
         assert response is not None
         return str(response["permalink"])
 
-    async def channel_membership(self, channel: str) -> tuple[str, bool]:
-        """(name, whether the bot is a member) of a channel, from conversations.info."""
+    async def channel_membership(self, channel: str) -> tuple[str, bool, bool]:
+        """(name, whether the bot is a member, whether it is shared with another organisation)
+        of a channel, from conversations.info (see ``shared_externally``)."""
         response = await self._call(
             "conversations.info",
             lambda: self.client.conversations_info(channel=channel),
@@ -458,7 +464,12 @@ class SlackGateway:
         )
         assert response is not None
         info = response.get("channel") or {}
-        return str(info.get("name") or channel), bool(info.get("is_member"))
+        return str(info.get("name") or channel), bool(info.get("is_member")), _shared(info)
+
+    async def shared_externally(self, channel: str) -> bool:
+        """Whether people of another organisation are in the channel (Slack Connect: the
+        ``is_ext_shared`` / ``is_pending_ext_shared`` of conversations.info), or it is a DM."""
+        return (await self.channel_membership(channel))[2]
 
     async def user_info(self, user: str) -> UserInfo:
         """users.info for ``user`` (not cached here: ``bot.people`` caches it)."""

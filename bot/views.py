@@ -19,6 +19,8 @@ from classifier.taxonomy import Department, Taxonomy
 
 #: Characters of ticket text on a card posted again after Slack refused the full one.
 SHORT_CARD_CHARS = 1_000
+#: Characters of the latest follow-up shown on a card.
+FOLLOW_UP_CHARS = 300
 #: Levels of a card: full text, shorter text, only a link to the ticket.
 CARD_LEVELS = 3
 #: Slack's answers that mean "this message's content is refused": post a simpler card.
@@ -47,6 +49,13 @@ class CardContent:
     ask_for_department: bool = False  # low confidence: one button per department
     #: Routed by a recent correction: (the corrected ticket's id, who corrected it).
     like: tuple[int, str] | None = None
+    #: The requester's replies in the ticket's thread: how many, and the latest.
+    follow_ups: int = 0
+    last_follow_up: str | None = None
+    #: The requester was told little (TRIAGE_PUBLIC_REPLY=minimal): the card says how to correct.
+    legend: bool = False
+    #: Top-level messages in the conversation.
+    parts: int = 1
 
 
 def _ticket_text(card: CardContent, level: int) -> str:
@@ -78,6 +87,8 @@ def ticket_card(card: CardContent, taxonomy: Taxonomy, level: int = 0) -> tuple[
         verdict = f":{dept.emoji}: *{dept.name}* ({percent(card.confidence)})"
     others = ", ".join(f"{label} {percent(score)}" for label, score in card.runner_ups[:2])
     context = f"From <@{card.author}> · <{card.permalink}|view ticket>"
+    if card.parts > 1:
+        context += f" · {card.parts} messages"
     if others and not card.decided_by:
         context += f" · runner-ups: {others}"
     blocks: Blocks = [
@@ -85,6 +96,14 @@ def ticket_card(card: CardContent, taxonomy: Taxonomy, level: int = 0) -> tuple[
         {"type": "section", "text": {"type": "mrkdwn", "text": _ticket_text(card, level)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
     ]
+    if card.follow_ups and level < 2:
+        plural = "s" if card.follow_ups != 1 else ""
+        latest = fit(render(card.last_follow_up or ""), FOLLOW_UP_CHARS)
+        line = f"*+{card.follow_ups} follow-up{plural}* · latest: {latest}"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
+    if card.legend:
+        legend = _how_to_correct(taxonomy).replace("this ticket", "the ticket or this card")
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": legend}]})
     if card.ask_for_department:
         blocks.append(
             {
@@ -133,6 +152,14 @@ def first_reply(
     else:
         head = f"Routed to *{dept.name}* ({percent(confidence)}) in <#{destination}>."
     return f"{head} {_how_to_correct(taxonomy)}"
+
+
+def minimal_reply(dept: Department | None) -> str:
+    """What a requester is told when they see little (TRIAGE_PUBLIC_REPLY=minimal): no
+    confidence, no internal channel, no emoji legend (that goes on the card)."""
+    if dept is None:  # unsure: a person chooses the department
+        return "Thanks — our support team has this."
+    return f"Thanks — our {dept.name} team has this."
 
 
 def correction_reply(dept: Department, user: str, destination: str) -> str:

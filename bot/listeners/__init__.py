@@ -17,7 +17,15 @@ from collections.abc import Callable
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import actions, app_home, commands, members, messages, reactions
+from bot.listeners import (
+    actions,
+    app_home,
+    commands,
+    members,
+    messages,
+    reactions,
+    shortcuts,
+)
 from bot.services import Services
 
 Register = Callable[[AsyncApp, Services], None]
@@ -30,6 +38,7 @@ SURFACES: tuple[Register, ...] = (
     commands.register,
     app_home.register,
     members.register,
+    shortcuts.register,
 )
 
 

@@ -56,8 +56,54 @@ tickets = Table(
     # The bot process routing the ticket, until when (see data/db/tickets.py: leases).
     Column("owner", String(64), nullable=True),
     _ts("lease_until", nullable=True),
+    # The conversation (data/db/conversations.py): top-level messages in it, the requester's
+    # replies in its thread and the latest of them, and when the card is next brought up to
+    # date (a debounce: NULL when nothing waits).
+    Column("parts", Integer, nullable=False, default=1, server_default="1"),
+    Column("follow_ups", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_follow_up", Text, nullable=True),
+    _ts("regroup_at", nullable=True),
+    # How it came in: NULL a support channel, "dm" a direct message, "shortcut" the "Send to
+    # triage" message shortcut, by ``submitted_by`` (who also declared it a request).
+    Column("source", String(16), nullable=True),
+    Column("submitted_by", String(32), nullable=True),
     UniqueConstraint("workspace", "channel", "ts", name="uq_tickets_workspace_channel_ts"),
     Index("ix_tickets_status", "status"),
+    Index("ix_tickets_regroup_at", "regroup_at"),
+)
+
+# Every message of a ticket's conversation (the opening message, the rest of a burst, the
+# requester's thread replies), so a retried event, an edit or a thread reply finds its ticket;
+# a thread reply that arrived before its parent was stored waits here with ticket_id NULL.
+ticket_messages = Table(
+    "ticket_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=True),
+    Column("workspace", String(32), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("ts", String(32), nullable=False),
+    Column("parent_ts", String(32), nullable=True),  # a thread reply's thread
+    Column("user", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("kind", String(16), nullable=False),  # opening | burst | follow_up
+    _ts("created_at"),
+    UniqueConstraint("workspace", "channel", "ts", name="uq_ticket_messages_workspace_channel_ts"),
+    Index("ix_ticket_messages_ticket_id", "ticket_id"),
+    Index("ix_ticket_messages_channel_parent_ts", "channel", "parent_ts"),
+)
+
+# The open conversation of each requester in each channel: a new top-level message joins
+# ``ticket_id`` when it comes within TRIAGE_GROUP_SECONDS of ``last_at``. One row per key, so
+# replicas receiving one burst serialise on it (data/db/conversations.py).
+conversation_windows = Table(
+    "conversation_windows",
+    metadata,
+    Column("workspace", String(32), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("user", String(32), primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=True),
+    _ts("last_at"),
 )
 
 predictions = Table(

@@ -90,6 +90,10 @@ class NewTicket:
     ts: str
     user: str
     text: str
+    #: None: a support channel; "dm": a direct message to the bot; "shortcut": "Send to triage".
+    source: str | None = None
+    #: Who sent it with the shortcut (they declared it a request).
+    submitted_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,14 @@ class Ticket:
     edited_at: datetime | None
     owner: str | None = None
     lease_until: datetime | None = None
+    #: Top-level messages in the conversation, and the requester's replies in its thread.
+    parts: int = 1
+    follow_ups: int = 0
+    last_follow_up: str | None = None
+    source: str | None = None
+    submitted_by: str | None = None
+    #: When its conversation closes and it is routed (None: nothing waits).
+    regroup_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +174,17 @@ def _ticket(row: Any) -> Ticket:
         edited_at=row.edited_at,
         owner=row.owner,
         lease_until=_utc(row.lease_until),
+        parts=row.parts,
+        follow_ups=row.follow_ups,
+        last_follow_up=row.last_follow_up,
+        source=row.source,
+        submitted_by=row.submitted_by,
+        regroup_at=_utc(row.regroup_at),
     )
+
+
+#: A ``tickets`` row as a ``Ticket`` (for the other repositories of this package).
+ticket_from_row = _ticket
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -223,11 +245,13 @@ async def store_ticket(
     owner: str | None = None,
     lease_until: datetime | None = None,
     status: str = RECEIVED,
+    regroup_at: datetime | None = None,
 ) -> tuple[Ticket, bool]:
     """Store ``new`` unless a ticket with its (workspace, channel, ts) exists.
 
     ``owner`` and ``lease_until``: the storing process leases the ticket it will route.
     ``status``: ``SKIPPED`` for a message stored but not to be routed.
+    ``regroup_at``: routed only from then on (its conversation may still grow).
     Returns the stored ticket and whether this call created it (False for a retried event).
     """
     now = utcnow()
@@ -245,6 +269,11 @@ async def store_ticket(
             "updated_at": now,
             "owner": owner,
             "lease_until": lease_until,
+            "parts": 1,
+            "follow_ups": 0,
+            "regroup_at": regroup_at,
+            "source": new.source,
+            "submitted_by": new.submitted_by,
         },
     )
     created_id = result.scalar_one_or_none()
@@ -263,6 +292,9 @@ async def store_ticket(
             edited_at=None,
             owner=owner,
             lease_until=lease_until,
+            source=new.source,
+            submitted_by=new.submitted_by,
+            regroup_at=regroup_at,
         )
         return ticket, True
     existing = await find_ticket(conn, new.workspace, new.channel, new.ts)
@@ -394,6 +426,8 @@ async def claim_unfinished(
         free = or_(free, tickets.c.owner == owner)
     else:
         free = and_(free, or_(tickets.c.owner.is_(None), tickets.c.owner != owner))
+    # A conversation still open is routed when it closes (bot.conversations), not before.
+    free = and_(free, or_(tickets.c.regroup_at.is_(None), tickets.c.regroup_at <= now))
     waiting = (
         select(tickets.c.id)
         .where(tickets.c.status.in_(UNFINISHED), free)

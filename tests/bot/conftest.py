@@ -16,6 +16,7 @@ from aiohttp import web
 
 from admin.context import AdminContext
 from admin.settings import Settings
+from bot.routing import RequestCheck
 from bot.runtime import Runtime, open_runtime
 from bot.server import EVENTS_PATH, create_web_app
 from bot.services import Intervals, Services, routing_policy
@@ -54,6 +55,7 @@ class BotHarness:
         clock: Clock | None = None,
         intervals: Intervals | None = None,
         learners: dict[str, Learner] | None = None,
+        is_request: RequestCheck | None = None,
         **overrides: Any,
     ) -> None:
         """``owner`` and ``lease_seconds``: this replica's name in ticket leases, and how long
@@ -69,6 +71,7 @@ class BotHarness:
         self.clock = clock
         self.intervals = intervals
         self.learners = learners
+        self.is_request = is_request
         self.db_path = db_path
         self.settings = Settings(
             slack_bot_token=fake.token,
@@ -79,7 +82,9 @@ class BotHarness:
             database_url=f"sqlite+aiosqlite:///{db_path}",
             # Automatic retrains would train real models in the background of every test
             # that corrects five tickets; tests/bot/test_auto_retrain.py turns them on.
-            **{"auto_retrain": False, **overrides},
+            # Grouping (TRIAGE_GROUP_SECONDS) would hold each test's tickets for two minutes
+            # of real time; tests/bot/test_conversations.py turns it on with a FakeClock.
+            **{"auto_retrain": False, "group_seconds": 0, **overrides},
         )
         self.classifier: Classifier = KeywordClassifier(taxonomy)
         self.runtime: Runtime | None = None
@@ -135,6 +140,7 @@ class BotHarness:
                     workers=workers,
                     owner=self.owner,
                     policy=policy,
+                    is_request=self.is_request,
                 )
             )
             runner = web.AppRunner(create_web_app(runtime.app, runtime.services))

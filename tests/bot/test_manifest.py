@@ -35,9 +35,12 @@ METHOD_SCOPES: dict[str, set[str]] = {
 }
 
 #: Event -> the manifest subscriptions and scopes it needs. A "message" listener covers public
-#: and private support channels.
+#: and private support channels and direct messages to the bot.
 EVENT_SUBSCRIPTIONS: dict[str, tuple[set[str], set[str]]] = {
-    "message": ({"message.channels", "message.groups"}, {"channels:history", "groups:history"}),
+    "message": (
+        {"message.channels", "message.groups", "message.im"},
+        {"channels:history", "groups:history", "im:history"},
+    ),
     "reaction_added": ({"reaction_added"}, {"reactions:read"}),
     "reaction_removed": ({"reaction_removed"}, {"reactions:read"}),
     "app_home_opened": ({"app_home_opened"}, set()),
@@ -118,8 +121,8 @@ def test_scopes_are_exactly_the_ones_used() -> None:
     assert not unknown, f"add these methods' scopes to METHOD_SCOPES: {sorted(unknown)}"
     needed = set().union(*(METHOD_SCOPES[m] for m in methods))
     needed |= set().union(*(EVENT_SUBSCRIPTIONS[e][1] for e in _listened("event")))
-    if _listened("command"):
-        needed.add("commands")
+    if _listened("command") or _listened("message_shortcut"):
+        needed.add("commands")  # slash commands and shortcuts both need it
     requested = set(_manifest()["oauth_config"]["scopes"]["bot"])
     assert requested - needed == set(), "requested but never used"
     assert needed - requested == set(), "used but not requested"
@@ -128,3 +131,21 @@ def test_scopes_are_exactly_the_ones_used() -> None:
 def test_app_home_matches_the_listener() -> None:
     home = _manifest()["features"]["app_home"]["home_tab_enabled"]
     assert home == ("app_home_opened" in _listened("event"))
+
+
+def test_message_shortcuts_are_declared() -> None:
+    listened = _listened("message_shortcut")
+    assert "send_to_triage" in listened
+    declared = {
+        s["callback_id"]
+        for s in _manifest()["features"].get("shortcuts", [])
+        if s["type"] == "message"
+    }
+    assert declared == listened
+
+
+def test_direct_messages_need_the_messages_tab() -> None:
+    subscribed = set(_manifest()["settings"]["event_subscriptions"]["bot_events"])
+    home = _manifest()["features"]["app_home"]
+    assert ("message.im" in subscribed) == home["messages_tab_enabled"]
+    assert home["messages_tab_read_only_enabled"] is False

@@ -25,6 +25,7 @@ async def test_the_runtime_supervises_every_background_task_and_closes_what_it_o
         "retrain-follower",
         "people-refresher",
         "request-filter",
+        "conversation-closer",
         "triage-threshold",  # TRIAGE_ADAPTIVE_THRESHOLD; auto-retrain is off in the harness
     ]
     # One OpenAI client for the whole process (none here: no key), shared by the admin jobs.

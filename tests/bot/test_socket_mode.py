@@ -59,6 +59,7 @@ def _settings(fake: FakeSlack, db_path: Path, **overrides: Any) -> Settings:
         "support_channels": (SUPPORT,),
         "triage_channel": TRIAGE,
         "database_url": f"sqlite+aiosqlite:///{db_path}",
+        "group_seconds": 0,  # one ticket per message here; tests/bot/test_conversations.py groups
     }
     return Settings(**{**values, **overrides})
 

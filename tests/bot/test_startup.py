@@ -42,6 +42,7 @@ def _settings(fake: FakeSlack, tmp_path: Path, **overrides: object) -> Settings:
         "slack_api_url": fake.url,
         "support_channels": (SUPPORT,),
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        "group_seconds": 0,  # routed at once, not when a conversation closes
         "learner": "tfidf",
     }
     return Settings(**{**values, **overrides})

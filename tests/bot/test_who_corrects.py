@@ -47,10 +47,18 @@ async def test_the_author_cannot_relabel_their_own_ticket(bot: BotHarness) -> No
     assert len(bot.fake.live_messages(TECHNICAL)) == 1
 
 
-async def test_an_agent_may_correct_their_own_ticket(bot: BotHarness) -> None:
-    ts = await bot.ticket("The app crashes with an error", user="U0AGENT")
-    await _react(bot, "U0AGENT", "moneybag", ts)
-    assert await _labels(bot) == [("U0AGENT", "Billing")]
+async def test_an_agent_may_correct_their_own_ticket(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    # An agent's own post is a ticket only with TRIAGE_AGENT_POSTS=tickets.
+    bot = BotHarness(fake_slack, tmp_path / "own.db", taxonomy, agent_posts="tickets")
+    await bot.start()
+    try:
+        ts = await bot.ticket("The app crashes with an error", user="U0AGENT")
+        await _react(bot, "U0AGENT", "moneybag", ts)
+        assert await _labels(bot) == [("U0AGENT", "Billing")]
+    finally:
+        await bot.stop()
 
 
 async def test_someone_in_no_agent_channel_cannot_correct(

@@ -165,6 +165,9 @@ class FakeSlack:
     #: ``outside``); ``missing`` channels answer channel_not_found.
     members: dict[str, list[str]] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
+    #: conversations.info: channels shared with another organisation (Slack Connect), which
+    #: it shows with ``is_ext_shared``; ids starting with "D" are direct messages (``is_im``).
+    shared: set[str] = field(default_factory=set)
     #: views.publish: user id -> the Home tab view last published for them.
     home_views: dict[str, Params] = field(default_factory=dict)
     #: Files uploaded through files.getUploadURLExternal: file id -> bytes (None until sent).
@@ -526,6 +529,13 @@ class FakeSlack:
 
     def _conversations_info(self, params: Params) -> dict[str, Any]:
         channel = str(params.get("channel", ""))
+        if not channel or channel in self.missing:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel.startswith("D"):  # a direct message: no name, no membership
+            return {
+                "ok": True,
+                "channel": {"id": channel, "is_im": True, "user": "U0ALICE", "is_open": True},
+            }
         return {
             "ok": True,
             "channel": {
@@ -535,6 +545,10 @@ class FakeSlack:
                 "is_private": False,
                 "is_archived": False,
                 "is_member": channel not in self.outside,
+                "is_shared": channel in self.shared,
+                "is_ext_shared": channel in self.shared,
+                "is_pending_ext_shared": False,
+                "is_org_shared": False,
             },
         }
 

@@ -210,3 +210,25 @@ def member_event(joined: bool, user: str, channel: str) -> dict[str, Any]:
     if joined:
         event["inviter"] = "U0BOSS"
     return event
+
+
+def shortcut_payload(
+    callback_id: str, user: str, channel: str, message: dict[str, Any]
+) -> dict[str, Any]:
+    """A message shortcut's ``message_action`` payload (api.slack.com/reference/interaction-
+    payloads/shortcuts), for the message ``message`` in ``channel``."""
+    return {
+        "type": "message_action",
+        "token": "legacy-verification-token",
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": TEAM_ID, "domain": "fake-workspace"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
+        "channel": {"id": channel, "name": channel.lower()},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": "1234.5678.abcdef",
+        "response_url": f"https://hooks.slack.com/app/{TEAM_ID}/1/abc",
+        "message_ts": message["ts"],
+        "message": message,
+    }

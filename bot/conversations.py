@@ -1,0 +1,99 @@
+"""Routes each conversation once it closes: the background task behind grouping.
+
+Intake stores every message at once (``data.db.conversations``) and pushes its ticket's
+``regroup_at`` to ``TRIAGE_GROUP_SECONDS`` after it. This task sleeps until the earliest
+``regroup_at`` in the database, takes the tickets whose time has come with one
+compare-and-set (each goes to exactly one replica) and queues them: the router classifies the
+whole conversation once and posts its card, or brings the card up to date after follow-ups.
+So a 200-message burst costs one classification and one card, not 200, and the schedule lives
+in the database: it survives a restart, and any replica closes a conversation another one
+opened if that one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.group_commit import GroupCommit
+from bot.routing import TicketRouter
+from bot.work_queue import TicketQueue
+from data.clock import Clock, sleep_or_wake
+from data.db import conversations as conversations_repo
+from data.db.database import Database
+
+log = logging.getLogger(__name__)
+
+#: Longest sleep between two looks (conversations another replica opened and then stopped).
+POLL_SECONDS = 2.0
+
+
+class ConversationCloser:
+    """See the module docstring; ``run`` is the supervised task, ``scheduled`` its doorbell."""
+
+    def __init__(
+        self,
+        commits: GroupCommit,
+        db: Database,
+        queue: TicketQueue,
+        router: TicketRouter,
+        clock: Clock,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self._commits = commits
+        self._db = db
+        self._queue = queue
+        self._router = router
+        self._clock = clock
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+        self._until: datetime | None = None  # when the current sleep ends
+
+    def scheduled(self, closes_at: datetime) -> None:
+        """A conversation closes at ``closes_at``: look then, if that is before the next look."""
+        if self._until is None or closes_at < self._until:
+            self._wake.set()
+
+    async def close_due(self) -> list[int]:
+        """Queue every ticket whose conversation has closed; returns their ids."""
+        owner, until, now = self._router.owner, self._router.lease_until(), self._clock.now()
+        # A read first, in a transaction of its own: usually nothing is due, and a read takes
+        # no write lock away from the tickets being stored.
+        upcoming = await self._next_due()
+        if upcoming is None or upcoming > now:
+            return []
+
+        async def claim(conn: AsyncConnection) -> list[int]:
+            return await conversations_repo.claim_due(conn, now, owner, until)
+
+        claimed = await self._commits.run(claim)
+        for ticket_id in claimed:
+            self._queue.submit(ticket_id)
+        if claimed:
+            log.debug("Conversations closed: %s", claimed)
+        return claimed
+
+    async def _next_due(self) -> datetime | None:
+        async with self._db.transaction() as conn:
+            return await conversations_repo.next_due(conn)
+
+    async def run(self) -> None:
+        """Close conversations as their time comes, until cancelled."""
+        while True:
+            delay = self._poll
+            try:
+                claimed = await self.close_due()
+                upcoming = await self._next_due()
+                if upcoming is not None:
+                    wait = (upcoming - self._clock.now()).total_seconds()
+                    # Due but not claimed: another replica holds it; look again after a while.
+                    delay = min(self._poll, wait) if wait > 0 or claimed else self._poll
+            except Exception:
+                log.warning("Could not close conversations; trying again", exc_info=True)
+            delay = max(delay, 0.0)
+            self._until = self._clock.now() + timedelta(seconds=delay)
+            await sleep_or_wake(self._clock, delay, self._wake)
+            self._until = None
