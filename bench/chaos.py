@@ -476,6 +476,8 @@ def replica_env(fake: FakeSlack, url: str, lease: float, workers: int) -> dict[s
             "TRIAGE_LEARNER": "tfidf",
             "TRIAGE_LOG_LEVEL": "WARNING",
             "TRIAGE_TICKET_LEASE_SECONDS": f"{lease:g}",
+            # Every event is one user's: grouped, they would be one conversation.
+            "TRIAGE_GROUP_SECONDS": "0",
         }
     )
     return env

@@ -164,6 +164,8 @@ class Bot:
             "TRIAGE_SUPPORT_CHANNELS": SUPPORT,
             "TRIAGE_TRIAGE_CHANNEL": TRIAGE,
             "TRIAGE_LEARNER": "embedding",
+            # One ticket's latency, not a conversation's 120 s wait (bench/intake.py times that).
+            "TRIAGE_GROUP_SECONDS": "0",
             "TRIAGE_LOG_LEVEL": os.environ.get("FOOTPRINT_BOT_LOG_LEVEL", "WARNING"),
             "HF_HUB_OFFLINE": "1",
         }

@@ -6,7 +6,10 @@ the tests' keyword classifier while tfidf is not installed). Each phase sends ``
 tickets a second for ``--seconds`` seconds, then waits for the queue to drain, and reports:
 
 * acknowledgement latency (HTTP response to the signed event): p50 / p99 / max
-* event to card posted (the card's chat.postMessage reaching Slack): p50 / p99 / max
+* event to card posted (the card's chat.postMessage reaching Slack): p50 / p99 / max; with
+  grouping on (``--group-seconds``, each ticket from its own requester, so each is one
+  conversation) the card waits for its conversation to close, and the figure is from that
+  close (the event's send time plus the window) to the card
 * tickets lost (stored, sent, but never carded) and routed twice (more than one card)
 * the bot process's resident memory at the end and at its peak
 * cost per ticket: the bot's CPU time, its SQL statements and transactions, the Slack calls;
@@ -151,7 +154,9 @@ def ticket_texts() -> list[str]:
     return ["I was charged twice", "The app crashes", "How do I export?", "Reset my password"]
 
 
-async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -> None:
+async def serve_bot(
+    slack_url: str, database: str, learner: str, workers: int, group_seconds: float = 0.0
+) -> None:
     """The bot under load, in its own process (as in production, Slack is elsewhere)."""
     taxonomy = load_taxonomy(DEFAULT_TAXONOMY)
     settings = Settings(
@@ -163,6 +168,7 @@ async def serve_bot(slack_url: str, database: str, learner: str, workers: int) -
         database_url=database
         if database.startswith("postgresql")
         else f"sqlite+aiosqlite:///{database}",
+        group_seconds=group_seconds,
         log_level="WARNING",
     )
     classifier = await light_classifier(taxonomy, learner)
@@ -249,6 +255,7 @@ async def run_phase(
     workers: int,
     retry_after: int = 0,
     pg_admin: str | None = None,
+    group_seconds: float = 0.0,
 ) -> Phase:
     texts = ticket_texts()
     pg_database = f"triage_load_{uuid.uuid4().hex[:10]}" if pg_admin else None
@@ -270,6 +277,8 @@ async def run_phase(
                 learner,
                 "--workers",
                 str(workers),
+                "--group-seconds",
+                str(group_seconds),
                 stdout=asyncio.subprocess.PIPE,
             )
             assert child.stdout is not None
@@ -295,7 +304,8 @@ async def run_phase(
                 async def send(n: int) -> None:
                     nonlocal non_200
                     text = f"[bench#{n}] {texts[n % len(texts)]}"
-                    event = message_event(SUPPORT, sender.new_ts(), text)
+                    # Each ticket from its own requester: one conversation each.
+                    event = message_event(SUPPORT, sender.new_ts(), text, f"U{n:08d}")
                     body = json.dumps(sender.envelope(event))
                     started = time.monotonic()
                     sent_at[n] = started
@@ -340,7 +350,11 @@ async def run_phase(
                 match = _MARK.search(str(call.params.get("text", "")))
                 if match:
                     cards.setdefault(int(match.group(1)), []).append(call.at)
-            card_ms = [(min(at) - sent_at[n]) * 1000 for n, at in cards.items() if n in sent_at]
+            card_ms = [
+                (min(at) - sent_at[n] - group_seconds) * 1000
+                for n, at in cards.items()
+                if n in sent_at
+            ]
             limited = sum(1 for c in fake.calls if c.answered == 429)
     if pg_admin:
         await postgres(pg_admin, f'DROP DATABASE IF EXISTS "{pg_database}" WITH (FORCE)')
@@ -374,7 +388,7 @@ def report(phase: Phase) -> None:
 
     print(f"\n== {phase.name}: {phase.sent} tickets in {phase.wall_s:.1f} s ==")
     print(f"  acknowledgement    {figures(phase.acks_ms)}   (non-200: {phase.non_200})")
-    print(f"  event -> card      {figures(phase.card_ms)}")
+    print(f"  event -> card      {figures(phase.card_ms)}   (after the conversation closed)")
     print(f"  429s answered      {phase.limited}")
     print(f"  tickets by status  {phase.statuses}")
     print(f"  lost {phase.lost}, routed twice {phase.twice}")
@@ -422,13 +436,25 @@ async def main() -> int:
         help="run the bot on PostgreSQL: the server's admin URL (postgresql://user@host/db); "
         "each phase gets a fresh database there",
     )
+    parser.add_argument(
+        "--group-seconds",
+        type=float,
+        default=2.0,
+        help="TRIAGE_GROUP_SECONDS of the bot (0: grouping off); card latency is counted from "
+        "each conversation's close",
+    )
     parser.add_argument("--serve-bot", nargs=2, metavar=("SLACK_URL", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bot:
-        await serve_bot(args.serve_bot[0], args.serve_bot[1], args.learner, args.workers)
+        await serve_bot(
+            args.serve_bot[0], args.serve_bot[1], args.learner, args.workers, args.group_seconds
+        )
         return 0
     storage = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"{args.rate:g} tickets/s for {args.seconds:g} s, the bot on {storage}")
+    print(
+        f"{args.rate:g} tickets/s for {args.seconds:g} s, the bot on {storage}, "
+        f"TRIAGE_GROUP_SECONDS={args.group_seconds:g}"
+    )
     phases = [
         await run_phase(
             "no failures",
@@ -438,6 +464,7 @@ async def main() -> int:
             args.learner,
             args.workers,
             pg_admin=args.postgres,
+            group_seconds=args.group_seconds,
         )
     ]
     print(f"model {phases[0].model_id}")
@@ -454,6 +481,7 @@ async def main() -> int:
                 args.workers,
                 args.retry_after,
                 pg_admin=args.postgres,
+                group_seconds=args.group_seconds,
             )
         )
         report(phases[-1])
