@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory only
-
-import matplotlib.pyplot as plt  # after choosing the backend
-
 from admin.desk_stats import DeskStats
+from classifier.plotting import pyplot
 
 
 def desk_stats_png(stats: DeskStats) -> bytes:
     """The two panels as PNG bytes."""
     days = [d.day[5:] for d in stats.daily]  # MM-DD
     names = [d.department for d in stats.departments]
+    plt = pyplot()
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), dpi=100, sharex=True)
     try:
         positions = range(len(days))

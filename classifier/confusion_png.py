@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory only
-
-import matplotlib.pyplot as plt  # after choosing the backend
-
 from classifier.evaluation import ConfusionMatrix
+from classifier.plotting import pyplot
 
 #: Above this many labels the cells are too small for their counts to be readable.
 MAX_LABELS_WITH_COUNTS = 30
@@ -20,6 +15,7 @@ def confusion_png(confusion: ConfusionMatrix, title: str = "Confusion matrix") -
     """Render rows = true label, columns = predicted label, counts in cells; PNG bytes."""
     n = len(confusion.labels)
     side = min(4.0 + 0.45 * n, 40.0)
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(side + 1.5, side), dpi=100)
     try:
         image = axes.imshow(confusion.matrix, cmap="Blues", aspect="equal")

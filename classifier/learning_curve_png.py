@@ -10,11 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory only
-
-import matplotlib.pyplot as plt  # after choosing the backend
+from classifier.plotting import pyplot
 
 
 def learning_curve_png(
@@ -24,6 +20,7 @@ def learning_curve_png(
 ) -> bytes:
     """``versions``: (model label, holdout accuracy 0..1), oldest first; ``weeks``: (week label,
     share of tickets corrected 0..1), oldest first. Either may be empty."""
+    plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
     try:
         if versions:
