@@ -270,7 +270,9 @@ class Bot:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.02)
-        raise RuntimeError("triage serve did not become ready")
+        self.process.kill()  # not left running after the benchmark gives up
+        await self.process.wait()
+        raise RuntimeError(f"triage serve did not become ready:\n{self.log_tail()}")
 
     async def route(
         self, session: aiohttp.ClientSession, fake: FakeSlack, texts: list[str]
