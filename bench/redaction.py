@@ -1,8 +1,9 @@
 """How long PII redaction takes on inputs that make careless patterns backtrack.
 
-Each input of ``tests/bot/test_redaction.PATHOLOGICAL`` is redacted at its size and at twice its
-size; linear patterns take about twice as long, quadratic ones four times. Prints a table and ends
-with one JSON line: ``{"worst_ms": ..., "worst_growth": ...}`` (growth = time at 2n / time at n).
+Each input of ``tests/classifier/test_redaction.PATHOLOGICAL`` is redacted at its size and at
+twice its size; linear patterns take about twice as long, quadratic ones four times. Prints a
+table and ends with one JSON line: ``{"worst_ms": ..., "worst_growth": ...}`` (growth = time
+at 2n / time at n).
 
     python bench/redaction.py [--repeat 5]
 """
@@ -17,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.redaction import redact_pii
-from tests.bot.test_redaction import PATHOLOGICAL
+from classifier.redaction import redact_pii
+from tests.classifier.test_redaction import PATHOLOGICAL
 
 
 def best_ms(text: str, repeat: int) -> float:

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.payloads import ReactionChange, RouteChoice
 from bot.people import People
 from bot.policy import RoutingPolicy
-from bot.redaction import redact_pii
 from bot.work_queue import TicketQueue
 from classifier.label_precedence import final_label
+from classifier.redaction import redact_pii
 from classifier.taxonomy import Taxonomy
 from data.clock import Clock
 from data.db import corrections as corrections_repo

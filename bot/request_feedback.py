@@ -27,8 +27,8 @@ from functools import lru_cache
 from bot.payloads import ReactionChange
 from bot.people import People
 from bot.policy import RoutingPolicy
-from bot.redaction import redact_pii
 from bot.work_queue import TicketQueue
+from classifier.redaction import redact_pii
 from classifier.request_filter import (
     FilterExample,
     RequestDecision,

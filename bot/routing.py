@@ -40,7 +40,6 @@ from bot.failure_notice import FailureNotices, TicketFailure
 from bot.group_commit import GroupCommit
 from bot.policy import RoutingPolicy
 from bot.prediction_batch import PredictionBatch
-from bot.redaction import redact_pii
 from bot.slack_gateway import TICKET_MESSAGE_EVENT, SlackGateway, ticket_calls
 from bot.views import (
     CARD_LEVELS,
@@ -59,6 +58,7 @@ from classifier.examples import MAX_TEXT_CHARS
 from classifier.label_precedence import final_label, standing_label
 from classifier.near_duplicates import near_duplicate_of, routed_by_correction
 from classifier.protocols import Prediction
+from classifier.redaction import redact_pii
 from classifier.taxonomy import Department, Taxonomy
 from data.clock import Clock, SystemClock
 from data.db import corrections as corrections_repo

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.redaction import redact_pii
+from classifier.redaction import redact_pii
 
 #: Real formats that must be masked: (text as written in a ticket, placeholder expected).
 PII = [
