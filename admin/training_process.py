@@ -110,9 +110,10 @@ async def train_in_subprocess(
 
 
 def _child(argv: list[str]) -> int:
-    from classifier.artifacts import load_model
+    from classifier.artifacts import load_model, unpack
     from classifier.errors import ClassifierError
     from classifier.learners import LearnerContext, get_learner
+    from classifier.protocols import Learner, WarmStartLearner
     from classifier.taxonomy import load_taxonomy
 
     name, taxonomy_path, seed, examples_path, labels_json, out = argv[:6]
@@ -126,7 +127,10 @@ def _child(argv: list[str]) -> int:
 
     try:
         taxonomy = load_taxonomy(Path(taxonomy_path))
-        learner = get_learner(name, LearnerContext(taxonomy=taxonomy, seed=int(seed)))
+        learner: Learner = get_learner(name, LearnerContext(taxonomy=taxonomy, seed=int(seed)))
+        if len(argv) == 9 and argv[7] != "-" and isinstance(learner, WarmStartLearner):
+            # Warm start from the model this one may replace (e.g. its chosen configuration).
+            learner = learner.warm_started(unpack(Path(argv[7]).read_bytes()).meta)
         examples = read_examples(Path(examples_path))
         model = asyncio.run(
             learner.train(examples, json.loads(labels_json), seed=int(seed), progress=report)

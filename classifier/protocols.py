@@ -7,9 +7,9 @@ Local learners, the prompted LLM and OpenAI fine-tunes all meet these protocols.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from classifier.examples import Example
 
@@ -106,6 +106,20 @@ class Learner(Protocol):
         progress: ProgressCallback = no_progress,
     ) -> TrainedModel:
         """Train on ``examples`` over the label set ``labels``."""
+        ...
+
+
+@runtime_checkable
+class WarmStartLearner(Protocol):
+    """A learner that can reuse choices it made for the model it is about to replace.
+
+    ``previous`` is that model's stored metadata (its artefact's header): the embedding learner
+    reuses the configuration its selection chose while the data has not grown much, so the
+    loop's frequent retrains cost a couple of fits instead of a search.
+    """
+
+    def warm_started(self, previous: Mapping[str, Any]) -> Learner:
+        """This learner, reusing what ``previous`` chose where it still applies."""
         ...
 
 

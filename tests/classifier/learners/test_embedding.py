@@ -10,7 +10,7 @@ import pytest
 from classifier.artifacts import load_model, pack, unpack
 from classifier.errors import ModelFormatError
 from classifier.examples import Example
-from classifier.learners.embedding import EmbeddingLearner, EmbeddingModel
+from classifier.learners.embedding import EmbeddingLearner, EmbeddingModel, reusable_configuration
 from classifier.learners.encoder import SentenceEncoder, encoder_available, shared_encoder
 from classifier.learners.selection import CHUNK_WORDS, DEFAULT, Candidate
 from tests.classifier.learners.conftest import LABELS
@@ -152,3 +152,31 @@ def test_another_encoder_version_is_refused(model: EmbeddingModel) -> None:
     meta = {**artefact.meta, "encoder": {**artefact.meta["encoder"], "version": "9.9.9"}}
     with pytest.raises(ModelFormatError, match=r"encoder .* 9\.9\.9.*retrain"):
         load_model(pack("embedding", meta, artefact.payload))
+
+
+async def test_a_warm_start_reuses_the_chosen_configuration_until_the_data_grows(
+    model: EmbeddingModel, tickets: list[Example]
+) -> None:
+    previous = unpack(model.to_bytes()).meta
+    chosen = previous["selection"]["chosen"]
+    assert previous["selection"]["selected_on"] == len(tickets)
+    # A few more tickets: the configuration is reused, without validating other candidates.
+    more = [*tickets, Example("card charged twice again", "Billing")]
+    reused = await EmbeddingLearner().warm_started(previous).train(more, LABELS, seed=0)
+    meta = unpack(reused.to_bytes()).meta["selection"]
+    assert meta["chosen"] == chosen
+    assert meta["reused_on"] == len(more)
+    assert meta["selected_on"] == len(tickets)
+    assert reused.configuration == model.configuration
+    assert [p.label for p in await reused.predict(PROBES)] == ["Billing", "Technical", "Account"]
+    # Twice the data: selection runs again and records what it tried.
+    doubled = [*tickets, *(Example(f"{e.text} please", e.label) for e in tickets)]
+    fresh = await EmbeddingLearner().warm_started(previous).train(doubled, LABELS, seed=0)
+    fresh_meta = unpack(fresh.to_bytes()).meta["selection"]
+    assert "reused_on" not in fresh_meta
+    assert fresh_meta["selected_on"] == len(doubled)
+    assert len(fresh_meta["candidates"]) > 1
+    # Another learner's model, or other labels, never warm-start it.
+    assert reusable_configuration({**previous, "learner": "tfidf"}, LABELS, len(more), {}) is None
+    other_labels = {**previous, "labels": ["Billing", "Other"]}
+    assert reusable_configuration(other_labels, LABELS, len(more), {"first": 0}) is None
