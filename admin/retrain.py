@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 from functools import partial
@@ -26,7 +26,7 @@ from typing import Any
 
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
-from admin.promotion import PromotionDecision, decide_promotion
+from admin.promotion import STARTER_GUARD, TEAM_GATE_MIN, PromotionDecision, decide_promotion
 from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout, score_predicted
 from admin.taxonomy_training import (
     CrossValidation,
@@ -35,23 +35,31 @@ from admin.taxonomy_training import (
     learner_input_with_tickets,
 )
 from admin.training_data import TrainingData, assemble_training_data, read_starter
+from classifier.artifacts import unpack
 from classifier.errors import ClassifierError
 from classifier.examples import Example, Source
 from classifier.learners import LOCAL_PREFERENCE
 from classifier.protocols import (
     Classifier,
+    Learner,
     ProgressCallback,
     ProgressEvent,
     RemoteTrainingLearner,
     TrainedModel,
+    WarmStartLearner,
     no_progress,
 )
+from classifier.redaction import redact_pii
 from data.clock import sleep_or_wake
 from data.db import jobs
 from data.db import model_registry as registry
 from data.db.admin_actions import record_action
 from data.db.auto_retrain import corrections_count
-from data.db.training_set import add_generated_examples, list_training_examples
+from data.db.training_set import (
+    StoredExample,
+    add_generated_examples,
+    list_training_examples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -382,10 +390,7 @@ class _RetrainRun:
         await self.enter("assemble", "reading starter data and corrections")
         starter_train = await asyncio.to_thread(read_starter, self.ctx.starter_train)
         starter_test = await asyncio.to_thread(read_starter, self.ctx.starter_test)
-        async with self.ctx.db.transaction() as conn:
-            stored = await list_training_examples(
-                conn, now=self.ctx.clock.now(), holdout_cap=self.ctx.settings.holdout_cap
-            )
+        stored = await self.stored_examples()
         data = await asyncio.to_thread(
             partial(
                 assemble_training_data,
@@ -397,6 +402,31 @@ class _RetrainRun:
         )
         self.emit("assemble", _describe_counts(data), 1.0)
         return data
+
+    async def stored_examples(self) -> list[StoredExample]:
+        """The stored labelled tickets (corrections and confirmed tickets) under the settings'
+        holdout rules; confirmed tickets' text is redacted like a correction's."""
+        settings, now = self.ctx.settings, self.ctx.clock.now()
+        confirmed_before = (
+            now - timedelta(hours=settings.confirm_after_hours)
+            if settings.confirm_after_hours > 0
+            else None
+        )
+        triage = [settings.triage_channel] if settings.triage_channel else []
+        async with self.ctx.db.transaction() as conn:
+            stored = await list_training_examples(
+                conn,
+                now=now,
+                holdout_cap=settings.holdout_cap,
+                confirmed_before=confirmed_before,
+                exclude_channels=triage,
+            )
+        if not settings.redact_pii:
+            return stored
+        return [
+            replace(e, text=redact_pii(e.text)) if e.source == Source.TICKET.value else e
+            for e in stored
+        ]
 
     async def generate(self, data: TrainingData) -> TrainingData:
         wanted = self.request.generate
@@ -419,10 +449,7 @@ class _RetrainRun:
                 await add_generated_examples(conn, [(e.text, e.label) for e in made])
             self.state["generated"] = len(made)
             await self.save_state()
-        async with self.ctx.db.transaction() as conn:
-            stored = await list_training_examples(
-                conn, now=self.ctx.clock.now(), holdout_cap=self.ctx.settings.holdout_cap
-            )
+        stored = await self.stored_examples()
         data = assemble_training_data(
             self.ctx.taxonomy,
             starter_train=read_starter(self.ctx.starter_train),
@@ -498,6 +525,7 @@ class _RetrainRun:
             self.child_active_id = active_entry.id if active_entry else None
             model = await asyncio.to_thread(self.ctx.load_model, artefact)
         else:
+            learner = await self.warm_started(learner)
             model = await learner.train(
                 given.examples, labels, seed=self.ctx.settings.seed, progress=report
             )
@@ -520,6 +548,22 @@ class _RetrainRun:
             await jobs.set_state(conn, self.job.id, self.state)
         self.emit("train", f"candidate #{candidate_id} ({model.model_id}) trained", 1.0)
         return candidate_id, model
+
+    async def warm_started(self, learner: Learner) -> Learner:
+        """``learner`` warm-started from the active model when it can be (the training child
+        does the same with the active artefact it is given)."""
+        if not isinstance(learner, WarmStartLearner):
+            return learner
+        async with self.ctx.db.transaction() as conn:
+            active_entry = await registry.get_active_model(conn)
+            if active_entry is None:
+                return learner
+            artefact = await registry.get_artefact(conn, active_entry.id)
+        try:
+            previous = unpack(artefact).meta
+        except ClassifierError:
+            return learner
+        return learner.warm_started(previous)
 
     async def evaluate(
         self, data: TrainingData, candidate_id: int, candidate: TrainedModel
@@ -693,6 +737,50 @@ class _RetrainRun:
             ),
         )
 
+    def holdout_decision(
+        self, holdout: Sequence[Example], candidate: HoldoutResult, active: HoldoutResult
+    ) -> PromotionDecision:
+        """The gate on the holdout: on the team's own held-out tickets once there are
+        ``TEAM_GATE_MIN`` of them (the starter test set then only guards against a broken
+        model), else on the whole holdout (see ``admin.promotion``)."""
+        settings = self.ctx.settings
+        rules = partial(
+            decide_promotion,
+            tolerance=settings.promote_tolerance,
+            max_recall_drop=settings.max_recall_drop,
+            min_lost_tickets=settings.recall_drop_min_tickets,
+        )
+        team = [i for i, e in enumerate(holdout) if e.source is not Source.STARTER]
+        if len(team) < TEAM_GATE_MIN:
+            return rules(candidate.score, active.score)
+        starter = [i for i, e in enumerate(holdout) if e.source is Source.STARTER]
+        labels = self.ctx.taxonomy.labels
+
+        def part(result: HoldoutResult, rows: list[int]) -> HoldoutResult:
+            return score_predicted(
+                result.model_id,
+                result.report.learner,
+                [holdout[i] for i in rows],
+                [result.predicted[i] for i in rows],
+                labels,
+            )
+
+        on_team = rules(part(candidate, team).score, part(active, team).score)
+        where = f"on {len(team)} of the team's held-out tickets"
+        failures = [f"{where}: {r}" for r in on_team.reasons] if not on_team.promote else []
+        if starter:
+            before = part(active, starter).report.macro_f1
+            after = part(candidate, starter).report.macro_f1
+            if after < before - STARTER_GUARD - 1e-12:
+                failures.append(
+                    f"macro-F1 on the starter test set would fall from {before:.3f} to "
+                    f"{after:.3f} (more than the {STARTER_GUARD:.2f} a model may lose there "
+                    "by learning the team's tickets)"
+                )
+        if failures:
+            return PromotionDecision(False, tuple(failures))
+        return PromotionDecision(True, tuple(f"{where}: {r}" for r in on_team.reasons))
+
     async def decide(
         self,
         data: TrainingData,
@@ -707,10 +795,14 @@ class _RetrainRun:
         by_role = {e.role: e for e in evaluations}
         if self.cross_validation is not None:
             decision = self.cross_validated_decision()
+        elif Role.ACTIVE in by_role:
+            decision = self.holdout_decision(
+                data.holdout, by_role[Role.CANDIDATE].result, by_role[Role.ACTIVE].result
+            )
         else:
             decision = decide_promotion(
                 by_role[Role.CANDIDATE].result.score,
-                by_role[Role.ACTIVE].result.score if Role.ACTIVE in by_role else None,
+                None,
                 tolerance=self.ctx.settings.promote_tolerance,
                 max_recall_drop=self.ctx.settings.max_recall_drop,
             )

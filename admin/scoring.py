@@ -46,6 +46,11 @@ class HoldoutResult:
                 for label, scores in self.report.per_label.items()
                 if scores.support > 0
             },
+            support={
+                label: scores.support
+                for label, scores in self.report.per_label.items()
+                if scores.support > 0
+            },
         )
 
 

@@ -131,9 +131,15 @@ class Settings(BaseSettings):
     auto_retrain: bool = True
     promote_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
     max_recall_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+    # A department's recall fall blocks a promotion only when it is at least this many of
+    # its held-out tickets (admin.promotion: 2 tickets moved by chance on the starter set).
+    recall_drop_min_tickets: int = Field(default=3, ge=1)
     # Most labelled tickets held out to gate promotions; later ones all train (bench/loop.py).
     # None: a fifth of them for good, as before.
     holdout_cap: int | None = Field(default=50, ge=0)
+    # A ticket routed to a department that nobody corrected for this many hours counts as
+    # labelled where it went, in training and in the holdout (bench/loop.py); 0: never.
+    confirm_after_hours: float = Field(default=1.0, ge=0.0)
     # A running job renews its lease this often; after job_lease_seconds without renewal it
     # counts as orphaned (its process died) and a restarted process resumes it.
     job_lease_seconds: float = Field(default=30.0, gt=0)

@@ -12,23 +12,34 @@ that has stood for ``HOLDOUT_SETTLE`` (the latest correction at least that old a
 a newer label changes the holdout only once it has stood that long, in which time
 ``triage corrections revert`` can undo it; a ticket whose first label is newer is in neither
 set yet. Undoing a label (or reverting a person's labels) takes effect at once.
+
+Confirmed tickets (``confirmed_before``) are labelled examples too: a ticket the bot routed to
+a department's channel that nobody corrected by then is labelled where it went (source
+``ticket``). They give the team's own ticket mix from the first day, not only its mistakes:
+in the holdout, the gate then compares models on tickets like the ones they will route
+(corrections alone are exactly the active model's errors); in training, the model learns
+what the team's tickets look like, not only where it was wrong (bench/loop.py). A held-out
+ticket counts only once it is as old as a held-out label must be (``HOLDOUT_SETTLE``), whether
+it was corrected or not, so the holdout is a fair sample of the team's tickets.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from classifier.label_precedence import standing_labels
 from data.clock import as_utc
 from data.db.corrections import corrections_where
 from data.db.database import utcnow
-from data.db.schema import tickets, training_examples
+from data.db.routings import CARD
+from data.db.schema import corrections, routings, tickets, training_examples
+from data.db.tickets import ROUTED
 
 #: Share of labelled tickets held out of training to evaluate models on.
 HOLDOUT_FRACTION = 0.2
@@ -37,6 +48,8 @@ HOLDOUT_FRACTION = 0.2
 #: gate (then the starter test set alone) refused the models that had learnt the team's tickets
 #: (bench/loop.py, light learner: right first time 53 % with a week, 77 % with a day).
 HOLDOUT_SETTLE = timedelta(days=1)
+#: Most confirmed tickets read (the newest): bounds a retrain's reading and training time.
+CONFIRMED_LIMIT = 20_000
 
 
 def is_holdout_ticket(ticket_id: int, fraction: float = HOLDOUT_FRACTION) -> bool:
@@ -68,15 +81,18 @@ async def list_training_examples(
     now: datetime | None = None,
     settle: timedelta = HOLDOUT_SETTLE,
     holdout_cap: int | None = None,
+    confirmed_before: datetime | None = None,
+    exclude_channels: Collection[str] = (),
 ) -> list[StoredExample]:
-    """Every stored example, oldest change first (so "last wins" means "latest label wins").
+    """Every stored example, oldest change first (so "last wins" means "latest label wins"),
+    then, with ``confirmed_before``, the confirmed tickets (see ``confirmed_examples``).
 
     ``holdout`` is true when the row says so, or when the ticket falls in the fixed holdout and
-    fewer than ``holdout_cap`` such tickets were stored before it (None: no cap). Once the
-    holdout has ``holdout_cap`` labelled tickets every later label trains, so the gate keeps
-    its tickets and training stops losing a fifth of what people teach. The order is the rows'
-    creation order, which relabelling never changes; removing a held-out row (an undone
-    correction) can move the next one into the holdout, which only makes the gate stricter.
+    fewer than ``holdout_cap`` such tickets came before it (None: no cap). Once the holdout has
+    ``holdout_cap`` labelled tickets every later label trains, so the gate keeps its tickets
+    and training stops losing a fifth of what people teach. The order is the tickets' arrival
+    (their ids), which relabelling never changes; removing a held-out label (an undone
+    correction) can move the next ticket into the holdout, which only makes the gate stricter.
     A held-out ticket's example carries its settled human label (see the module docstring) and
     is left out while it has none.
     """
@@ -87,16 +103,26 @@ async def list_training_examples(
             )
         )
     )
+    confirmed: list[StoredExample] = []
+    if confirmed_before is not None:
+        confirmed = await confirmed_examples(
+            conn, before=confirmed_before, exclude_channels=exclude_channels
+        )
+    ticket_ids = sorted(
+        {int(r.ticket_id) for r in rows if r.ticket_id is not None}
+        | {int(e.ticket_id) for e in confirmed if e.ticket_id is not None}
+    )
     capped: set[int] = set()
-    for row in sorted(rows, key=lambda r: int(r.id)):
+    for ticket_id in ticket_ids:
         if holdout_cap is not None and len(capped) >= holdout_cap:
             break
-        if row.ticket_id is not None and is_holdout_ticket(row.ticket_id):
-            capped.add(int(row.id))
-    settled, corrected = await _settled_labels(conn, (now or utcnow()) - settle)
+        if is_holdout_ticket(ticket_id):
+            capped.add(ticket_id)
+    cutoff = (now or utcnow()) - settle
+    settled, corrected = await _settled_labels(conn, cutoff)
     out: list[StoredExample] = []
     for row in rows:
-        held = bool(row.holdout) or int(row.id) in capped
+        held = bool(row.holdout) or row.ticket_id in capped
         label = row.label
         if held and row.ticket_id in corrected:
             if row.ticket_id not in settled:
@@ -113,7 +139,65 @@ async def list_training_examples(
                 updated_at=row.updated_at,
             )
         )
+    for example in confirmed:
+        held = example.ticket_id in capped
+        if held and as_utc(example.updated_at) > cutoff:
+            # A held-out ticket counts once its outcome has settled either way: a corrected one
+            # waits ``settle`` for its label, so an uncorrected one waits as long, or the
+            # holdout would hold the active model's successes before its mistakes.
+            continue
+        out.append(replace(example, holdout=held))
     return out
+
+
+async def confirmed_examples(
+    conn: AsyncConnection,
+    *,
+    before: datetime,
+    exclude_channels: Collection[str] = (),
+    limit: int = CONFIRMED_LIMIT,
+) -> list[StoredExample]:
+    """The newest ``limit`` tickets routed before ``before`` that nobody corrected, labelled
+    with the department whose channel has their card (oldest first; ``id`` is 0: no row).
+
+    A ticket counts only if its status is routed, its card is still up and not in one of
+    ``exclude_channels`` (the triage channel: a card there is a question, not an answer), and
+    it has no correction at all (an undone one included: someone doubted it).
+    """
+    latest_card = (
+        select(routings.c.ticket_id, func.max(routings.c.id).label("card_id"))
+        .where(routings.c.kind == CARD)
+        .group_by(routings.c.ticket_id)
+        .subquery()
+    )
+    query = (
+        select(tickets.c.id, tickets.c.text, tickets.c.created_at, routings.c.label)
+        .join(latest_card, latest_card.c.ticket_id == tickets.c.id)
+        .join(routings, routings.c.id == latest_card.c.card_id)
+        .where(
+            tickets.c.status == ROUTED,
+            tickets.c.created_at < before,
+            routings.c.removed_at.is_(None),
+            ~exists().where(and_(corrections.c.ticket_id == tickets.c.id)),
+        )
+        .order_by(tickets.c.id.desc())
+        .limit(limit)
+    )
+    if exclude_channels:
+        query = query.where(routings.c.channel.notin_(list(exclude_channels)))
+    rows = list(await conn.execute(query))
+    return [
+        StoredExample(
+            id=0,
+            ticket_id=int(row.id),
+            text=row.text,
+            label=row.label,
+            source="ticket",
+            holdout=False,
+            updated_at=row.created_at,
+        )
+        for row in reversed(rows)
+    ]
 
 
 async def _settled_labels(

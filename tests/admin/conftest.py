@@ -108,10 +108,8 @@ def make_context(db: Database, taxonomy: Taxonomy, tmp_path: Path) -> Callable[.
     return make
 
 
-async def add_labelled_ticket(
-    conn: AsyncConnection, text: str, label: str, *, holdout: bool, source: str = "correction"
-) -> int:
-    """Store a ticket with a human label, on the requested side of the fixed holdout."""
+async def add_routed_ticket(conn: AsyncConnection, text: str, *, holdout: bool) -> int:
+    """Store a routed ticket (created at ``T0``) on the requested side of the fixed holdout."""
     while True:
         result = await conn.execute(
             tickets.insert()
@@ -130,7 +128,14 @@ async def add_labelled_ticket(
         )
         ticket_id = int(result.scalar_one())
         if is_holdout_ticket(ticket_id) == holdout:
-            break
+            return ticket_id
+
+
+async def add_labelled_ticket(
+    conn: AsyncConnection, text: str, label: str, *, holdout: bool, source: str = "correction"
+) -> int:
+    """Store a ticket with a human label, on the requested side of the fixed holdout."""
+    ticket_id = await add_routed_ticket(conn, text, holdout=holdout)
     await conn.execute(
         training_examples.insert().values(
             text=text,

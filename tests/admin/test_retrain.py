@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from admin import registry as admin_registry
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
+from admin.promotion import TEAM_GATE_MIN
 from admin.retrain import (
     RetrainRequest,
     cancel_retrain,
@@ -19,17 +21,20 @@ from admin.retrain import (
 )
 from admin.settings import load_settings
 from bot.active_model import ActiveModel
-from classifier.examples import Example
-from classifier.protocols import ProgressCallback, ProgressEvent
+from classifier.examples import Example, Source
+from classifier.protocols import ProgressCallback, ProgressEvent, TrainedModel, no_progress
 from classifier.taxonomy import Taxonomy
 from data.db import jobs
 from data.db import model_registry as store
 from data.db.admin_actions import list_actions
 from data.db.database import Database
+from data.db.routings import CARD, record_routing
 from tests.admin.conftest import (
     STARTER_TEST,
     STARTER_TRAIN,
+    T0,
     add_labelled_ticket,
+    add_routed_ticket,
     learner_factory,
     write_jsonl,
 )
@@ -304,3 +309,72 @@ async def test_retrain_and_rollback(database_url: str, taxonomy: Taxonomy, tmp_p
         assert back.id == first.candidate_id
     finally:
         await db.close()
+
+
+class RecordingLearner(KeywordLearner):
+    """The keyword learner, keeping what it was trained on."""
+
+    def __init__(self) -> None:
+        self.trained_on: list[Example] = []
+
+    async def train(
+        self,
+        examples: Sequence[Example],
+        labels: Sequence[str],
+        *,
+        seed: int = 0,
+        progress: ProgressCallback = no_progress,
+    ) -> TrainedModel:
+        self.trained_on = list(examples)
+        return await super().train(examples, labels, seed=seed, progress=progress)
+
+
+async def test_confirmed_tickets_train_redacted_and_the_triage_channel_does_not_confirm(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    recording = RecordingLearner()
+    settings = load_settings(admin_users="UADMIN", learner="auto", triage_channel="C0TRIAGE")
+    clock = FakeClock(T0 + timedelta(hours=3))
+    ctx = make_context(settings=settings, learners={"auto": recording}, clock=clock)
+    async with ctx.db.transaction() as conn:
+        for text, channel in (
+            ("invoice overdue, mail me at jane@example.com", "C0BILLING"),
+            ("which plan is this, please advise", "C0TRIAGE"),
+        ):
+            ticket_id = await add_routed_ticket(conn, text, holdout=False)
+            await record_routing(
+                conn, ticket_id, kind=CARD, label="Billing", channel=channel, ts="1.2"
+            )
+    outcome = await retrain(ctx, RetrainRequest())
+    assert outcome.counts["by_source"]["ticket"] == 1
+    texts = [e.text for e in recording.trained_on if e.source is Source.TICKET]
+    assert texts == ["invoice overdue, mail me at [email]"]
+    # Off: no ticket trains unless a person labelled it.
+    off = make_context(
+        settings=load_settings(admin_users="UADMIN", learner="auto", confirm_after_hours=0),
+        learners={"auto": recording},
+        clock=clock,
+    )
+    assert "ticket" not in (await retrain(off, RetrainRequest())).counts["by_source"]
+
+
+async def test_with_enough_team_tickets_held_out_the_gate_compares_on_them(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    ctx = make_context()
+    first = await retrain(ctx, RetrainRequest())
+    assert first.status == "promoted"
+    async with ctx.db.transaction() as conn:
+        # The team's own kind of ticket, which the starter data never taught.
+        for n in range(TEAM_GATE_MIN):
+            await add_labelled_ticket(conn, f"zebra quux request {n}", "Account", holdout=True)
+        for n in range(3):
+            await add_labelled_ticket(conn, f"zebra quux again {n}", "Account", holdout=False)
+    better = await retrain(ctx, RetrainRequest())
+    assert better.status == "promoted", better.message
+    assert f"on {TEAM_GATE_MIN} of the team's held-out tickets" in better.message
+    # A broken model is refused on the team's tickets and by the starter set's guard.
+    worse = await retrain(ctx, RetrainRequest(learner="constant"))
+    assert worse.status == "kept"
+    assert f"on {TEAM_GATE_MIN} of the team's held-out tickets: macro-F1" in worse.message
+    assert "macro-F1 on the starter test set would fall" in worse.message
