@@ -114,6 +114,7 @@ def build_admin_context(
             progress=progress,
             holdout=holdout,
             active_artefact=active_artefact,
+            vector_cache=settings.vector_cache_dir,
         )
 
     return AdminContext(

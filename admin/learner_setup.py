@@ -50,6 +50,7 @@ def learner_context(settings: Settings, taxonomy: Taxonomy | None = None) -> Lea
         openai=openai_client(settings),
         seed=settings.seed,
         finetune=FineTuneOptions(poll_interval=settings.openai_finetune_poll_seconds),
+        vector_cache=settings.vector_cache_dir,
     )
 
 

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///triage.db"
     learner: str = "auto"
     seed: int = 0
+    # Where the embedding learner keeps sentence vectors between retrains (a text's vector never
+    # changes, so a retrain encodes only new tickets); any writable folder.
+    vector_cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "triage-bot")
 
     # Agents: who may correct labels (see data/people.py). Members of the department, triage
     # and admin channels are agents, and so are this user group's members.

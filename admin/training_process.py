@@ -8,8 +8,8 @@ file; the parent loads it back. Given a holdout (and the active model), the chil
 predicts it with the new model (and the active one), so the retrain's heaviest inference runs
 there too; the parent only scores the labels.
 
-    python -m admin.training_process LEARNER TAXONOMY SEED EXAMPLES.jsonl LABELS OUT \
-        [HOLDOUT.jsonl ACTIVE.triage|- PREDICTIONS.json]
+    python -m admin.training_process [--vector-cache DIR] LEARNER TAXONOMY SEED \
+        EXAMPLES.jsonl LABELS OUT [HOLDOUT.jsonl ACTIVE.triage|- PREDICTIONS.json]
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from classifier.examples import Example, read_examples, write_examples
 from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
 
 _PROGRESS = "progress "
+#: The optional first argument: the folder of the embedding learner's vector cache.
+VECTOR_CACHE_FLAG = "--vector-cache"
 _ERROR = "error "
 
 
@@ -51,6 +53,7 @@ async def train_in_subprocess(
     progress: ProgressCallback = no_progress,
     holdout: Sequence[Example] = (),
     active_artefact: bytes | None = None,
+    vector_cache: Path | None = None,
 ) -> ChildTraining:
     """Train ``learner`` on ``examples`` in a child process (and predict ``holdout``).
 
@@ -72,6 +75,7 @@ async def train_in_subprocess(
             sys.executable,
             "-m",
             "admin.training_process",
+            *([VECTOR_CACHE_FLAG, str(vector_cache)] if vector_cache is not None else []),
             learner,
             str(taxonomy),
             str(seed),
@@ -116,6 +120,9 @@ def _child(argv: list[str]) -> int:
     from classifier.protocols import Learner, WarmStartLearner
     from classifier.taxonomy import load_taxonomy
 
+    vector_cache: Path | None = None
+    if argv[:1] == [VECTOR_CACHE_FLAG]:
+        vector_cache, argv = Path(argv[1]), argv[2:]
     name, taxonomy_path, seed, examples_path, labels_json, out = argv[:6]
     # Background work: whenever the bot needs the CPU, it gets it first.
     with contextlib.suppress(OSError, AttributeError):
@@ -127,7 +134,8 @@ def _child(argv: list[str]) -> int:
 
     try:
         taxonomy = load_taxonomy(Path(taxonomy_path))
-        learner: Learner = get_learner(name, LearnerContext(taxonomy=taxonomy, seed=int(seed)))
+        context = LearnerContext(taxonomy=taxonomy, seed=int(seed), vector_cache=vector_cache)
+        learner: Learner = get_learner(name, context)
         if len(argv) == 9 and argv[7] != "-" and isinstance(learner, WarmStartLearner):
             # Warm start from the model this one may replace (e.g. its chosen configuration).
             learner = learner.warm_started(unpack(Path(argv[7]).read_bytes()).meta)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classifier.errors import ClassifierError, LearnerUnavailableError
@@ -62,6 +63,8 @@ class LearnerContext:
     taxonomy: Taxonomy | None = None
     openai: OpenAIClient | None = None
     seed: int = 0
+    #: A folder where the embedding learner keeps sentence vectors between retrains; None: none.
+    vector_cache: Path | None = None
     finetune: FineTuneOptions = field(default_factory=FineTuneOptions)
     prompted: PromptedOptions = field(default_factory=PromptedOptions)
 

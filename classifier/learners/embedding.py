@@ -68,6 +68,7 @@ from classifier.learners.tfidf import (
     labels_from_meta,
 )
 from classifier.learners.training_data import prepare_training_set
+from classifier.learners.vector_cache import VectorCache
 from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
 
 NAME = "embedding"
@@ -296,10 +297,14 @@ class EmbeddingLearner:
         data = prepare_training_set(examples, labels)
         progress(ProgressEvent("encode", "loading the sentence encoder", 0.0))
         encoder: TextEncoder
+        cache: VectorCache | None = None
         if self._text_encoder is not None:
             encoder = self._text_encoder
         else:
             encoder = await asyncio.to_thread(shared_encoder)
+            if self._context.vector_cache is not None:
+                path = self._context.vector_cache / f"vectors-{encoder_version()}.npz"
+                encoder = cache = await asyncio.to_thread(VectorCache, encoder, path)
         views = {"first": await _encode_in_batches(encoder, data.texts, progress)}
         long_rows = [i for i, text in enumerate(data.texts) if is_long(text)]
         if len(long_rows) >= LONG_TEXT_SHARE * len(data.texts):
@@ -309,6 +314,8 @@ class EmbeddingLearner:
                 encoder, [data.texts[i] for i in long_rows], progress, chunks=True
             )
             views["chunks"] = chunked
+        if cache is not None:
+            await asyncio.to_thread(cache.save)
         reuse = reusable_configuration(self._previous, data.labels, len(data.texts), views)
         fitted = await asyncio.to_thread(
             fit_selected,
