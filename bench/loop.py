@@ -236,7 +236,8 @@ async def run_loop(
                 settings,
                 db,
                 taxonomy,
-                learner_context(settings, taxonomy),
+                # The cached encoder above is the vector cache here: no file per retrain.
+                replace(learner_context(settings, taxonomy), vector_cache=None),
                 on_model_activated=activated,
                 baseline=lambda: None,
                 clock=clock,
@@ -264,6 +265,12 @@ async def run_loop(
                 matches = index.nearest([e.text for e in test])
                 predicted = [m.label if m else p for m, p in zip(matches, predicted, strict=True)]
             run.curve[str(count)] = _accuracy(predicted, truth)
+            print(
+                f"{policy.name}: {count} corrections, {run.tickets} tickets, accuracy "
+                f"{run.curve[str(count)]:.1%}, {run.retrains} retrains ({run.promoted} promoted)",
+                file=sys.stderr,
+                flush=True,
+            )
             if validation:
                 texts = [e.text for e in validation]
                 labels = [p.label for p in await model.predict(texts)]
