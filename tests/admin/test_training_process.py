@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from admin.training_process import train_in_subprocess
-from classifier.artifacts import load_model
+from classifier.artifacts import load_model, unpack
 from classifier.errors import TrainingError
 from classifier.examples import Example
+from classifier.learners.encoder import encoder_available
 from classifier.protocols import ProgressEvent
 from data import DEFAULT_TAXONOMY
 
@@ -50,3 +54,34 @@ async def test_a_failure_in_the_child_comes_back_as_its_message() -> None:
         )
     assert str(failure.value)
     assert "exit code" not in str(failure.value)
+
+
+@pytest.mark.embeddings
+@pytest.mark.skipif(not encoder_available(), reason="the embeddings extra is not installed")
+async def test_the_child_warm_starts_from_the_active_model_and_caches_vectors(
+    tmp_path: Path,
+) -> None:
+    examples = [Example(f"refund my invoice {i}", "Billing") for i in range(6)] + [
+        Example(f"the app crashes with error {i}", "Technical") for i in range(6)
+    ]
+    labels = ["Billing", "Technical"]
+    first = await train_in_subprocess(
+        "embedding", DEFAULT_TAXONOMY, examples, labels, vector_cache=tmp_path
+    )
+    kept = await asyncio.to_thread(lambda: list(tmp_path.glob("vectors-*.npz")))
+    assert kept  # the texts' vectors were kept for the next retrain
+    holdout = [Example("refund please", "Billing"), Example("crash error", "Technical")]
+    more = [*examples, Example("charged twice on the invoice", "Billing")]
+    second = await train_in_subprocess(
+        "embedding",
+        DEFAULT_TAXONOMY,
+        more,
+        labels,
+        holdout=holdout,
+        active_artefact=first.artefact,
+        vector_cache=tmp_path,
+    )
+    selection = unpack(second.artefact).meta["selection"]
+    assert selection["reused_on"] == len(more)
+    assert selection["chosen"] == unpack(first.artefact).meta["selection"]["chosen"]
+    assert second.predictions["candidate"] == ["Billing", "Technical"]
