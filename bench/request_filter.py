@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -133,7 +134,12 @@ def main() -> None:
     ordered = sorted(times)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
     mean = statistics.fmean(times)
+    short = sorted(times[: len(evaluation)])  # Slack-length messages of the evaluation set
     print(f"\nClassify time per message: mean {mean:.3f} ms, p99 {p99:.3f} ms ({len(times)} msgs)")
+    print(
+        f"  evaluation-set messages: median {statistics.median(short):.3f} ms; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(
         json.dumps(
             {
@@ -145,6 +151,7 @@ def main() -> None:
                 "public_skipped_by_dataset": per_dataset,
                 "classify_ms_mean": round(mean, 4),
                 "classify_ms_p99": round(p99, 4),
+                "classify_ms_median_eval": round(statistics.median(short), 4),
                 "fit_seconds": round(fit_seconds, 2),
                 "threshold": round(model.threshold, 4),
                 "eval_requests": len(requests),
