@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,32 +14,18 @@ from data.db import desk
 from data.db import tickets as tickets_repo
 from data.db.database import Database
 from data.db.schema import tickets
-from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Database]:
-    """A migrated database of each kind (PostgreSQL skipped when no server answers)."""
-    name = None
-    url = sqlite_url
-    if request.param == "postgres":
-        name = f"triage_test_{uuid.uuid4().hex[:12]}"
-        try:
-            await _postgres_admin(f'CREATE DATABASE "{name}"')
-        except (OSError, ImportError) as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(f"PostgreSQL not reachable: {exc}")
-        url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    database = Database(url)
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database of each kind (``database_url``)."""
+    database = Database(database_url)
     await database.start()
     yield database
     await database.close()
-    if name is not None:
-        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _routed(db: Database, ts: str = "100.000001", department: str = "Billing") -> int:
