@@ -172,7 +172,7 @@ class BotHarness:
         await self.stop()
         await self.start(workers)
 
-    async def drain(self, seconds: float = 15.0) -> None:
+    async def drain(self, seconds: float = 60.0) -> None:
         """Wait (bounded) until the bot has finished every queued ticket."""
         async with asyncio.timeout(seconds):
             await self.svc.drain()

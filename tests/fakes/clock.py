@@ -61,7 +61,7 @@ class FakeClock:
         await _let_ready_tasks_run()
 
     async def advance_until(
-        self, condition: Callable[[], bool], step: float, within: float = 10.0
+        self, condition: Callable[[], bool], step: float, within: float = 60.0
     ) -> None:
         """Move time on by ``step`` at a time until ``condition`` holds (bounded, in real time).
 
