@@ -106,6 +106,8 @@ def test_every_command_exits_cleanly(openai_fake: FakeOpenAI, tmp_path: Path) ->
     ok("export", "--out", str(tmp_path / "training.jsonl"))
     ok("corrections", "list")
     ok("corrections", "revert", "--user", "U0NOBODY")
+    ok("stats", "--days", "7")
+    ok("stats", "--json", "--png", str(tmp_path / "stats.png"))
     # A command added later must be added here too (serve: the test below).
     assert _command_paths() - {"serve"} <= covered, _command_paths() - covered
 
@@ -134,6 +136,7 @@ REACHES_SETTINGS: dict[str, list[str]] = {
     "export": ["--out", "unused.jsonl"],
     "corrections list": [],
     "corrections revert": ["--user", "U0NOBODY"],
+    "stats": [],
     "serve": [],
 }
 
