@@ -24,6 +24,7 @@ from pathlib import Path
 from admin.taxonomy_training import learner_input_with_tickets
 from admin.training_data import assemble_training_data, read_starter
 from classifier.artifacts import unpack
+from classifier.json_value import json_strings
 from classifier.learners import LearnerContext, get_learner
 from classifier.protocols import Learner
 from classifier.taxonomy import Taxonomy
@@ -51,10 +52,8 @@ class StartupModel:
 
 def stored_labels(artefact: bytes) -> tuple[str, ...] | None:
     """The departments a stored model was trained for (None if its file does not say)."""
-    labels = unpack(artefact).meta.get("labels")
-    if isinstance(labels, list) and all(isinstance(label, str) for label in labels):
-        return tuple(labels)
-    return None
+    labels = json_strings(unpack(artefact).meta.get("labels"))
+    return tuple(labels) if labels is not None else None
 
 
 def describe_change(before: Sequence[str], taxonomy: Taxonomy) -> str:

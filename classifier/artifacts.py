@@ -12,9 +12,10 @@ import importlib
 import json
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from classifier.errors import ModelFormatError
+from classifier.json_value import JsonObject
 from classifier.protocols import TrainedModel
 
 if TYPE_CHECKING:
@@ -39,11 +40,11 @@ class Artefact:
     """An unpacked artefact."""
 
     kind: str
-    meta: dict[str, Any]
+    meta: JsonObject
     payload: bytes
 
 
-def pack(kind: str, meta: dict[str, Any], payload: bytes) -> bytes:
+def pack(kind: str, meta: JsonObject, payload: bytes) -> bytes:
     """Wrap ``payload`` with its kind and metadata."""
     header = json.dumps({"kind": kind, "meta": meta}, sort_keys=True).encode("utf-8")
     return MAGIC + _HEADER_LEN.pack(len(header)) + header + payload

@@ -13,10 +13,10 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from classifier.errors import DatasetError
 from classifier.examples import Example
+from classifier.json_value import JsonObject
 from classifier.protocols import (
     Classifier,
     Prediction,
@@ -62,7 +62,7 @@ class EvalReport:
     n_train: int | None = None
     train_seconds: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """A JSON-ready dict (the ``triage evaluate --json`` output)."""
         return {
             "model_id": self.model_id,
@@ -179,7 +179,7 @@ class PairedComparison:
     accuracy_difference: float
     p_value: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """A JSON-ready dict."""
         return {
             "model_a": self.model_a,

@@ -52,7 +52,7 @@ def normalise_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def _example_from(obj: Any, where: str, default_source: Source) -> Example:
+def _example_from(obj: object, where: str, default_source: Source) -> Example:
     if not isinstance(obj, dict):
         raise DatasetError(f"{where}: expected a JSON object, got {type(obj).__name__}.")
     if "messages" in obj:
@@ -224,6 +224,8 @@ def sample_per_label(examples: Sequence[Example], k: int, seed: int = 0) -> list
     return out
 
 
-def example_from_record(obj: Any, where: str, default_source: Source = Source.IMPORTED) -> Example:
+def example_from_record(
+    obj: object, where: str, default_source: Source = Source.IMPORTED
+) -> Example:
     """One example from a decoded JSON line (plain or chat); DatasetError names ``where``."""
     return _example_from(obj, where, default_source)

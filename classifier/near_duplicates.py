@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +28,7 @@ from scipy import sparse
 from classifier.protocols import Prediction
 
 #: Turns texts into unit-length rows, one per text: a dense array or a sparse CSR matrix.
-Vectoriser = Callable[[Sequence[str]], Any]
+Vectoriser: TypeAlias = Callable[[Sequence[str]], npt.NDArray[np.float32] | sparse.csr_matrix]
 
 #: Cosine similarity from which a corrected ticket's label is taken, per kind of vector, and
 #: the lower one used while fewer than ``YOUNG_UNTIL`` corrections are indexed (a young model

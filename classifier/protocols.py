@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from classifier.examples import Example
+from classifier.json_value import JsonValue
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class WarmStartLearner(Protocol):
     loop's frequent retrains cost a couple of fits instead of a search.
     """
 
-    def warm_started(self, previous: Mapping[str, Any]) -> Learner:
+    def warm_started(self, previous: Mapping[str, JsonValue]) -> Learner:
         """This learner, reusing what ``previous`` chose where it still applies."""
         ...
 

@@ -7,9 +7,10 @@ importing torch or contacting anything.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from classifier.errors import ClassifierError, LearnerUnavailableError
 from classifier.protocols import Learner
@@ -69,7 +70,7 @@ class LearnerContext:
     prompted: PromptedOptions = field(default_factory=PromptedOptions)
 
 
-def learner_class(name: str) -> type[Any]:
+def learner_class(name: str) -> Callable[[LearnerContext], Learner]:
     """The learner class registered as ``name``."""
     target = LEARNERS.get(name)
     if target is None:
@@ -77,7 +78,9 @@ def learner_class(name: str) -> type[Any]:
             f"Unknown learner {name!r}; choose one of: auto, {', '.join(LEARNERS)}."
         )
     module_name, class_name = target.split(":")
-    cls: type[Any] = getattr(importlib.import_module(module_name), class_name)
+    cls: Callable[[LearnerContext], Learner] = getattr(
+        importlib.import_module(module_name), class_name
+    )
     return cls
 
 

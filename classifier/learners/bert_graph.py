@@ -23,10 +23,13 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 #: Inputs in the order the encoder feeds them.
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -81,7 +84,7 @@ def _is_linear(name: str) -> bool:
 
 
 def runtime_weights(
-    checkpoint: Mapping[str, npt.NDArray[Any]],
+    checkpoint: Mapping[str, npt.NDArray[np.generic]],
 ) -> dict[str, npt.NDArray[np.float32]]:
     """The graph's initializers from a BERT checkpoint: name -> float32 array.
 
@@ -269,7 +272,7 @@ def load_weights(model_dir: Path) -> tuple[dict[str, npt.NDArray[np.float32]], B
 
 def session(
     graph: bytes, weights: Mapping[str, npt.NDArray[np.float32]], config: BertConfig, threads: int
-) -> Any:
+) -> InferenceSession:
     """An ONNX Runtime session running ``graph`` with ``weights``, on ``threads`` cores.
 
     ONNX Runtime copies the weights, so the caller's arrays may go once it returns. Refuses a

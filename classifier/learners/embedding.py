@@ -18,7 +18,6 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +26,7 @@ from scipy.sparse import csr_matrix, hstack
 from classifier.artifacts import pack
 from classifier.errors import LearnerUnavailableError, ModelFormatError
 from classifier.examples import Example, Source
+from classifier.json_value import JsonObject, JsonValue, json_int
 from classifier.learners import LearnerContext
 from classifier.learners.arrays import content_hash, load_arrays, save_arrays
 from classifier.learners.encoder import (
@@ -94,7 +94,7 @@ def stacked_features(
     return hstack([features.transform(texts), csr_matrix(embeddings * weight)], format="csr")
 
 
-def encode_view(encoder: TextEncoder, texts: Sequence[str], view: str) -> Any:
+def encode_view(encoder: TextEncoder, texts: Sequence[str], view: str) -> npt.NDArray[np.float32]:
     """The embeddings a model's configuration reads: first word pieces or chunk means."""
     if view == "chunks":
         return encode_chunked(encoder.encode, texts)
@@ -123,7 +123,7 @@ class EmbeddingModel(ProbabilityPredictor):
         encoder: EncoderInfo,
         *,
         configuration: Candidate = DEFAULT,
-        meta: dict[str, Any] | None = None,
+        meta: JsonObject | None = None,
         text_encoder: TextEncoder | None = None,
     ) -> None:
         self._features = features
@@ -145,7 +145,7 @@ class EmbeddingModel(ProbabilityPredictor):
         return self._configuration
 
     @property
-    def selection(self) -> dict[str, Any] | None:
+    def selection(self) -> JsonObject | None:
         """What selection tried and chose at training time (None for older models)."""
         selection = self._meta.get("selection")
         return dict(selection) if isinstance(selection, dict) else None
@@ -168,7 +168,7 @@ class EmbeddingModel(ProbabilityPredictor):
         return softmax((scores + head.intercept.astype(np.float64)) / head.temperature)
 
     def to_bytes(self) -> bytes:
-        meta = {
+        meta: JsonObject = {
             **self._meta,
             "labels": list(self._labels),
             "learner": NAME,
@@ -269,7 +269,7 @@ class EmbeddingLearner:
         context: LearnerContext | None = None,
         *,
         text_encoder: TextEncoder | None = None,
-        previous: Mapping[str, Any] | None = None,
+        previous: Mapping[str, JsonValue] | None = None,
     ) -> None:
         """``text_encoder`` replaces the process's shared encoder (benchmarks cache vectors);
         ``previous`` is the metadata of the model the new one replaces (see ``warm_started``)."""
@@ -280,7 +280,7 @@ class EmbeddingLearner:
     def available(self) -> bool:
         return encoder_available()
 
-    def warm_started(self, previous: Mapping[str, Any]) -> EmbeddingLearner:
+    def warm_started(self, previous: Mapping[str, JsonValue]) -> EmbeddingLearner:
         """This learner, reusing ``previous``'s chosen configuration while the data is about
         the size it was chosen on (``RESELECT_GROWTH``)."""
         return EmbeddingLearner(self._context, text_encoder=self._text_encoder, previous=previous)
@@ -331,16 +331,18 @@ class EmbeddingLearner:
         )
         progress(ProgressEvent("train", "done", 1.0))
         info = EncoderInfo(ENCODER_NAME, encoder_version(), encoder.dimension)
-        if reuse is not None and self._previous is not None:
+        previous_selection = self._previous.get("selection") if self._previous else None
+        selection: JsonObject
+        if reuse is not None and isinstance(previous_selection, dict):
             # The search's record stays the one the configuration was chosen by.
             selection = {
-                **self._previous["selection"],
+                **previous_selection,
                 "reused_on": len(data.texts),
                 "reused_scheme": fitted.selection.scheme,
             }
         else:
             selection = {**fitted.selection.to_meta(), "selected_on": len(data.texts)}
-        meta = {
+        meta: JsonObject = {
             "n_train": len(data.texts),
             "train_seconds": round(time.perf_counter() - start_time, 3),
             "selection": {**selection, "temperature": fitted.head.temperature},
@@ -357,10 +359,10 @@ class EmbeddingLearner:
 
 
 def reusable_configuration(
-    previous: Mapping[str, Any] | None,
+    previous: Mapping[str, JsonValue] | None,
     labels: Sequence[str],
     n_texts: int,
-    views: Mapping[str, Any],
+    views: Mapping[str, npt.NDArray[np.float32]],
 ) -> Candidate | None:
     """The configuration ``previous`` (a model's metadata) chose, if a new model on ``n_texts``
     examples over ``labels`` may reuse it: an embedding model over the same labels whose
@@ -369,7 +371,7 @@ def reusable_configuration(
     if not previous or previous.get("learner") != NAME:
         return None
     selection = previous.get("selection")
-    if not isinstance(selection, dict) or list(previous.get("labels", [])) != list(labels):
+    if not isinstance(selection, dict) or previous.get("labels", []) != list(labels):
         return None
     selected_on = selection.get("selected_on", previous.get("n_train"))
     if not isinstance(selected_on, int) or selected_on <= 0:
@@ -422,12 +424,12 @@ async def _encode_in_batches(
     return out
 
 
-def _encoder_from_meta(meta: dict[str, Any]) -> EncoderInfo:
+def _encoder_from_meta(meta: JsonObject) -> EncoderInfo:
     raw = meta.get("encoder")
     if not isinstance(raw, dict):
         raise ModelFormatError("The model file does not say which sentence encoder it needs.")
     try:
-        info = EncoderInfo(str(raw["name"]), str(raw["version"]), int(raw["dimension"]))
+        info = EncoderInfo(str(raw["name"]), str(raw["version"]), json_int(raw["dimension"]))
     except (KeyError, TypeError, ValueError):
         raise ModelFormatError("The model file's encoder details are corrupt.") from None
     if not encoder_available():
@@ -441,7 +443,7 @@ def _encoder_from_meta(meta: dict[str, Any]) -> EncoderInfo:
     return info
 
 
-def _configuration_from_meta(meta: dict[str, Any]) -> Candidate:
+def _configuration_from_meta(meta: JsonObject) -> Candidate:
     """The stored configuration; models from before selection used the stacked SVM."""
     if "configuration" in meta:
         return Candidate.from_meta(meta["configuration"])
@@ -451,9 +453,7 @@ def _configuration_from_meta(meta: dict[str, Any]) -> Candidate:
     return Candidate(embedding_weight=float(weight))
 
 
-def load(
-    meta: dict[str, Any], payload: bytes, context: LearnerContext | None = None
-) -> EmbeddingModel:
+def load(meta: JsonObject, payload: bytes, context: LearnerContext | None = None) -> EmbeddingModel:
     """Rebuild an EmbeddingModel from its artefact (see ``classifier.artifacts.LOADERS``)."""
     labels = labels_from_meta(meta)
     info = _encoder_from_meta(meta)

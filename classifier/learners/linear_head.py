@@ -13,18 +13,20 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize_scalar
+from scipy.sparse import csr_matrix
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
-#: A feature matrix: sparse (TF-IDF, stacked features) or dense. scipy ships no types, so Any.
-Features = Any
+#: A feature matrix: sparse (TF-IDF, stacked features) or dense (sentence embeddings).
+#: scipy ships no types, so mypy sees the sparse half as Any; the dense half is checked.
+Features: TypeAlias = npt.NDArray[np.float32] | csr_matrix
 FloatArray = npt.NDArray[np.float64]
 
 #: The linear models a head can be: "svm" (LinearSVC) or "logreg" (LogisticRegression).

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,13 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from classifier.errors import ModelFormatError
-from classifier.learners.linear_head import HEAD_KINDS, LinearHead, fit_linear_weights
+from classifier.json_value import JsonObject, JsonValue, json_field, json_float
+from classifier.learners.linear_head import (
+    HEAD_KINDS,
+    Features,
+    LinearHead,
+    fit_linear_weights,
+)
 
 FloatArray = npt.NDArray[np.float64]
 Embeddings = npt.NDArray[np.float32]
@@ -156,7 +162,7 @@ class Candidate:
             parts.append(f"{weight}emb[{self.view}]")
         return f"{'+'.join(parts)} {self.head} C={self.c:g}"
 
-    def to_meta(self) -> dict[str, Any]:
+    def to_meta(self) -> JsonObject:
         return {
             "name": self.name,
             "embedding_weight": self.embedding_weight,
@@ -167,14 +173,14 @@ class Candidate:
         }
 
     @classmethod
-    def from_meta(cls, meta: Any) -> Candidate:
+    def from_meta(cls, meta: JsonValue) -> Candidate:
         try:
             return cls(
-                embedding_weight=float(meta["embedding_weight"]),
-                tfidf=bool(meta["tfidf"]),
-                view=str(meta["view"]),
-                head=str(meta["head"]),
-                c=float(meta["c"]),
+                embedding_weight=json_float(json_field(meta, "embedding_weight")),
+                tfidf=bool(json_field(meta, "tfidf")),
+                view=str(json_field(meta, "view")),
+                head=str(json_field(meta, "head")),
+                c=json_float(json_field(meta, "c")),
             )
         except (KeyError, TypeError, ValueError):
             raise ModelFormatError("The model file's configuration is corrupt.") from None
@@ -216,7 +222,7 @@ class Selection:
     #: not used.
     optimism: float = 0.0
 
-    def to_meta(self) -> dict[str, Any]:
+    def to_meta(self) -> JsonObject:
         return {
             "chosen": self.chosen.to_meta(),
             "scheme": self.scheme,
@@ -247,7 +253,7 @@ class FeatureBlocks:
         candidate: Candidate,
         rows: npt.NDArray[np.int64] | None = None,
         tfidf: csr_matrix | None = None,
-    ) -> Any:
+    ) -> Features:
         """The feature matrix ``candidate`` reads (sparse when TF-IDF is in it), of ``rows``
         (all when None); ``tfidf`` replaces those rows' TF-IDF part (``unseen_dropped``)."""
         if tfidf is None:
@@ -290,7 +296,9 @@ class FeatureBlocks:
         held.eliminate_zeros()
         return held
 
-    def full_coef(self, candidate: Candidate, coef: npt.NDArray[np.float32]) -> Any:
+    def full_coef(
+        self, candidate: Candidate, coef: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
         """``coef`` of ``candidate``'s matrix laid out over [TF-IDF | embedding] columns."""
         size = self.tfidf.shape[1]
         dimension = next(iter(self.views.values())).shape[1]

@@ -23,6 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from classifier.artifacts import pack
 from classifier.errors import ModelFormatError, TrainingError
 from classifier.examples import Example
+from classifier.json_value import JsonObject, JsonValue, json_field, json_int, json_strings
 from classifier.learners import LearnerContext
 from classifier.learners.arrays import (
     Arrays,
@@ -52,19 +53,26 @@ class FeatureSettings:
     #: Longer texts are cut here before featurising: it bounds latency for 40,000-char tickets.
     max_chars: int = 10_000
 
-    def to_meta(self) -> dict[str, Any]:
+    def to_meta(self) -> JsonObject:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> FeatureSettings:
+    def from_meta(cls, meta: JsonValue) -> FeatureSettings:
         try:
             return cls(
-                word_ngrams=(int(meta["word_ngrams"][0]), int(meta["word_ngrams"][1])),
-                char_ngrams=(int(meta["char_ngrams"][0]), int(meta["char_ngrams"][1])),
-                max_chars=int(meta["max_chars"]),
+                word_ngrams=_int_pair(json_field(meta, "word_ngrams")),
+                char_ngrams=_int_pair(json_field(meta, "char_ngrams")),
+                max_chars=json_int(json_field(meta, "max_chars")),
             )
         except (KeyError, TypeError, ValueError, IndexError):
             raise ModelFormatError("The model file's feature settings are corrupt.") from None
+
+
+def _int_pair(value: JsonValue) -> tuple[int, int]:
+    """An n-gram range as stored: a list of two integers (IndexError when shorter)."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, not {type(value).__name__}")
+    return json_int(value[0]), json_int(value[1])
 
 
 def _word_vectorizer(settings: FeatureSettings, **kwargs: Any) -> TfidfVectorizer:
@@ -237,10 +245,10 @@ def head_from_arrays(arrays: Arrays, n_labels: int, n_features: int) -> LinearHe
     return LinearHead(coef, intercept, float(arrays["temperature"]))
 
 
-def labels_from_meta(meta: dict[str, Any]) -> tuple[str, ...]:
+def labels_from_meta(meta: JsonObject) -> tuple[str, ...]:
     """The label list stored in an artefact's metadata."""
-    labels = meta.get("labels")
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+    labels = json_strings(meta.get("labels"))
+    if labels is None:
         raise ModelFormatError("The model file's label list is corrupt.")
     return tuple(labels)
 
@@ -256,7 +264,7 @@ class TfidfModel(ProbabilityPredictor):
         head: LinearHead,
         labels: Sequence[str],
         *,
-        meta: dict[str, Any] | None = None,
+        meta: JsonObject | None = None,
     ) -> None:
         self._features = features
         self._head = head
@@ -296,7 +304,10 @@ def fit_tfidf_model(
     head = fit_linear_head(
         features.transform(data.texts), data.targets, len(data.labels), c=c, seed=seed
     )
-    meta = {"n_train": len(data.texts), "train_seconds": round(time.perf_counter() - start, 3)}
+    meta: JsonObject = {
+        "n_train": len(data.texts),
+        "train_seconds": round(time.perf_counter() - start, 3),
+    }
     return TfidfModel(features, head, data.labels, meta=meta)
 
 
@@ -328,7 +339,7 @@ class TfidfLearner:
         return model
 
 
-def load(meta: dict[str, Any], payload: bytes, context: LearnerContext | None = None) -> TfidfModel:
+def load(meta: JsonObject, payload: bytes, context: LearnerContext | None = None) -> TfidfModel:
     """Rebuild a TfidfModel from its artefact (see ``classifier.artifacts.LOADERS``)."""
     labels = labels_from_meta(meta)
     settings = FeatureSettings.from_meta(meta.get("features", {}))

@@ -22,7 +22,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -209,7 +208,7 @@ async def predict_all(
 
 
 async def complete(
-    sdk: openai.AsyncOpenAI, doing: str, **params: Any
+    sdk: openai.AsyncOpenAI, doing: str, **params: object
 ) -> tuple[ChatCompletion, float]:
     """One chat completion and its wall time in ms; SDK errors become LLMError.
 

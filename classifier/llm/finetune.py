@@ -32,14 +32,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import openai
-from openai.types.fine_tuning import FineTuningJob
+from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 
 from classifier.artifacts import pack
 from classifier.errors import LLMError, ModelFormatError, TrainingError
 from classifier.examples import Example, deduplicate, label_counts, to_chat_record
+from classifier.json_value import JsonObject
 from classifier.learners import LearnerContext
 from classifier.llm.chat import (
     TOP_LOGPROBS,
@@ -516,9 +516,9 @@ class FineTuner:
                 )
             await self._sleep(self.poll_interval)
 
-    async def _new_events(self, job_id: str, seen: set[str]) -> list[Any]:
+    async def _new_events(self, job_id: str, seen: set[str]) -> list[FineTuningJobEvent]:
         """Events not reported yet, oldest first (the API lists newest first)."""
-        fresh: list[Any] = []
+        fresh: list[FineTuningJobEvent] = []
         try:
             page = await self.client.sdk.fine_tuning.jobs.list_events(job_id, limit=50)
             async for event in page:
@@ -661,7 +661,7 @@ class FineTunedClassifier:
 
     def to_bytes(self) -> bytes:
         """A JSON artefact naming the remote model (the weights stay with the provider)."""
-        doc = {
+        doc: JsonObject = {
             "model": self.model,
             "base_model": self.base_model,
             "job_id": self.job_id,
@@ -693,9 +693,7 @@ def fine_tuned_classifier(
     )
 
 
-def load(
-    meta: dict[str, Any], payload: bytes, context: LearnerContext | None
-) -> FineTunedClassifier:
+def load(meta: JsonObject, payload: bytes, context: LearnerContext | None) -> FineTunedClassifier:
     """Rebuild a FineTunedClassifier from its artefact."""
     try:
         doc = json.loads(payload.decode("utf-8"))

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from classifier.artifacts import pack
 from classifier.errors import ModelFormatError, TrainingError
 from classifier.examples import Example, Source
+from classifier.json_value import JsonObject
 from classifier.learners import LearnerContext
 from classifier.llm.chat import (
     TOP_LOGPROBS,
@@ -144,7 +144,7 @@ class PromptedClassifier:
 
     def to_bytes(self) -> bytes:
         """The JSON artefact: model, prompt version, departments, few-shot pool."""
-        meta = {
+        meta: JsonObject = {
             "labels": list(self.labels),
             "model": self.model,
             "prompt_version": PROMPT_VERSION,
@@ -207,9 +207,7 @@ class PromptedLearner(OpenAILearnerBase):
         )
 
 
-def load(
-    meta: dict[str, Any], payload: bytes, context: LearnerContext | None
-) -> PromptedClassifier:
+def load(meta: JsonObject, payload: bytes, context: LearnerContext | None) -> PromptedClassifier:
     """Rebuild a PromptedClassifier from its artefact (the client comes from ``context``)."""
     try:
         doc = json.loads(payload.decode("utf-8"))

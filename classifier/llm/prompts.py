@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from classifier.examples import Example
+from classifier.json_value import JsonObject
 from classifier.taxonomy import Taxonomy
 
 #: Bump when the prompted classifier's wording or message layout changes (stored in artefacts).
@@ -99,7 +99,7 @@ def finetune_messages(labels: Sequence[str], text: str) -> list[dict[str, str]]:
     ]
 
 
-def label_response_format(labels: Sequence[str]) -> dict[str, Any]:
+def label_response_format(labels: Sequence[str]) -> JsonObject:
     """Structured output that admits only the given department names."""
     return {
         "type": "json_schema",

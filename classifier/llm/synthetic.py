@@ -23,6 +23,7 @@ from typing import Any
 
 from classifier.errors import DatasetError
 from classifier.examples import Example, Source, normalise_text, to_chat_record
+from classifier.json_value import JsonObject
 from classifier.llm.chat import complete, match_label
 from classifier.llm.client import OpenAIClient
 from classifier.llm.prompts import finetune_system_prompt
@@ -70,7 +71,7 @@ class GenerationReport:
     completion_tokens: int = 0
 
 
-def ticket_schema(labels: Sequence[str]) -> dict[str, Any]:
+def ticket_schema(labels: Sequence[str]) -> JsonObject:
     """Structured output for a batch of tickets (the department from the label set)."""
     return {
         "type": "json_schema",
