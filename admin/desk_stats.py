@@ -15,12 +15,14 @@ fields are only ever added). README ("Desk figures") documents it.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from classifier.business_hours import OpenTimeline
 from classifier.taxonomy import Department, Taxonomy
@@ -42,14 +44,14 @@ class Spread:
     p90: float | None
 
     @classmethod
-    def of(cls, seconds: Sequence[float]) -> Spread:
+    def of(cls, seconds: Sequence[float] | npt.NDArray[np.float64]) -> Spread:
         """The spread of ``seconds`` (None for the figures of an empty list)."""
-        if not seconds:
+        ordered = np.sort(np.asarray(seconds, dtype=np.float64))
+        if not len(ordered):
             return cls(0, None, None)
-        ordered = sorted(seconds)
         # Nearest rank: the smallest value with at least 90 % of the values at or below it.
         p90 = ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
-        return cls(len(ordered), float(statistics.median(ordered)), float(p90))
+        return cls(len(ordered), float(np.median(ordered)), float(p90))
 
     def as_json(self) -> dict[str, Any]:
         """``{"count", "median", "p90"}`` (seconds; null when count is 0)."""
@@ -152,26 +154,39 @@ def _department_json(d: DepartmentStats, now: datetime) -> dict[str, Any]:
     }
 
 
+class _Columns:
+    """One department's tickets as arrays of epoch seconds (NaN: not yet)."""
+
+    def __init__(self, tickets: Sequence[TicketTimes]) -> None:
+        n = len(tickets)
+        self.opened = np.fromiter((t.opened for t in tickets), np.float64, n)
+        self.first = np.fromiter(
+            (np.nan if t.first_response is None else t.first_response for t in tickets),
+            np.float64,
+            n,
+        )
+        self.resolved = np.fromiter(
+            (np.nan if t.resolved is None else t.resolved for t in tickets), np.float64, n
+        )
+        self.taken = int(sum(t.taken for t in tickets))
+
+
 def _breaches(
-    dept: Department | None, tickets: Sequence[TicketTimes], timeline: OpenTimeline, now: float
+    dept: Department | None, own: _Columns, timeline: OpenTimeline, now: float
 ) -> tuple[int, int]:
-    """(first-response breaches, resolution breaches) of one department's tickets."""
+    """(first-response breaches, resolution breaches) of one department's tickets: a ticket
+    still waiting counts its clock up to ``now``."""
     if dept is None:
         return 0, 0
     first = resolved = 0
     if dept.first_response_minutes:
-        limit = dept.first_response_minutes * 60
-        first = sum(
-            timeline.between(t.opened, t.first_response if t.first_response is not None else now)
-            > limit
-            for t in tickets
-        )
+        ends = np.where(np.isnan(own.first), now, own.first)
+        waited = timeline.between_many(own.opened, ends)
+        first = int(np.count_nonzero(waited > dept.first_response_minutes * 60))
     if dept.resolution_hours:
-        limit_h = dept.resolution_hours * 3600
-        resolved = sum(
-            timeline.between(t.opened, t.resolved if t.resolved is not None else now) > limit_h
-            for t in tickets
-        )
+        ends = np.where(np.isnan(own.resolved), now, own.resolved)
+        waited = timeline.between_many(own.opened, ends)
+        resolved = int(np.count_nonzero(waited > dept.resolution_hours * 3600))
     return first, resolved
 
 
@@ -199,22 +214,21 @@ def summarise(
         moved_in[target] += n
     now = until.timestamp()
     departments = []
+    columns = {name: _Columns(by_department.get(name, [])) for name in names}
     for name in names:
-        own = by_department.get(name, [])
+        own = columns[name]
         dept = taxonomy.get(name)
         timeline = OpenTimeline(dept.hours if dept else None, since, until)
         first, resolved = _breaches(dept, own, timeline, now)
+        answered = ~np.isnan(own.first)
+        done = ~np.isnan(own.resolved)
         departments.append(
             DepartmentStats(
                 department=name,
-                tickets=len(own),
-                taken=sum(t.taken for t in own),
-                first_response=Spread.of(
-                    [t.first_response - t.opened for t in own if t.first_response is not None]
-                ),
-                resolution=Spread.of(
-                    [t.resolved - t.opened for t in own if t.resolved is not None]
-                ),
+                tickets=len(own.opened),
+                taken=own.taken,
+                first_response=Spread.of(own.first[answered] - own.opened[answered]),
+                resolution=Spread.of(own.resolved[done] - own.opened[done]),
                 backlog=backlog_of.get(name, Backlog(name, 0, 0, None)),
                 first_response_breaches=first,
                 resolution_breaches=resolved,
@@ -225,28 +239,34 @@ def summarise(
                 hours=dept.hours.text if dept and dept.hours else None,
             )
         )
-    return DeskStats(since, until, days, tuple(departments), _daily(tickets, names, since, until))
+    return DeskStats(since, until, days, tuple(departments), _daily(columns, since, until))
 
 
-def _daily(
-    tickets: Sequence[TicketTimes], names: Sequence[str], since: datetime, until: datetime
-) -> tuple[DayStats, ...]:
+def _daily(columns: dict[str, _Columns], since: datetime, until: datetime) -> tuple[DayStats, ...]:
     first_day = since.astimezone(UTC).date()
     origin = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC).timestamp()
     n_days = (until.astimezone(UTC).date() - first_day).days + 1
-    counts: list[Counter[str]] = [Counter() for _ in range(n_days)]
-    waits: list[list[float]] = [[] for _ in range(n_days)]
-    for t in tickets:
-        index = int((t.opened - origin) // 86400)  # whole UTC days since the first
-        if 0 <= index < n_days:
-            counts[index][t.department] += 1
-            if t.first_response is not None:
-                waits[index].append(t.first_response - t.opened)
+    counts: dict[str, list[int]] = {}
+    day_of_wait, waits = [], []
+    for name, own in columns.items():
+        day = np.floor_divide(own.opened - origin, 86400).astype(np.int64)  # whole UTC days
+        inside = (day >= 0) & (day < n_days)
+        counts[name] = np.bincount(day[inside], minlength=n_days).tolist()
+        answered = inside & ~np.isnan(own.first)
+        day_of_wait.append(day[answered])
+        waits.append(own.first[answered] - own.opened[answered])
+    days = np.concatenate(day_of_wait) if day_of_wait else np.zeros(0, np.int64)
+    seconds = np.concatenate(waits) if waits else np.zeros(0)
+    order = np.lexsort((seconds, days))
+    days, seconds = days[order], seconds[order]
+    bounds = np.searchsorted(days, np.arange(n_days + 1))
     return tuple(
         DayStats(
             (first_day + timedelta(days=i)).isoformat(),
-            {name: counts[i][name] for name in names},
-            float(statistics.median(waits[i])) if waits[i] else None,
+            {name: counts[name][i] for name in columns},
+            float(np.median(seconds[bounds[i] : bounds[i + 1]]))
+            if bounds[i + 1] > bounds[i]
+            else None,
         )
         for i in range(n_days)
     )

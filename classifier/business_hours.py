@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+import numpy.typing as npt
+
 from classifier.errors import TaxonomyError
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -203,6 +206,35 @@ class OpenTimeline:
                 datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
             ).total_seconds()
         return self._cumulative(end) - self._cumulative(start)
+
+    def between_many(
+        self, starts: npt.NDArray[np.float64], ends: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """``between`` for every pair of two equal-length arrays of epoch seconds, at once.
+
+        The same answers as ``between`` one pair at a time (a test checks it), in a few numpy
+        passes: what lets ``/triage stats`` count breaches over 100,000 tickets cheaply."""
+        starts = np.asarray(starts, dtype=np.float64)
+        ends = np.asarray(ends, dtype=np.float64)
+        if self._hours is None:
+            return np.maximum(ends - starts, 0.0)
+        result = np.maximum(self._cumulative_many(ends) - self._cumulative_many(starts), 0.0)
+        result[ends <= starts] = 0.0
+        outside = (starts < self._start) | (ends > self._end)
+        for i in np.flatnonzero(outside & (ends > starts)):  # rare: walk the calendar
+            result[i] = self.between(float(starts[i]), float(ends[i]))
+        return result
+
+    def _cumulative_many(self, moments: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        opens = np.asarray(self._opens, dtype=np.float64)
+        if not len(opens):
+            return np.zeros_like(moments)
+        i = np.searchsorted(opens, moments, side="right") - 1
+        safe = np.maximum(i, 0)
+        closes = np.asarray(self._closes, dtype=np.float64)
+        before = np.asarray(self._before, dtype=np.float64)
+        value = before[safe] + np.minimum(moments, closes[safe]) - opens[safe]
+        return np.where(i < 0, 0.0, value)
 
 
 def add_open_time(hours: BusinessHours | None, start: datetime, duration: timedelta) -> datetime:

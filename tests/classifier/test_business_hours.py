@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from classifier.business_hours import (
@@ -143,3 +144,23 @@ def test_the_timeline_agrees_with_the_calendar_walk(text: str | None) -> None:
         b = a + timedelta(minutes=rng.randrange(-60, 9 * 24 * 60))
         expected = open_time_between(hours, a, b).total_seconds()
         assert timeline.between(a.timestamp(), b.timestamp()) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "text", [None, "Mon-Fri 09:00-18:00 Europe/Berlin", "Sat-Sun 10:00-14:00 UTC"]
+)
+def test_the_timeline_answers_many_pairs_as_it_answers_one(text: str | None) -> None:
+    hours = None if text is None else parse_business_hours(text)
+    span_start = datetime(2026, 3, 1, tzinfo=UTC)
+    timeline = OpenTimeline(hours, span_start, span_start + timedelta(days=60))
+    rng = random.Random(5)
+    starts, ends = [], []
+    for _ in range(500):  # inside the span, before it, after it, and end before start
+        a = span_start.timestamp() + rng.uniform(-3 * 86400, 63 * 86400)
+        starts.append(a)
+        ends.append(a + rng.uniform(-3600, 9 * 86400))
+    many = timeline.between_many(np.array(starts), np.array(ends))
+    assert many.tolist() == pytest.approx(
+        [timeline.between(a, b) for a, b in zip(starts, ends, strict=True)]
+    )
+    assert (many > 0).sum() > 100  # the draws did test open time, not only zeros
