@@ -40,7 +40,7 @@ The API, each taking an ``AsyncConnection`` inside the caller's transaction:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -395,39 +395,25 @@ async def resolve(
 
     REFUSED with ALREADY_RESOLVED, or MOVED (see ``take``).
     """
-    if await _seen(conn, request_key):
-        return DeskChange(DUPLICATE, await get_state(conn, ticket_id))
-    before = await get_state(conn, ticket_id)
-    if before is None:
-        return DeskChange(MISSING, None)
-    values: dict[str, Any] = {"status": RESOLVED, "resolved_at": at, "updated_at": at}
-    if before.assignee is None:
-        values["assignee"] = agent
-    # The version makes it a compare-and-set on what was read: status and assignee alike.
-    state = await _compare_and_set(
+
+    def resolved(before: DeskState) -> dict[str, Any]:
+        values: dict[str, Any] = {"status": RESOLVED, "resolved_at": at, "updated_at": at}
+        if before.assignee is None:
+            values["assignee"] = agent
+        return values
+
+    return await _change_as_read(
         conn,
         ticket_id,
+        agent,
+        "resolve",
         statuses=(OPEN, IN_PROGRESS),
+        values=resolved,
+        at=at,
+        source=source,
+        request_key=request_key,
         department=department,
-        values=values,
-        extra=ticket_states.c.version == before.version,
     )
-    if state is None:
-        if (await get_state(conn, ticket_id)) != before:  # changed in between: read it again
-            return await resolve(
-                conn,
-                ticket_id,
-                agent,
-                at=at,
-                source=source,
-                request_key=request_key,
-                department=department,
-            )
-        return await _refusal(conn, ticket_id, department, agent, "resolve")
-    transition = await _record(
-        conn, before.status, state, actor=agent, source=source, key=request_key, at=at
-    )
-    return DeskChange(APPLIED, state, transition)
 
 
 async def reopen(
@@ -442,34 +428,64 @@ async def reopen(
 ) -> DeskChange:
     """``agent`` reopens a resolved ticket: back to ``in_progress`` with its assignee (``open``
     when it has none). REFUSED with NOT_RESOLVED, or MOVED (see ``take``)."""
-    if await _seen(conn, request_key):
-        return DeskChange(DUPLICATE, await get_state(conn, ticket_id))
-    before = await get_state(conn, ticket_id)
-    if before is None:
-        return DeskChange(MISSING, None)
-    status = IN_PROGRESS if before.assignee is not None else OPEN
-    state = await _compare_and_set(
+
+    def reopened(before: DeskState) -> dict[str, Any]:
+        status = IN_PROGRESS if before.assignee is not None else OPEN
+        return {"status": status, "resolved_at": None, "updated_at": at}
+
+    return await _change_as_read(
         conn,
         ticket_id,
+        agent,
+        "reopen",
         statuses=(RESOLVED,),
+        values=reopened,
+        at=at,
+        source=source,
+        request_key=request_key,
         department=department,
-        values={"status": status, "resolved_at": None, "updated_at": at},
-        extra=ticket_states.c.version == before.version,
     )
-    if state is None:
-        if (await get_state(conn, ticket_id)) != before:
-            return await reopen(
-                conn,
-                ticket_id,
-                agent,
-                at=at,
-                source=source,
-                request_key=request_key,
-                department=department,
-            )
-        return await _refusal(conn, ticket_id, department, agent, "reopen")
+
+
+async def _change_as_read(
+    conn: AsyncConnection,
+    ticket_id: int,
+    agent: str,
+    action: str,
+    *,
+    statuses: tuple[str, ...],
+    values: Callable[[DeskState], dict[str, Any]],
+    at: datetime,
+    source: str,
+    request_key: str | None,
+    department: str | None,
+) -> DeskChange:
+    """``values(state)`` applied to the ticket as it was read, if its status is in ``statuses``.
+
+    The version makes it a compare-and-set on what was read (status and assignee alike): when
+    the ticket changed in between, it is read again and the change decided anew; when it did
+    not, the change is refused (``_refusal`` says why).
+    """
+    if await _seen(conn, request_key):
+        return DeskChange(DUPLICATE, await get_state(conn, ticket_id))
+    while True:
+        before = await get_state(conn, ticket_id)
+        if before is None:
+            return DeskChange(MISSING, None)
+        state = await _compare_and_set(
+            conn,
+            ticket_id,
+            statuses=statuses,
+            department=department,
+            values=values(before),
+            extra=ticket_states.c.version == before.version,
+        )
+        if state is not None:
+            break
+        if (await get_state(conn, ticket_id)) == before:
+            return await _refusal(conn, ticket_id, department, agent, action)
     transition = await _record(
-        conn, RESOLVED, state, actor=agent, source=source, key=request_key, at=at
+        conn, before.status, state, actor=agent, source=source, key=request_key, at=at
     )
     return DeskChange(APPLIED, state, transition)
 
