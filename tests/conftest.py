@@ -25,6 +25,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
 
 
+@pytest.fixture(scope="session")
+def _vector_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("vector-cache")
+
+
+@pytest.fixture(autouse=True)
+def _vector_cache_in_tmp(_vector_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retrains with the embedding learner keep sentence vectors in the session's temporary
+    folder, not in ``~/.cache/triage-bot`` (the TRIAGE_VECTOR_CACHE_DIR default)."""
+    monkeypatch.setenv("TRIAGE_VECTOR_CACHE_DIR", str(_vector_cache_dir))
+
+
 @pytest.fixture
 def taxonomy() -> Taxonomy:
     """The shipped default departments."""
