@@ -89,7 +89,7 @@ async def measure(url: str, taxonomy: Taxonomy, n: int, repeats: int) -> dict[st
         await seed(db, tickets(n, taxonomy, now, seed_value=16))
         seeded = time.perf_counter() - started
         out: dict[str, Any] = {"seed_s": round(seeded, 1)}
-        # matplotlib's first figure in a process builds its font cache: once per process.
+        # The first picture in a process imports Pillow: once per process.
         warm = await build_desk_stats(db, taxonomy, days=1, now=now)
         await asyncio.to_thread(desk_stats_png, warm)
         for days in (7, 30):
