@@ -14,11 +14,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from data.clock import Clock
 
 log = logging.getLogger(__name__)
+
+#: The name of the background task the running code belongs to (None outside them); tasks a
+#: background task starts inherit it. Test clocks read it to know which task sleeps on them.
+background_task: ContextVar[str | None] = ContextVar("background_task", default=None)
 
 #: First and longest wait before restarting a crashed task, in seconds.
 RESTART_DELAY = 1.0
@@ -81,6 +86,7 @@ class Supervisor:
                 await task
 
     async def _keep(self, entry: _Entry) -> None:
+        background_task.set(entry.name)  # this task's own context: its name for what it starts
         delay = self._restart_delay
         while True:
             started = self._clock.monotonic()

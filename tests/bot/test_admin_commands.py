@@ -299,9 +299,8 @@ async def test_another_replica_picks_up_the_promoted_model_without_a_restart(
         assert active is not None
         assert replica.svc.model.current().model_id == "keywords-test"  # not looked yet
         # The replica's registry follower looks again (every few seconds in production).
-        await clock.advance_until(
-            lambda: replica.svc.model.current().model_id == active.model_id, FAST.registry
-        )
+        await clock.advance_and_settle(FAST.registry, "registry-follower")
+        assert replica.svc.model.current().model_id == active.model_id
 
 
 async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
@@ -329,8 +328,11 @@ async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
         await bot.restart()
         # The restarted bot looked for orphans on start: the dead process's lease still ran.
         assert service.follows == ["ftjob-1"]
-        await clock.advance(bot.settings.job_lease_seconds)
-        await clock.advance_until(lambda: len(service.follows) == 2, FAST.jobs)
+        # Past the dead process's lease: the follower's next look resumes the retrain.
+        await clock.advance_and_settle(
+            bot.settings.job_lease_seconds + FAST.jobs, "retrain-follower"
+        )
+        await fake_slack.wait_for(lambda: len(service.follows) == 2)
         await fake_slack.wait_for(
             lambda: "*Retrain #1 (auto), resumed after a restart*" in _board(fake_slack)
         )

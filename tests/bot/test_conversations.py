@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -70,22 +70,19 @@ async def say(bot: BotHarness, text: str, user: str = "U0ALICE", **extra: Any) -
     return ts
 
 
-async def until(bot: BotHarness, done: Callable[[], bool], step: float = 1.0) -> None:
-    """Move the clock on in steps (bounded) until ``done`` (the closer's look, the queue and
-    Slack's fake all had their turn)."""
-    for _ in range(400):
-        if done():
-            await bot.drain()
-            return
-        await clock_of(bot).advance(step)
-        await asyncio.sleep(0.005)
-    raise AssertionError("the conversation was not routed")
+async def pass_window(bot: BotHarness, *replicas: BotHarness) -> None:
+    """Move the clock past the grouping window; each bot's closer looks at the conversations at
+    the new time, and what closed is routed (every bot shares ``bot``'s clock)."""
+    bots = (bot, *replicas)
+    await clock_of(bot).advance_and_settle(WINDOW, *["conversation-closer"] * len(bots))
+    for each in bots:
+        await each.drain()
 
 
 async def close(bot: BotHarness, cards: int = 1, channel: str = BILLING) -> None:
-    """Move past the window until ``channel`` has ``cards`` live cards."""
-    await clock_of(bot).advance(WINDOW)
-    await until(bot, lambda: len(bot.fake.live_messages(channel)) >= cards)
+    """Move past the window: ``channel`` then has ``cards`` live cards."""
+    await pass_window(bot)
+    assert len(bot.fake.live_messages(channel)) == cards
 
 
 async def all_tickets(bot: BotHarness) -> list[Ticket]:
@@ -138,7 +135,8 @@ async def test_another_requester_or_a_late_message_is_another_ticket(
     await say(bot, "I cannot reset my password", user="U0BOB")
     await clock_of(bot).advance(WINDOW + 5)
     await say(bot, "also the refund never came")  # after Alice's window closed
-    await until(bot, lambda: len(bot.fake.posts(BILLING)) == 2)
+    await pass_window(bot)
+    assert len(bot.fake.posts(BILLING)) == 2
     tickets = await all_tickets(bot)
     assert sorted((t.user, t.parts) for t in tickets) == [
         ("U0ALICE", 1),
@@ -176,8 +174,8 @@ async def test_follow_ups_in_the_thread_update_the_card_in_place(grouping: BotHa
     await say(bot, "it lists 2 seats", thread_ts=ts)
     await say(bot, "we have 3 seats since May", thread_ts=ts)
     await say(bot, "looking into it", user="U0AGENT", thread_ts=ts)  # an agent: not added
-    await clock_of(bot).advance(WINDOW)
-    await until(bot, lambda: bool(fake.called("chat.update", channel=BILLING)))
+    await pass_window(bot)
+    assert fake.called("chat.update", channel=BILLING)
 
     (ticket,) = await all_tickets(bot)
     assert (ticket.follow_ups, ticket.last_follow_up) == (2, "we have 3 seats since May")
@@ -200,13 +198,8 @@ async def test_a_follow_up_that_carries_the_request_routes_a_greeting(
     await bot.start()
     try:
         ts = await say(bot, "hello")
-        await clock_of(bot).advance(WINDOW)
-        for _ in range(200):  # bounded: until the closed conversation has been judged
-            await clock_of(bot).advance(1)
-            await bot.drain()
-            (ticket,) = await all_tickets(bot)
-            if ticket.status == tickets_repo.SKIPPED:
-                break
+        await pass_window(bot)
+        (ticket,) = await all_tickets(bot)
         assert ticket.status == tickets_repo.SKIPPED
         assert fake_slack.posts() == []
         assert fake_slack.called("reactions.add") == []
@@ -241,8 +234,7 @@ async def test_a_thread_reply_to_a_message_that_is_no_ticket_changes_nothing(
 ) -> None:
     bot = grouping
     await say(bot, "my invoice is wrong", thread_ts=bot.send.new_ts())
-    await clock_of(bot).advance(WINDOW + 1)
-    await bot.drain()
+    await pass_window(bot)
     assert await all_tickets(bot) == []
     assert bot.calls_since_start() == []
 
@@ -276,7 +268,8 @@ async def test_an_edit_of_a_grouped_message_rebuilds_the_conversation(
     }
     status, _ = await bot.send.event(edit)
     assert status == 200
-    await until(bot, lambda: len(fake.live_messages(ACCOUNT)) == 1)
+    await bot.drain()  # an edit queues its ticket at once
+    assert len(fake.live_messages(ACCOUNT)) == 1
     (ticket,) = await all_tickets(bot)
     assert ticket.text == "hello there\nmy password is locked"
     assert fake.live_messages(BILLING) == []  # the card moved: one card alive
@@ -319,9 +312,7 @@ async def test_two_replicas_receiving_one_burst_make_one_ticket(
             for n in range(10)
         ]
         await asyncio.gather(*sends)
-        await clock.advance(WINDOW)
-        await until(one, lambda: len(fake_slack.posts(BILLING)) >= 1)
-        await two.drain()
+        await pass_window(one, two)
         (ticket,) = await all_tickets(one)
         assert ticket.parts == 20
         assert len(fake_slack.posts(BILLING)) == 1
@@ -339,8 +330,8 @@ async def test_a_vague_follow_up_does_not_pull_the_card_out_of_its_department(
     card_ts = fake.live_messages(BILLING)[0]["ts"]
     # Now the whole text is unsure (Account, Technical and Billing words alike).
     await say(bot, "also the app shows an error and my password is locked, crash", thread_ts=ts)
-    await clock_of(bot).advance(WINDOW)
-    await until(bot, lambda: bool(fake.called("chat.update", channel=BILLING)))
+    await pass_window(bot)
+    assert fake.called("chat.update", channel=BILLING)
     assert [m["ts"] for m in fake.live_messages(BILLING)] == [card_ts]  # stays, updated
     assert fake.live_messages("C0TRIAGE") == []
     assert fake.called("chat.delete") == []
@@ -351,8 +342,8 @@ async def test_a_clear_follow_up_moves_the_card(grouping: BotHarness) -> None:
     ts = await say(bot, UNSURE)  # no department's words: the card goes to triage
     await close(bot, channel="C0TRIAGE")
     await say(bot, "my invoice is wrong, refund the charge please", thread_ts=ts)
-    await clock_of(bot).advance(WINDOW)
-    await until(bot, lambda: len(fake.live_messages(BILLING)) == 1)
+    await pass_window(bot)
+    assert len(fake.live_messages(BILLING)) == 1
     (ticket,) = await all_tickets(bot)
     assert ticket.follow_ups == 1
     assert len(fake.posts(SUPPORT, threads=True)) == 1  # the one reply, updated in place

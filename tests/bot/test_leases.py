@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.requeue import POLL_SECONDS
 from bot.routing import CLAIM_RETRY_SECONDS
 from classifier.taxonomy import Taxonomy
 from data.db import tickets as tickets_repo
@@ -87,10 +86,7 @@ async def test_the_tickets_of_a_replica_that_died_are_taken_over_once_its_lease_
         await b.drain()
         assert fake_slack.posts(SUPPORT, threads=True) == []
         # Once A's lease ran out, B's next look takes the ticket over and routes it.
-        await clock.advance(lease / 2)
-        await clock.advance_until(
-            lambda: len(fake_slack.posts(SUPPORT, threads=True)) == 1, POLL_SECONDS
-        )
+        await clock.advance_and_settle(lease / 2, "requeue-watcher")  # B's: A's is stopped
         await b.drain()
         assert await _statuses(b) == {"routed": 1}
         assert len(fake_slack.live_messages(BILLING)) == 1

@@ -7,8 +7,12 @@ in order) and then moves only when the test says so.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from bot.supervisor import background_task
 
 
 class FakeClock:
@@ -17,7 +21,8 @@ class FakeClock:
     def __init__(self, start: datetime | None = None) -> None:
         self._start = start or datetime.now(UTC)
         self._offset = 0.0
-        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._sleepers: list[_Sleeper] = []
+        self._sleeps = 0  # sleeps begun so far: orders them
         self._changed = asyncio.Event()
 
     def now(self) -> datetime:
@@ -31,7 +36,8 @@ class FakeClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (self._offset + seconds, future)
+        self._sleeps += 1
+        entry = _Sleeper(self._offset + seconds, future, background_task.get(), self._sleeps)
         self._sleepers.append(entry)
         self._changed.set()
         try:
@@ -43,7 +49,7 @@ class FakeClock:
     @property
     def sleepers(self) -> int:
         """How many coroutines are sleeping on this clock now."""
-        return sum(1 for _at, future in self._sleepers if not future.done())
+        return sum(1 for s in self._sleepers if not s.future.done())
 
     async def advance(self, seconds: float) -> None:
         """Let what is ready run up to its next wait, move time on by ``seconds``, wake the
@@ -54,33 +60,60 @@ class FakeClock:
         start its wait after the jump and never be woken by it.
         """
         await _let_ready_tasks_run()
-        self._offset += seconds
-        for at, future in list(self._sleepers):
-            if at <= self._offset and not future.done():
-                future.set_result(None)
+        self._jump(seconds)
         await _let_ready_tasks_run()
 
-    async def advance_until(
-        self, condition: Callable[[], bool], step: float, within: float = 60.0
-    ) -> None:
-        """Move time on by ``step`` at a time until ``condition`` holds (bounded, in real time).
+    async def advance_and_settle(self, seconds: float, *tasks: str, within: float = 60.0) -> None:
+        """``advance`` for background tasks that look at the time, do I/O the test cannot see
+        the end of (a database look, say), then sleep on the clock again.
 
-        For work that waits on the clock after I/O the test cannot see the end of (a database
-        look, say): one ``advance`` may come before that work is asleep, so time moves on
-        again until it has happened.
+        ``tasks`` are background task names (``bot.supervisor``; a name twice for two
+        replicas' tasks on this clock). Waits until each of them is
+        asleep on the clock, so none is half-way through a look at the time before the jump;
+        moves time on; then waits until each has gone back to sleep: each has finished a look
+        at the new time. Each must be due within ``seconds``. ``within`` bounds both waits in
+        real time; a passing test returns as soon as the tasks are asleep.
         """
-        async with asyncio.timeout(within):
-            while not condition():
-                await self.advance(step)
-                await asyncio.sleep(0.01)  # database threads and sockets make progress
+        wanted = Counter(tasks)
+        await self._wait(lambda: self._asleep(wanted, since=0), within)
+        mark = self._sleeps  # no await since the check: nothing has looked at the time since
+        self._jump(seconds)
+        await self._wait(lambda: self._asleep(wanted, since=mark), within)
 
     async def wait_for_sleepers(self, count: int, within: float = 10.0) -> None:
         """Wait (bounded, in real time) until at least ``count`` coroutines sleep on the clock:
         the background tasks have reached their wait and an ``advance`` will wake them."""
+        await self._wait(lambda: self.sleepers >= count, within)
+
+    def _jump(self, seconds: float) -> None:
+        self._offset += seconds
+        for sleeper in list(self._sleepers):
+            if sleeper.at <= self._offset and not sleeper.future.done():
+                sleeper.future.set_result(None)
+
+    def _asleep(self, wanted: Counter[str], *, since: int) -> bool:
+        """Whether at least ``wanted[name]`` background tasks of each name sleep on the clock
+        in sleeps begun after the ``since``-th."""
+        asleep = Counter(s.task for s in self._sleepers if s.order > since and not s.future.done())
+        return all(asleep[name] >= count for name, count in wanted.items())
+
+    async def _wait(self, ready: Callable[[], bool], within: float) -> None:
+        """Wait until ``ready()``, looking again whenever a coroutine starts sleeping."""
         async with asyncio.timeout(within):
-            while self.sleepers < count:
+            while True:
                 self._changed.clear()
+                await _let_ready_tasks_run()
+                if ready():
+                    return
                 await self._changed.wait()
+
+
+@dataclass(frozen=True, eq=False)
+class _Sleeper:
+    at: float
+    future: asyncio.Future[None]
+    task: str | None  # the background task sleeping (``bot.supervisor.background_task``)
+    order: int
 
 
 async def _let_ready_tasks_run(rounds: int = 20) -> None:
