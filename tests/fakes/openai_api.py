@@ -273,6 +273,10 @@ class FakeOpenAI:
     _polls: dict[str, int] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
+    #: ``settled`` callers: each one's loop and the event its loop sets when nothing is in flight.
+    _idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(
+        default_factory=list
+    )
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -324,11 +328,23 @@ class FakeOpenAI:
 
     async def settled(self, within: float = 10.0) -> None:
         """Wait (bounded, in real time) until no request is being handled: what a client timed
-        out on still reaches its end on the server, as on the real API, and may create things."""
-        # Polled, not an Event: the fake may serve from its own thread's loop (``threaded``).
-        async with asyncio.timeout(within):
-            while self.in_flight:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+        out on still reaches its end on the server, as on the real API, and may create things.
+
+        Woken by the end of the last request in flight, through the caller's own loop: the
+        fake may serve from another thread's loop (``serve_in_thread``).
+        """
+        idle = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), idle)
+        self._idle_waiters.append(waiter)
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    idle.clear()
+                    if not self.in_flight:
+                        return
+                    await idle.wait()
+        finally:
+            self._idle_waiters.remove(waiter)
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         """The recorded requests with this method and exact path."""
@@ -403,6 +419,9 @@ class FakeOpenAI:
             return await self._handle(request, handler)
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                for loop, idle in list(self._idle_waiters):
+                    loop.call_soon_threadsafe(idle.set)
 
     async def _handle(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
