@@ -164,12 +164,15 @@ async def socket_bot(
 async def test_a_ticket_over_the_socket_is_acked_and_routed(socket_bot: SocketModeBot) -> None:
     fake, socket = socket_bot.fake, socket_bot.socket
     assert len(fake.called("apps.connections.open")) == 1  # the start-up check's URL is used
-    fake.latency = 0.3  # every Slack call takes 0.3 s: the ack must not wait for them
+    # Slack does not answer the ticket's first call until released: the ack must not wait.
+    fake.hold("chat.getPermalink")
     ts = socket_bot.new_ts()
     text = "I was charged twice, please refund the second payment"
     envelope_id = await socket.deliver(socket_bot.event(message_event(SUPPORT, ts, text)))
 
     ack = await socket.wait_for_ack(envelope_id)
+    assert fake.calls[socket_bot.calls_at_start :] == []  # not one Slack call answered yet
+    fake.release()
     await socket_bot.drain()
 
     assert (ack.connection, ack.payload) == (1, None)  # an event's ack carries no payload
@@ -180,7 +183,6 @@ async def test_a_ticket_over_the_socket_is_acked_and_routed(socket_bot: SocketMo
         "reactions.add",
         "chat.postMessage",
     ]
-    assert ack.at < min(c.at for c in slack_calls)
     assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
     (card,) = fake.posts(BILLING)
     assert "charged twice" in str(card["blocks"])
@@ -303,11 +305,16 @@ async def test_stopping_closes_the_socket_after_finishing_the_queued_tickets(
     bot = SocketModeBot(fake_slack, tmp_path / "triage.db", taxonomy)
     await bot.start()
     try:
-        fake_slack.latency = 0.1
+        fake_slack.hold("chat.getPermalink")  # the ticket is being routed when the stop comes
         ts = bot.new_ts()
         envelope_id = await bot.socket.deliver(bot.event(message_event(SUPPORT, ts, "refund")))
         await bot.socket.wait_for_ack(envelope_id)
+        stopping = asyncio.create_task(bot.stop())
+        await asyncio.sleep(0)  # the stop has begun (its first step sets the stop signal)
+        fake_slack.release()
+        await stopping
     finally:
+        fake_slack.release()
         await bot.stop()
     assert not bot.socket.connections[0].open
     assert len(fake_slack.posts(BILLING)) == 1  # routed before serve returned
