@@ -46,6 +46,10 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+#: Third-party loggers kept at WARNING unless a lower level is asked for.
+NOISY_LOGGERS = ("httpx", "httpcore", "openai", "aiohttp.access", "urllib3", "alembic")
+
+
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     """Send every log record to stderr, as JSON lines (services) or plain text (terminal)."""
     handler = logging.StreamHandler(sys.stderr)
@@ -57,5 +61,5 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party chatter stays at WARNING unless asked for.
-    for noisy in ("httpx", "httpcore", "openai", "aiohttp.access", "urllib3", "alembic"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from admin.log_format import NOISY_LOGGERS
 from classifier.taxonomy import Taxonomy, load_taxonomy
 from data import DEFAULT_TAXONOMY
 
@@ -23,6 +25,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "postgres_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Each test gives the session its logging back. A command under test (``triage serve``)
+    sets up the process's logging with a handler on the CliRunner's stream, which closes when
+    the command returns: left in place, every later test's log line is a "Logging error"."""
+    loggers = [logging.getLogger(), *map(logging.getLogger, NOISY_LOGGERS)]
+    saved = [(logger, logger.handlers[:], logger.level) for logger in loggers]
+    yield
+    for logger, handlers, level in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -32,7 +30,6 @@ cli_app = build_app()
 
 
 #: The loggers configure_logging sets the level of.
-NOISY_LOGGERS = ("httpx", "httpcore", "openai", "aiohttp.access", "urllib3", "alembic")
 
 
 def _settings(fake: FakeSlack, tmp_path: Path, **overrides: object) -> Settings:
@@ -160,18 +157,6 @@ async def test_an_active_prompted_model_answers_through_the_configured_endpoint(
         await fake_openai.stop()
 
 
-@pytest.fixture
-def logging_restored() -> Iterator[None]:
-    """``triage serve`` sets up the process's logging; give the test session back its own."""
-    loggers = [logging.getLogger(), *map(logging.getLogger, NOISY_LOGGERS)]
-    saved = [(logger, logger.handlers[:], logger.level) for logger in loggers]
-    yield
-    for logger, handlers, level in saved:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-
-
-@pytest.mark.usefixtures("logging_restored")
 def test_serve_refuses_business_hours_in_an_unknown_time_zone(tmp_path: Path) -> None:
     taxonomy = tmp_path / "taxonomy.toml"
     taxonomy.write_text(
