@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -11,38 +12,36 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot.admin_payloads import UsageError, parse_evalreport, parse_retrain, parse_triage
 from bot.services import Services
 
+T = TypeVar("T")
+
 
 def register(app: AsyncApp, services: Services) -> None:
     """Listen to /retrain and /evalreport; answer ephemerally within Slack's 3 s."""
     commands = services.commands
 
+    async def parsed(
+        ack: AsyncAck, command: dict[str, Any], parse: Callable[[dict[str, Any]], T], name: str
+    ) -> T | None:
+        """The command parsed, or None once a misuse was audited and answered with usage."""
+        try:
+            return parse(command)
+        except UsageError as exc:
+            await commands.access.refuse_usage(command, name)
+            await ack(text=str(exc))
+            return None
+
     @app.command("/retrain")
     async def on_retrain(ack: AsyncAck, command: dict[str, Any]) -> None:
-        try:
-            parsed = parse_retrain(command)
-        except UsageError as exc:
-            await commands.access.refuse_usage(command, "retrain")
-            await ack(text=str(exc))
-            return
-        await ack(text=await commands.retrain(parsed))
+        if (retrain := await parsed(ack, command, parse_retrain, "retrain")) is not None:
+            await ack(text=await commands.retrain(retrain))
 
     @app.command("/evalreport")
     async def on_evalreport(ack: AsyncAck, command: dict[str, Any]) -> None:
-        try:
-            parsed = parse_evalreport(command)
-        except UsageError as exc:
-            await commands.access.refuse_usage(command, "evalreport")
-            await ack(text=str(exc))
-            return
-        await ack(text=await commands.evalreport(parsed))
+        if (report := await parsed(ack, command, parse_evalreport, "evalreport")) is not None:
+            await ack(text=await commands.evalreport(report))
 
     @app.command("/triage")
     async def on_triage(ack: AsyncAck, command: dict[str, Any]) -> None:
-        try:
-            parsed = parse_triage(command)
-        except UsageError as exc:
-            await commands.access.refuse_usage(command, "stats")
-            await ack(text=str(exc))
-            return
-        person = await services.people.who(parsed.user)
-        await ack(text=await commands.stats(parsed, may_see=person.is_agent))
+        if (stats := await parsed(ack, command, parse_triage, "stats")) is not None:
+            person = await services.people.who(stats.user)
+            await ack(text=await commands.stats(stats, may_see=person.is_agent))
