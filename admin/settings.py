@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     not_a_ticket_emoji: str = Field(default="no_entry_sign", min_length=1, max_length=64)
     request_filter_refit_seconds: float = Field(default=60.0, ge=1.0, le=86_400.0)
 
+    # The desk: an agent's reaction with these emoji (names without colons) on a ticket or its
+    # card takes it or resolves it; the bot shows the status on the ticket with the same two.
+    take_emoji: str = Field(default="eyes", min_length=1, max_length=64)
+    resolve_emoji: str = Field(default="white_check_mark", min_length=1, max_length=64)
+
     # Storage and models.
     database_url: str = "sqlite+aiosqlite:///triage.db"
     learner: str = "auto"
@@ -186,7 +191,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a SQLite or PostgreSQL URL")
         return value
 
-    @field_validator("not_a_ticket_emoji")
+    @field_validator("not_a_ticket_emoji", "take_emoji", "resolve_emoji")
     @classmethod
     def _emoji_name(cls, value: str) -> str:
         name = value.strip().strip(":")

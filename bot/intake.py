@@ -26,6 +26,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.conversations import ConversationCloser
+from bot.desk import TicketDesk
 from bot.group_commit import GroupCommit
 from bot.payloads import (
     EditedMessage,
@@ -126,6 +127,7 @@ class Intake:
         clock: Clock,
         grouping: Grouping | None = None,
         requests: RequestFilterService | None = None,
+        desk: TicketDesk | None = None,
     ) -> None:
         """``requests``: the request filter, taught by the shortcut (None: nothing learns)."""
         """``requests``: the request filter (None: every message is routed)."""
@@ -140,6 +142,7 @@ class Intake:
         self._clock = clock
         self.grouping = grouping or Grouping()
         self._requests = requests
+        self._desk = desk
 
     async def receive(self, message: MessagePayload) -> IntakeOutcome:
         """Store a message as (part of) a ticket, apply an edit, or skip; see the module doc."""
@@ -257,6 +260,9 @@ class Intake:
                 reply.channel,
                 reply.ts,
             )
+        if self._desk is not None and placed.outcome is Joined.NOT_REQUESTER and placed.ticket:
+            # An agent's first reply in the ticket's thread is its first response.
+            await self._desk.reply(placed.ticket, reply.user, reply.team, reply.ts)
         return self._placed(placed, now)
 
     # -- the "Send to triage" shortcut ----------------------------------------------------

@@ -13,6 +13,13 @@ from pydantic import BaseModel, ConfigDict
 #: action_id prefix of the department buttons on a card; the department name follows.
 ROUTE_ACTION_PREFIX = "triage_route:"
 
+#: action_id prefix of the desk buttons on a card (Take it, Resolve, Reopen); the action follows.
+DESK_ACTION_PREFIX = "triage_desk:"
+TAKE = "take"
+RESOLVE = "resolve"
+REOPEN = "reopen"
+DESK_ACTIONS = (TAKE, RESOLVE, REOPEN)
+
 #: Message subtypes that are a person's new message (with or without files); a
 #: ``thread_broadcast`` is a thread reply also shown in the channel.
 _PERSON_SUBTYPES = frozenset({None, "file_share", "me_message", "thread_broadcast"})
@@ -184,6 +191,8 @@ class ReactionChange(_Frozen):
     ts: str
     #: The reacting user's team when the event names it (Slack Connect events do).
     team: str | None = None
+    #: The event's own time: one reaction (a redelivered event is the same request).
+    event_ts: str = ""
 
 
 def parse_reaction(event: dict[str, Any]) -> ReactionChange | None:
@@ -200,6 +209,7 @@ def parse_reaction(event: dict[str, Any]) -> ReactionChange | None:
         channel=str(item.get("channel", "")),
         ts=str(item.get("ts", "")),
         team=str(event.get("user_team") or "") or None,
+        event_ts=str(event.get("event_ts") or ""),
     )
 
 
@@ -233,5 +243,47 @@ def parse_route_choice(body: dict[str, Any]) -> RouteChoice | None:
         message_ts=str(container.get("message_ts") or ""),
         label=str(action["action_id"])[len(ROUTE_ACTION_PREFIX) :],
         ticket_id=int(value) if value.isdigit() else None,
+        team=str(team) if team else None,
+    )
+
+
+class DeskPress(_Frozen):
+    """Someone pressed Take it, Resolve or Reopen on a card."""
+
+    action: Literal["take", "resolve", "reopen"]
+    user: str
+    channel: str
+    message_ts: str
+    ticket_id: int
+    #: The department the card was drawn for.
+    department: str
+    #: Slack's ``action_ts``: one press (a press delivered twice is one request).
+    action_ts: str
+    team: str | None = None
+
+
+def parse_desk_press(body: dict[str, Any]) -> DeskPress | None:
+    """The desk button pressed in a block_actions payload, or None if malformed."""
+    actions = body.get("actions") or []
+    container = body.get("container") or {}
+    action = next(
+        (a for a in actions if str(a.get("action_id", "")).startswith(DESK_ACTION_PREFIX)), None
+    )
+    user = (body.get("user") or {}).get("id")
+    if action is None or not user:
+        return None
+    name = str(action["action_id"])[len(DESK_ACTION_PREFIX) :]
+    ticket, _, department = str(action.get("value", "")).partition(":")
+    if name not in DESK_ACTIONS or not ticket.isdigit():
+        return None
+    team = (body.get("user") or {}).get("team_id")
+    return DeskPress(
+        action=name,
+        user=str(user),
+        channel=str(container.get("channel_id") or (body.get("channel") or {}).get("id") or ""),
+        message_ts=str(container.get("message_ts") or ""),
+        ticket_id=int(ticket),
+        department=department,
+        action_ts=str(action.get("action_ts") or body.get("trigger_id") or ""),
         team=str(team) if team else None,
     )

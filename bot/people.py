@@ -163,6 +163,13 @@ class People:
             return not same_org
         return False
 
+    async def in_channel(self, channel: str, user: str) -> bool:
+        """Whether ``user`` is a member of ``channel`` (an agent channel; False when its
+        members cannot be read: a correction then does not keep the ticket's owner)."""
+        if channel not in self._members and not await self._load_channel(channel):
+            return False
+        return user in self._members.get(channel, ())
+
     async def _in_agent_channel(self, user: str) -> bool | None:
         for channel in self.agent_channels:
             if channel not in self._members:

@@ -29,6 +29,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -60,12 +61,15 @@ from classifier.near_duplicates import near_duplicate_of, routed_by_correction
 from classifier.protocols import Prediction
 from classifier.redaction import redact_pii
 from classifier.taxonomy import Department, Taxonomy
-from data.clock import Clock, SystemClock
+from data.clock import Clock, SystemClock, as_utc
 from data.db import corrections as corrections_repo
+from data.db import desk as desk_repo
 from data.db import request_feedback as request_feedback_repo
 from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from data.db.corrections import Correction
+from data.db.database import utcnow
+from data.db.desk import DeskState
 from data.db.routings import Routing
 from data.db.tickets import StoredPrediction, Ticket
 
@@ -82,6 +86,25 @@ SHARED_CHANNEL_SECONDS = 600.0
 #: (not a greeting, thanks, "+1", ...)? Asked once per run, before the department, for a
 #: ticket that has no card yet; "no" stores it as ``not_request`` without routing it.
 RequestCheck = Callable[[str], Awaitable[bool]]
+
+#: Whether a user is a member of a channel (``bot.people``): a correction keeps a ticket's
+#: owner only when they are in the new department's channel.
+ChannelMember = Callable[[str, str], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class DeskEntry:
+    """What the card just posted (or redrawn) says about the desk, to record with it: the
+    ticket enters the desk (or moves to ``department``) in the card's own transaction."""
+
+    department: str
+    permalink: str | None
+    #: The owner a move keeps (in the new department's channel), else None.
+    keep: str | None
+    #: Who moved it (the correcting agent), or the bot.
+    actor: str
+    #: (status, assignee) the card shows.
+    shown: tuple[str, str | None]
 
 
 async def everything_is_a_request(_text: str) -> bool:
@@ -114,9 +137,16 @@ class TicketRouter:
         notices: FailureNotices | None = None,
         near_duplicates: CorrectionMemory | None = None,
         is_request: RequestCheck | None = None,
+        is_member: ChannelMember | None = None,
+        desk_changed: Callable[[int], None] | None = None,
+        status_emoji: tuple[str, ...] = (),
     ) -> None:
         """``notices``: where a ticket that ends ``failed`` is announced (None: the log only).
-        ``is_request``: the request filter (None: every ticket is a request)."""
+        ``is_request``: the request filter (None: every ticket is a request).
+        ``is_member``: channel membership, for the owner a correction keeps (None: none kept).
+        ``desk_changed``: told when a card it posted does not show the ticket's desk state
+        (the desk, ``bot.desk``, brings the card up to date). ``status_emoji``: the desk's
+        status reactions on a ticket, removed when it is withdrawn."""
         #: This process's name in ticket leases (see data/db/tickets.py).
         self.owner = owner or default_owner()
         #: Leases are stamped and checked on this clock.
@@ -135,6 +165,9 @@ class TicketRouter:
         self._shared: dict[str, tuple[float, bool]] = {}  # channel -> (when, minimal replies)
         self._fresh: dict[int, Ticket] = {}
         self._uncertain: set[int] = set()
+        self._is_member = is_member
+        self._desk_changed = desk_changed
+        self._status_emoji = status_emoji
 
     def lease_until(self) -> datetime:
         """When a lease taken now runs out."""
@@ -255,13 +288,18 @@ class TicketRouter:
         if fresh is not None:
             history: list[Correction] = []
             records: list[Routing] = []
-            ticket, prediction = fresh, None
+            ticket, prediction, state = fresh, None, None
         else:
 
             async def read(
                 conn: AsyncConnection,
             ) -> tuple[
-                Ticket, StoredPrediction | None, list[Correction], list[Routing], bool | None
+                Ticket,
+                StoredPrediction | None,
+                list[Correction],
+                list[Routing],
+                bool | None,
+                DeskState | None,
             ]:
                 word = await request_feedback_repo.feedback_for(conn, ticket_id)
                 return (
@@ -270,9 +308,10 @@ class TicketRouter:
                     await corrections_repo.corrections_for(conn, ticket_id),
                     await routings_repo.routings_for(conn, ticket_id),
                     None if word is None else word.is_request,
+                    await desk_repo.get_state(conn, ticket_id),
                 )
 
-            ticket, prediction, history, records, said = await self._db.run(read)
+            ticket, prediction, history, records, said, state = await self._db.run(read)
             vouched = said is True  # an agent said it is a request ("Send to triage")
             if said is False:  # an agent said it is no request: take back what was posted
                 await self._withdraw(ticket, records)
@@ -300,7 +339,7 @@ class TicketRouter:
             return
         try:
             finished = await self._reconcile(
-                ticket, prediction, human, bool(history), records, seen, permalink, check
+                ticket, prediction, human, bool(history), records, seen, permalink, check, state
             )
         except RateLimitedError as exc:
             delay = exc.retry_after + random.uniform(0, 0.25)  # not all at the same instant
@@ -337,15 +376,23 @@ class TicketRouter:
                     dept = self._taxonomy.get(record.label)
                     if dept is not None:
                         await self._slack.remove_reaction(ticket.channel, ticket.ts, dept.emoji)
-                else:  # a card, a reply or a confirmation: the bot's own message
+                else:  # a card, a reply, a confirmation, a desk line: the bot's own message
                     await self._slack.delete_message(record.channel, record.ts)
                 await self._removed(record)
+            for emoji in self._status_emoji:  # the desk's status (already gone counts as done)
+                await self._slack.remove_reaction(ticket.channel, ticket.ts, emoji)
         except RateLimitedError as exc:
             raise RetryLater(exc.retry_after + random.uniform(0, 0.25)) from None
         except TransientSlackError as exc:
             await self._transient_failure(ticket, exc)
             return
-        await self._finish(ticket, tickets_repo.NOT_REQUEST, ticket.updated_at)
+
+        async def finish(conn: AsyncConnection) -> None:
+            # Out of the desk (backlog, figures, timers) in the transaction that finishes it.
+            await desk_repo.withdraw(conn, ticket.id, actor=desk_repo.BOT, at=self.clock.now())
+            await self._mark(conn, ticket, tickets_repo.NOT_REQUEST, ticket.updated_at)
+
+        await self._db.run(finish)
         log.info("Ticket %s withdrawn: not a request", ticket.id)
 
     async def _skip(self, ticket: Ticket, seen: datetime | None) -> None:
@@ -521,11 +568,98 @@ class TicketRouter:
         seen: datetime | None,
         permalink: asyncio.Task[str] | None = None,
         check: bool = False,
+        state: DeskState | None = None,
     ) -> bool:
         """Bring Slack in line; True when the ticket was also marked routed on the way.
 
         ``check``: look for each post in Slack before making it (see the module doc).
+        ``state``: the ticket's desk state (None: not in the desk yet; its card enters it).
         """
+        card, destination, key = await self._card_content(ticket, prediction, human, records)
+        dept = card.department
+        status, assignee, keep = desk_repo.OPEN, None, None
+        if state is not None:
+            status, assignee = state.status, state.assignee
+            if state.department != dept.name and status == desk_repo.IN_PROGRESS:
+                # A correction keeps the owner only if the new department's channel has them.
+                if assignee and self._is_member and await self._is_member(dept.channel, assignee):
+                    keep = assignee
+                else:
+                    status, assignee = desk_repo.OPEN, None
+        card = CardContent(**{**card.__dict__, "status": status, "assignee": assignee})
+        entry = DeskEntry(
+            department=dept.name,
+            permalink=None,
+            keep=keep,
+            actor=human.user if human is not None else desk_repo.BOT,
+            shown=(status, assignee),
+        )
+        await self._reconcile_card(ticket, card, destination, key, records, permalink, check, entry)
+        await self._reconcile_tag(ticket, dept, records)
+        return await self._reconcile_thread(
+            ticket,
+            dept,
+            prediction,
+            human,
+            bool(ever_corrected),
+            destination,
+            key,
+            records,
+            seen,
+            check,
+            minimal=card.legend,
+        )
+
+    async def redraw(self, ticket_id: int, state: DeskState) -> int:
+        """Draw the ticket's card(s) again showing ``state`` (the desk changed); returns how
+        many cards were updated. A card Slack no longer has is logged and skipped."""
+
+        async def read(
+            conn: AsyncConnection,
+        ) -> tuple[Ticket, StoredPrediction | None, list[Correction], list[Routing]]:
+            return (
+                await tickets_repo.get_ticket(conn, ticket_id),
+                await tickets_repo.latest_prediction(conn, ticket_id),
+                await corrections_repo.corrections_for(conn, ticket_id),
+                await routings_repo.routings_for(conn, ticket_id),
+            )
+
+        ticket, prediction, history, records = await self._db.run(read)
+        cards = [r for r in records if r.kind == routings_repo.CARD and r.active and r.ts]
+        if prediction is None or not cards:
+            return 0
+        card, _, _ = await self._card_content(ticket, prediction, standing_label(history), records)
+        permalink = state.permalink or await self._slack.permalink(ticket.channel, ticket.ts)
+        card = replace(card, permalink=permalink, status=state.status, assignee=state.assignee)
+        updated = 0
+        for record in cards:
+            channel, ts = record.channel, record.ts
+            assert ts is not None
+
+            async def update(
+                text: str, blocks: list[dict[str, object]], channel: str = channel, ts: str = ts
+            ) -> str:
+                await self._slack.update_message(channel, ts, text, blocks)
+                return ts
+
+            try:
+                await self._send_card(ticket, card, update)
+            except PermanentSlackError as exc:
+                log.warning(
+                    "Ticket %s: its card %s/%s not redrawn: %s", ticket_id, channel, ts, exc
+                )
+                continue
+            updated += 1
+        return updated
+
+    async def _card_content(
+        self,
+        ticket: Ticket,
+        prediction: StoredPrediction,
+        human: Correction | None,
+        records: list[Routing],
+    ) -> tuple[CardContent, str, str]:
+        """What the ticket's card shows (without the desk state), where it goes and its key."""
         label = final_label(prediction.label, human)
         dept = self._taxonomy.get(label)
         if dept is None:  # a department removed from the taxonomy since
@@ -555,21 +689,7 @@ class TicketRouter:
             legend=await self._minimal(ticket),
             parts=ticket.parts,
         )
-        await self._reconcile_card(ticket, card, destination, key, records, permalink, check)
-        await self._reconcile_tag(ticket, dept, records)
-        return await self._reconcile_thread(
-            ticket,
-            dept,
-            prediction,
-            human,
-            ever_corrected,
-            destination,
-            key,
-            records,
-            seen,
-            check,
-            minimal=card.legend,
-        )
+        return card, destination, key
 
     def _kept_card(
         self,
@@ -634,15 +754,55 @@ class TicketRouter:
         ts: str,
         *,
         finish: tuple[str, datetime | None] | None = None,
+        desk: DeskEntry | None = None,
     ) -> None:
-        async def record(conn: AsyncConnection) -> None:
+        async def record(conn: AsyncConnection) -> bool:
             await routings_repo.record_routing(
                 conn, ticket.id, kind=kind, label=label, channel=channel, ts=ts
             )
             if finish is not None:  # the last step: one transaction instead of two
                 await self._mark(conn, ticket, *finish)
+            return desk is None or await self._enter_desk(conn, ticket, desk)
 
-        await self._db.run(record)
+        if not await self._db.run(record) and self._desk_changed is not None:
+            self._desk_changed(ticket.id)  # the card shows another state: the desk redraws it
+
+    async def _enter_desk(self, conn: AsyncConnection, ticket: Ticket, entry: DeskEntry) -> bool:
+        """The ticket enters the desk (or moves to the card's department) with its card;
+        whether the card shows the state the desk now has."""
+        now = self.clock.now()
+        # When the requester asked: the ticket's age (stored on the database's clock) counted
+        # back from this clock's now, so a test's clock and the timers agree.
+        waited = max(timedelta(0), utcnow() - as_utc(ticket.created_at))
+        change = await desk_repo.open_ticket(
+            conn,
+            ticket.id,
+            entry.department,
+            opened_at=now - waited,
+            at=now,
+            permalink=entry.permalink,
+        )
+        state, moved = change.state, False
+        if state is not None and state.department != entry.department:
+            # The move's status emoji (an owner dropped) are the desk's to reconcile.
+            moved = True
+            state = (
+                await desk_repo.change_department(
+                    conn,
+                    ticket.id,
+                    entry.department,
+                    keep=entry.keep,
+                    actor=entry.actor,
+                    at=now,
+                )
+            ).state
+        if state is None:
+            return True
+        if entry.permalink and state.permalink != entry.permalink:
+            await desk_repo.set_permalink(conn, ticket.id, entry.permalink)
+        if moved or (state.status, state.assignee) != entry.shown:
+            return False
+        return await desk_repo.mark_synced(conn, ticket.id, state.version)
 
     async def _removed(self, routing: Routing) -> None:
         async def removed(conn: AsyncConnection) -> None:
@@ -659,6 +819,7 @@ class TicketRouter:
         records: list[Routing],
         early_permalink: asyncio.Task[str] | None,
         check: bool,
+        entry: DeskEntry | None = None,
     ) -> None:
         async def permalink() -> str:
             if early_permalink is not None:
@@ -688,7 +849,8 @@ class TicketRouter:
                     )
 
                 ts = await self._send_card(ticket, card, post)
-                await self._record(ticket, routings_repo.CARD, key, destination, ts)
+                desk = replace(entry, permalink=card.permalink) if entry else None
+                await self._record(ticket, routings_repo.CARD, key, destination, ts, desk=desk)
             else:
                 kept_ts = keep.ts
                 assert kept_ts is not None
@@ -699,7 +861,8 @@ class TicketRouter:
 
                 await self._send_card(ticket, card, update)
                 await self._removed(keep)
-                await self._record(ticket, routings_repo.CARD, key, destination, kept_ts)
+                desk = replace(entry, permalink=card.permalink) if entry else None
+                await self._record(ticket, routings_repo.CARD, key, destination, kept_ts, desk=desk)
         for old in cards:
             if old is keep or old.ts is None:
                 continue

@@ -156,6 +156,7 @@ async def open_runtime(
             supervisor.add("triage-threshold", services.triage_threshold.run)
         if services.response_timers.active:
             supervisor.add("response-timers", services.response_timers.run)
+        supervisor.add("desk-sync", services.desk.run)
         stack.push_async_callback(_release_leases, services)
         stack.push_async_callback(supervisor.stop)
         supervisor.start()
@@ -186,3 +187,7 @@ async def _release_leases(services: Services) -> None:
             await services.response_timers.release()
         except Exception:
             log.warning("Could not hand on the response-timer lease", exc_info=True)
+    try:
+        await services.desk.release()
+    except Exception:
+        log.warning("Could not hand on the desk-sync lease", exc_info=True)

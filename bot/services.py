@@ -27,6 +27,7 @@ from bot.config import SlackConfig
 from bot.conversations import POLL_SECONDS as CLOSER_POLL_SECONDS
 from bot.conversations import ConversationCloser
 from bot.corrections import CorrectionDesk
+from bot.desk import SYNC_SECONDS, TicketDesk
 from bot.errors import PermanentSlackError, SampleChannelsError, SlackCallError
 from bot.failure_notice import FailureNotices
 from bot.group_commit import GroupCommit
@@ -108,6 +109,8 @@ class Intervals:
     request_filter: float | None = None
     #: Sweeps of the first-response timers (a nudge is posted at most this long after due).
     response_timers: float = SWEEP_SECONDS
+    #: Looks for desk changes whose Slack side (card, emoji, thread line) is missing.
+    desk: float = SYNC_SECONDS
     #: Longest wait between looks for closed conversations (each process also wakes exactly
     #: when a conversation it stored closes).
     conversations: float = CLOSER_POLL_SECONDS
@@ -144,6 +147,8 @@ class Services:
     socket: SocketWatch
     #: Nudges and escalations of tickets without a first response.
     response_timers: ResponseTimers
+    #: Take it / Resolve / Reopen, by button or emoji, and first responses.
+    desk: TicketDesk
 
     async def check_channels(self) -> list[str]:
         """Name every configured channel the bot is not in (one log line); returns their ids.
@@ -269,13 +274,7 @@ def build_services(
     check (None: every conversation is a request).
     """
     intervals = intervals or Intervals()
-    # Settings that clash with the taxonomy stop start-up before anything is opened.
-    dept = taxonomy.by_emoji(settings.not_a_ticket_emoji)
-    if dept is not None:
-        raise SettingsError(
-            f"TRIAGE_NOT_A_TICKET_EMOJI: :{settings.not_a_ticket_emoji}: is the {dept.name} "
-            "department's emoji; choose another one."
-        )
+    check_emoji(settings, taxonomy)
     http = aiohttp.ClientSession()
     slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
     model = ActiveModel(db, loader)
@@ -290,6 +289,7 @@ def build_services(
     if settings.adaptive_threshold:
         policy = replace(policy, adaptive_threshold=triage_threshold.value)
     commits = GroupCommit(db)
+    people = agents(settings, taxonomy, slack, clock, intervals.people)
     notices = FailureNotices(slack, settings.admin_channel or policy.triage_channel)
     near_duplicates = (
         CorrectionMemory(
@@ -318,11 +318,25 @@ def build_services(
         notices,
         near_duplicates=near_duplicates,
         is_request=is_request or filter_says_request,
+        is_member=people.in_channel,
+        desk_changed=lambda ticket_id: desk.changed(ticket_id),
+        status_emoji=(settings.take_emoji, settings.resolve_emoji),
     )
     queue = TicketQueue(router.process, workers=workers, clock=clock)
     closer = ConversationCloser(commits, db, queue, router, clock, intervals.conversations)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
-    people = agents(settings, taxonomy, slack, clock, intervals.people)
+    desk = TicketDesk(
+        db,
+        slack,
+        router,
+        people,
+        taxonomy,
+        clock,
+        take_emoji=settings.take_emoji,
+        resolve_emoji=settings.resolve_emoji,
+        owner=router.owner,
+        interval=intervals.desk,
+    )
     requests = RequestFilterService(
         db,
         queue,
@@ -371,6 +385,7 @@ def build_services(
             closer=closer,
             clock=clock,
             requests=requests,
+            desk=desk,
             grouping=Grouping(
                 window=settings.group_seconds,
                 agent_posts_are_tickets=settings.agent_posts == "tickets",
@@ -400,7 +415,30 @@ def build_services(
             triage_channel=policy.triage_channel,
             interval=intervals.response_timers,
         ),
+        desk=desk,
     )
+
+
+def check_emoji(settings: Settings, taxonomy: Taxonomy) -> None:
+    """Stop start-up (before anything is opened) when the not-a-ticket, take or resolve emoji
+    is a department's emoji or another of the three: a reaction would mean two things."""
+    named = {
+        "TRIAGE_NOT_A_TICKET_EMOJI": settings.not_a_ticket_emoji,
+        "TRIAGE_TAKE_EMOJI": settings.take_emoji,
+        "TRIAGE_RESOLVE_EMOJI": settings.resolve_emoji,
+    }
+    seen: dict[str, str] = {}
+    for setting, emoji in named.items():
+        dept = taxonomy.by_emoji(emoji)
+        if dept is not None:
+            raise SettingsError(
+                f"{setting}: :{emoji}: is the {dept.name} department's emoji; choose another one."
+            )
+        if emoji in seen:
+            raise SettingsError(
+                f"{setting}: :{emoji}: is also {seen[emoji]}; each needs its own emoji."
+            )
+        seen[emoji] = setting
 
 
 async def _is_agent(people: People, user: str) -> bool:

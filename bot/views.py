@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.mrkdwn import SECTION_TEXT, fit, fit_blocks, message_text, render
-from bot.payloads import ROUTE_ACTION_PREFIX
+from bot.payloads import DESK_ACTION_PREFIX, REOPEN, RESOLVE, ROUTE_ACTION_PREFIX, TAKE
 from classifier.taxonomy import Department, Taxonomy
 
 #: Characters of ticket text on a card posted again after Slack refused the full one.
@@ -56,6 +56,56 @@ class CardContent:
     legend: bool = False
     #: Top-level messages in the conversation.
     parts: int = 1
+    #: Where the ticket stands in the desk (``data.db.desk``: open, in_progress, resolved) and
+    #: who owns it; None: not in the desk (shadow mode), no status line and no buttons.
+    status: str | None = None
+    assignee: str | None = None
+
+
+#: What each desk status is called on a card.
+STATUS_NAMES = {"open": "Open", "in_progress": "In progress", "resolved": "Resolved"}
+#: The buttons a card shows per desk status: (action, label, style).
+_DESK_BUTTONS: dict[str, tuple[tuple[str, str, str | None], ...]] = {
+    "open": ((TAKE, "Take it", "primary"), (RESOLVE, "Resolve", None)),
+    "in_progress": ((RESOLVE, "Resolve", "primary"),),
+    "resolved": ((REOPEN, "Reopen", None),),
+}
+
+
+def status_line(status: str, assignee: str | None) -> str:
+    """The card's status line: "*Status:* In progress · owner <@U…>"."""
+    line = f"*Status:* {STATUS_NAMES.get(status, status)}"
+    if assignee:
+        line += f" · owner <@{assignee}>"
+    return line
+
+
+def desk_value(ticket_id: int, department: str) -> str:
+    """A desk button's value: the ticket and the department the card was drawn for (a press
+    on a card drawn before a correction moved the ticket is told so)."""
+    return f"{ticket_id}:{department}"
+
+
+def _desk_blocks(card: CardContent) -> Blocks:
+    if card.status is None:
+        return []
+    line = status_line(card.status, card.assignee)
+    buttons = [
+        {
+            "type": "button",
+            "action_id": f"{DESK_ACTION_PREFIX}{action}",
+            "text": {"type": "plain_text", "text": label},
+            "value": desk_value(card.ticket_id, card.department.name),
+            **({"style": style} if style else {}),
+        }
+        for action, label, style in _DESK_BUTTONS.get(card.status, ())
+    ]
+    blocks: Blocks = [{"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}]
+    if buttons:
+        blocks.append(
+            {"type": "actions", "block_id": f"triage_desk_{card.ticket_id}", "elements": buttons}
+        )
+    return blocks
 
 
 def _ticket_text(card: CardContent, level: int) -> str:
@@ -104,6 +154,7 @@ def ticket_card(card: CardContent, taxonomy: Taxonomy, level: int = 0) -> tuple[
     if card.legend:
         legend = _how_to_correct(taxonomy).replace("this ticket", "the ticket or this card")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": legend}]})
+    blocks.extend(_desk_blocks(card))
     if card.ask_for_department:
         blocks.append(
             {
@@ -216,3 +267,37 @@ def escalation_text(dept: Department, ticket_id: int, waited: timedelta, card_li
         f"{duration_text(waited)}, twice its target ({_target_text(dept)}). "
         f"<{card_link}|Open the card>"
     )
+
+
+def taken_line(agent: str, dept: Department) -> str:
+    """The requester's thread when an agent takes the ticket (the bot's own mention of the
+    agent; nothing from ticket text)."""
+    return f"<@{agent}> from {dept.name} is on it."
+
+
+def resolved_line(agent: str) -> str:
+    """The requester's thread when the ticket is resolved."""
+    return f"Resolved by <@{agent}>. Reply here if anything is still wrong."
+
+
+def desk_refusal(reason: str | None, owner: str | None, dept: Department | None) -> str:
+    """The ephemeral answer to a desk action that changed nothing (``data.db.desk`` reasons)."""
+    match reason:
+        case "taken":
+            return f"<@{owner}> has this ticket already." if owner else "Someone has it already."
+        case "already_yours":
+            return "This ticket is already yours."
+        case "already_resolved":
+            return "This ticket is resolved already."
+        case "not_resolved":
+            return "This ticket is not resolved, so there is nothing to reopen."
+        case "moved":
+            where = f" to *{dept.name}*" if dept is not None else ""
+            return f"This ticket was moved{where} meanwhile; its card there is the current one."
+        case "missing":
+            return "This ticket is no longer on the desk (withdrawn or deleted)."
+        case "not_an_agent":
+            return (
+                "Only agents (members of the support teams' channels) can take or resolve tickets."
+            )
+    return "Nothing to do: the ticket is already so."

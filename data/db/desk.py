@@ -34,6 +34,7 @@ The API, each taking an ``AsyncConnection`` inside the caller's transaction:
 - ``take``, ``resolve``, ``reopen``: an agent's action; -> ``DeskChange``.
 - ``record_first_response``: an agent replied in the thread; -> ``DeskChange``.
 - ``change_department``: a correction moved the ticket; -> ``DeskChange``.
+- ``withdraw``: an agent said it is no request: it leaves the desk (a routing enters it again).
 - ``set_permalink``: remember the ticket's link.
 - ``get_state``, ``states_for``, ``transitions_for``, ``tickets_of``: reads.
 """
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,6 +69,11 @@ REACTION = "reaction"
 REPLY = "reply"
 CORRECTION = "correction"
 COMMAND = "command"
+WITHDRAW = "withdraw"  # an agent said it is no request (the request filter's emoji)
+
+#: ``ticket_transitions.to_status`` of a ticket that left the desk (``withdraw``): it has no
+#: ``ticket_states`` row any more, so it is in no backlog, figure or timer.
+WITHDRAWN = "withdrawn"
 
 #: The actor of changes the bot makes on its own (a ticket entering the desk).
 BOT = "bot"
@@ -602,3 +608,51 @@ async def set_permalink(conn: AsyncConnection, ticket_id: int, permalink: str) -
         .where(ticket_states.c.ticket_id == ticket_id)
         .values(permalink=permalink)
     )
+
+
+async def withdraw(
+    conn: AsyncConnection, ticket_id: int, *, actor: str, at: datetime
+) -> DeskChange:
+    """The ticket is no request after all (an agent's not-a-ticket emoji): it leaves the desk.
+
+    Its row is deleted, so it is in no backlog, "my tickets" or figure, and its timers are
+    cancelled (``data.db.response_timers``: a ticket out of the desk); a transition to
+    ``WITHDRAWN`` keeps the record. Routed again later (the emoji taken back), the ticket enters
+    the desk anew with ``open_ticket``. MISSING when it is not in the desk (withdrawn already).
+    """
+    before = await get_state(conn, ticket_id)
+    if before is None:
+        return DeskChange(MISSING, None)
+    await conn.execute(delete(ticket_states).where(ticket_states.c.ticket_id == ticket_id))
+    gone = DeskState(**{**before.__dict__, "status": WITHDRAWN, "assignee": None})
+    transition = await _record(
+        conn, before.status, gone, actor=actor, source=WITHDRAW, key=None, at=at
+    )
+    return DeskChange(APPLIED, None, transition)
+
+
+async def mark_synced(conn: AsyncConnection, ticket_id: int, version: int) -> bool:
+    """Slack shows version ``version`` of the ticket (its card, status emoji, thread lines);
+    False when the ticket changed meanwhile (its Slack side is to be brought up to date again)."""
+    done = await conn.execute(
+        update(ticket_states)
+        .where(ticket_states.c.ticket_id == ticket_id, ticket_states.c.version == version)
+        .values(synced_version=version)
+    )
+    return bool(done.rowcount)
+
+
+async def unsynced(conn: AsyncConnection, *, before: datetime, limit: int = 500) -> list[int]:
+    """Tickets changed before ``before`` whose Slack side does not show their latest change
+    (the bot stopped between the change and its Slack side), oldest change first."""
+    rows = await conn.execute(
+        select(ticket_states.c.ticket_id)
+        .where(
+            (ticket_states.c.synced_version.is_(None))
+            | (ticket_states.c.synced_version < ticket_states.c.version),
+            ticket_states.c.updated_at < before,
+        )
+        .order_by(ticket_states.c.updated_at)
+        .limit(limit)
+    )
+    return [int(row.ticket_id) for row in rows]

@@ -276,6 +276,9 @@ ticket_states = Table(
     _ts("updated_at"),
     # One more on every change: a card rendered from version n is stale once n+1 exists.
     Column("version", Integer, nullable=False, default=1),
+    # The version Slack shows (card, status emoji, thread lines; bot/desk.py); NULL or lower
+    # than ``version``: a change whose Slack side was cut short, done again on restart.
+    Column("synced_version", Integer, nullable=True),
     Index("ix_ticket_states_department_opened_at", "department", "opened_at"),
     Index("ix_ticket_states_status_department_opened_at", "status", "department", "opened_at"),
     Index("ix_ticket_states_assignee_status", "assignee", "status"),

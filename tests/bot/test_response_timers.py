@@ -61,13 +61,16 @@ async def bot(
 
 
 async def routed_ticket(bot: BotHarness, clock: FakeClock) -> tuple[int, tuple[str, str]]:
-    """A Billing ticket routed and in the desk: (ticket id, its card's channel and ts)."""
+    """A Billing ticket routed, so in the desk: (ticket id, its card's channel and ts)."""
     ts = await bot.ticket(BILLING_TICKET)
     async with bot.svc.db.transaction() as conn:
         ticket = await tickets_repo.find_ticket_by_message(conn, "C0SUPPORT", ts)
         assert ticket is not None
-        await desk.open_ticket(conn, ticket.id, "Billing", opened_at=clock.now(), at=clock.now())
+        state = await desk.get_state(conn, ticket.id)  # the router entered it
         [card] = [r for r in await routings_repo.routings_for(conn, ticket.id) if r.kind == "card"]
+    assert state is not None
+    assert (state.department, state.status) == ("Billing", desk.OPEN)
+    assert abs((state.opened_at - clock.now()).total_seconds()) < 60
     billing = bot.taxonomy.get("Billing")
     assert billing is not None
     assert card.channel == billing.channel

@@ -35,7 +35,13 @@ async def test_a_ticket_is_tagged_replied_to_and_routed(bot: BotHarness) -> None
     assert "<@U0ALICE>" in blocks
     assert f"https://fake-workspace.slack.com/archives/{SUPPORT}/p{ts.replace('.', '')}" in blocks
     assert "runner-ups" in blocks  # the two runner-ups with their confidence
-    assert "actions" not in [b["type"] for b in card["blocks"]]  # confident: no buttons
+    # Confident: no department buttons; the desk's Take it and Resolve only.
+    (actions,) = [b for b in card["blocks"] if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == [
+        "triage_desk:take",
+        "triage_desk:resolve",
+    ]
+    assert "*Status:* Open" in blocks
     assert fake.called("chat.getPermalink", channel=SUPPORT, message_ts=ts)
     assert await _tickets(bot) == {"routed": 1}
     async with bot.svc.db.transaction() as conn:
@@ -129,7 +135,7 @@ async def test_a_low_confidence_ticket_goes_to_triage_with_buttons(bot: BotHarne
     ts = await bot.ticket("hello, something is odd with my thing")
     assert bot.fake.posts("C0OTHER") == []
     (card,) = bot.fake.posts(TRIAGE)
-    (actions,) = [b for b in card["blocks"] if b["type"] == "actions"]
+    (actions,) = [b for b in card["blocks"] if str(b.get("block_id")).startswith("triage_route_")]
     assert [e["action_id"] for e in actions["elements"]] == [
         f"triage_route:{d.name}" for d in bot.taxonomy
     ]

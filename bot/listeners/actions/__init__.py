@@ -1,4 +1,5 @@
-"""Block actions: a department button on a low-confidence card; Retry on a failure notice."""
+"""Block actions: a department button on a low-confidence card; Take it / Resolve / Reopen on
+a card (``bot.desk``); Retry on a failure notice. Each acknowledges first, then works."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.failure_notice import RETRY_TICKET_ACTION, parse_retry_ticket
-from bot.payloads import ROUTE_ACTION_PREFIX, parse_route_choice
+from bot.payloads import (
+    DESK_ACTION_PREFIX,
+    ROUTE_ACTION_PREFIX,
+    parse_desk_press,
+    parse_route_choice,
+)
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -27,6 +33,21 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         outcome = await services.corrections.choose(choice)
         log.info("button %s by %s: %s", choice.label, choice.user, outcome)
+
+    @app.action(re.compile(f"^{re.escape(DESK_ACTION_PREFIX)}"))
+    async def on_desk_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        press = parse_desk_press(body)
+        if press is None:
+            return
+        answer = await services.desk.press(press)
+        log.info(
+            "desk %s on ticket %s by %s: %s",
+            press.action,
+            press.ticket_id,
+            press.user,
+            answer.outcome,
+        )
 
     @app.action(RETRY_TICKET_ACTION)
     async def on_retry_ticket_button(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """Reactions: a department emoji on a ticket or its card corrects it; the "not a ticket" emoji
-withdraws it (``bot.request_feedback``); removing either undoes."""
+withdraws it (``bot.request_feedback``); removing either undoes. The take and resolve emoji
+take or resolve it (``bot.desk``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         if change.emoji == services.requests.emoji:  # "not a ticket", not a department
             outcome: object = await services.requests.react(change)
+        elif change.emoji in services.desk.emoji:
+            outcome = (await services.desk.react(change)).outcome
         else:
             outcome = await services.corrections.react(change)
         log.info("reaction %s :%s: by %s: %s", change.action, change.emoji, change.user, outcome)

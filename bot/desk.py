@@ -1,0 +1,448 @@
+"""The desk in Slack: Take it / Resolve / Reopen on a card, the same by emoji, first responses.
+
+- ``press``: a card's button (``bot.payloads.DeskPress``); ``react``: ``TRIAGE_TAKE_EMOJI`` or
+  ``TRIAGE_RESOLVE_EMOJI`` on a ticket or its card; ``reply``: someone other than the requester
+  replied in the ticket's thread (``bot.intake``): an agent's first reply is the first response,
+  and takes the ticket if nobody has.
+- Only agents act (``data.people.may_label``, facts from ``bot.people``, the rule corrections
+  use): anyone else gets an ephemeral refusal and a log line. Every change is one
+  compare-and-set in the database (``data.db.desk``) with who, when and through what, so of two
+  agents pressing Take it at once one wins and the other is told who has it (ephemeral).
+- Idempotent: a press carries Slack's ``action_ts``, a reaction its ``event_ts``, a reply its
+  ts; a request seen before (Slack delivered it again) changes nothing and posts nothing.
+
+The Slack side of a change (``sync``) comes after the change is stored: the card is redrawn
+with status, owner and buttons (``TicketRouter.redraw``), the ticket carries the status emoji
+(the take emoji while in progress, the resolve emoji once resolved), and the requester's thread
+gets one short line per take and resolution, each recorded in ``routings`` (kind ``desk``)
+right after it is posted. The ticket's row then records the version Slack shows
+(``synced_version``). A change whose Slack side was cut short (a crash, Slack down) is found by
+the background task (``run``, on the replica holding the ``desk-sync`` lease) and done again;
+a thread line it may have posted is looked for in Slack (message metadata) first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.errors import PermanentSlackError, SlackCallError
+from bot.payloads import REOPEN, RESOLVE, TAKE, DeskPress, ReactionChange
+from bot.people import People
+from bot.routing import TicketRouter
+from bot.slack_gateway import TICKET_MESSAGE_EVENT, SlackGateway
+from bot.views import desk_refusal, resolved_line, taken_line
+from classifier.taxonomy import Taxonomy
+from data.clock import Clock, sleep_or_wake
+from data.db import desk as desk_repo
+from data.db import leases as leases_repo
+from data.db import routings as routings_repo
+from data.db import tickets as tickets_repo
+from data.db.database import Database
+from data.db.desk import DeskChange, DeskState, Transition
+from data.db.routings import Routing
+from data.db.tickets import Ticket
+from data.people import may_label
+
+log = logging.getLogger(__name__)
+
+LEASE = "desk-sync"
+#: Seconds between looks for changes whose Slack side is missing.
+SYNC_SECONDS = 15.0
+#: A change younger than this is left to the process that made it (it is syncing it now).
+SETTLE = timedelta(seconds=10)
+#: ``routings.kind`` of the desk's lines in the requester's thread.
+LINE = "desk"
+#: Times ``sync`` draws a ticket again when it changed while being drawn.
+ROUNDS = 5
+
+
+class DeskOutcome(StrEnum):
+    """What became of a press, a reaction or a reply (logged; also what the tests check)."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate request"
+    REFUSED = "refused"
+    MISSING = "not in the desk"
+    NOT_AN_AGENT = "not an agent"
+    NOT_DESK_EMOJI = "not a desk emoji"
+    NOT_A_TICKET = "not a ticket"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class DeskAnswer:
+    """The outcome, the change (when the database was asked) and the ephemeral notice sent."""
+
+    outcome: DeskOutcome
+    change: DeskChange | None = None
+    notice: str | None = None
+
+
+_ACTIONS = {TAKE: desk_repo.take, RESOLVE: desk_repo.resolve, REOPEN: desk_repo.reopen}
+
+
+class TicketDesk:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        slack: SlackGateway,
+        router: TicketRouter,
+        people: People,
+        taxonomy: Taxonomy,
+        clock: Clock,
+        *,
+        take_emoji: str,
+        resolve_emoji: str,
+        owner: str,
+        interval: float = SYNC_SECONDS,
+    ) -> None:
+        self._db = db
+        self._slack = slack
+        self._router = router
+        self._people = people
+        self._taxonomy = taxonomy
+        self._clock = clock
+        self.take_emoji = take_emoji
+        self.resolve_emoji = resolve_emoji
+        self._owner = owner
+        self._interval = interval
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._pending: set[int] = set()
+        self._wake = asyncio.Event()
+
+    @property
+    def emoji(self) -> tuple[str, str]:
+        """The take and resolve emoji (also the status the ticket carries)."""
+        return self.take_emoji, self.resolve_emoji
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def press(self, press: DeskPress) -> DeskAnswer:
+        """Take it, Resolve or Reopen pressed on a card."""
+        ticket = await self._ticket(press.ticket_id)
+        key = f"b:{press.ticket_id}:{press.action}:{press.user}:{press.action_ts}"
+        return await self._act(
+            ticket,
+            press.action,
+            press.user,
+            press.team,
+            channel=press.channel,
+            source=desk_repo.BUTTON,
+            key=key if press.action_ts else None,
+            department=press.department or None,
+        )
+
+    async def react(self, change: ReactionChange) -> DeskAnswer:
+        """The take or resolve emoji on a ticket or its card (removing one changes nothing:
+        Reopen is the card's button)."""
+        actions = {self.take_emoji: TAKE, self.resolve_emoji: RESOLVE}
+        action = actions.get(change.emoji)
+        if action is None:
+            return DeskAnswer(DeskOutcome.NOT_DESK_EMOJI)
+        identity = self._slack.identity
+        if change.action == "removed" or (identity and change.user == identity.user_id):
+            return DeskAnswer(DeskOutcome.IGNORED)  # the bot's own status emoji, or a removal
+        ticket = await self._ticket_at(change.channel, change.ts)
+        if ticket is None:
+            return DeskAnswer(DeskOutcome.NOT_A_TICKET)
+        key = f"r:{change.channel}:{change.ts}:{change.emoji}:{change.user}:{change.event_ts}"
+        return await self._act(
+            ticket,
+            action,
+            change.user,
+            change.team,
+            channel=change.channel,
+            source=desk_repo.REACTION,
+            key=key if change.event_ts else None,
+            department=None,
+        )
+
+    async def reply(self, ticket: Ticket, user: str, team: str | None, ts: str) -> DeskAnswer:
+        """Someone other than the requester replied in the ticket's thread: an agent's first
+        reply is the first response (cancels the timers) and takes an open ticket."""
+        person = await self._people.who(user, team=team, person=True)
+        if not person.is_agent:
+            return DeskAnswer(DeskOutcome.NOT_AN_AGENT)
+        now = self._clock.now()
+
+        async def record(conn: AsyncConnection) -> DeskChange:
+            return await desk_repo.record_first_response(
+                conn, ticket.id, user, at=now, request_key=f"reply:{ticket.channel}:{ts}"
+            )
+
+        change = await self._change(record)
+        if change.outcome == desk_repo.APPLIED:
+            log.info("Ticket %s: first response by %s", ticket.id, user)
+            await self._sync_now(ticket.id)
+        return DeskAnswer(_OUTCOMES[change.outcome], change)
+
+    async def _act(
+        self,
+        ticket: Ticket | None,
+        action: str,
+        user: str,
+        team: str | None,
+        *,
+        channel: str,
+        source: str,
+        key: str | None,
+        department: str | None,
+    ) -> DeskAnswer:
+        if ticket is None:
+            notice = desk_refusal(desk_repo.MISSING, None, None)
+            await self._tell(channel, user, notice)
+            return DeskAnswer(DeskOutcome.MISSING, notice=notice)
+        person = await self._people.who(user, team=team)
+        refusal = may_label(person, ticket.user)
+        if refusal is not None:
+            log.info(
+                "Desk %s of ticket %s by %s refused: %s (%s)",
+                action,
+                ticket.id,
+                user,
+                refusal,
+                person.reason,
+            )
+            notice = desk_refusal("not_an_agent", None, None)
+            await self._tell(channel, user, notice)
+            return DeskAnswer(DeskOutcome.NOT_AN_AGENT, notice=notice)
+        now = self._clock.now()
+        apply = _ACTIONS[action]
+
+        async def change(conn: AsyncConnection) -> DeskChange:
+            return await apply(
+                conn,
+                ticket.id,
+                user,
+                at=now,
+                source=source,
+                request_key=key,
+                department=department,
+            )
+
+        done = await self._change(change)
+        outcome = _OUTCOMES[done.outcome]
+        log.info("Desk %s of ticket %s by %s via %s: %s", action, ticket.id, user, source, outcome)
+        if done.outcome == desk_repo.APPLIED:
+            await self._sync_now(ticket.id)
+            return DeskAnswer(outcome, done)
+        if done.outcome == desk_repo.DUPLICATE:
+            return DeskAnswer(outcome, done)  # told the first time
+        state = done.state
+        reason = done.reason if done.outcome == desk_repo.REFUSED else desk_repo.MISSING
+        dept = self._taxonomy.get(state.department) if state is not None else None
+        notice = desk_refusal(reason, state.assignee if state else None, dept)
+        await self._tell(channel, user, notice)
+        return DeskAnswer(outcome, done, notice)
+
+    async def _change(
+        self, change: Callable[[AsyncConnection], Awaitable[DeskChange]]
+    ) -> DeskChange:
+        """Run a desk change in its own transaction; a request racing its own redelivery
+        (the unique request key) is run again, and then answers DUPLICATE."""
+        try:
+            async with self._db.transaction() as conn:
+                return await change(conn)
+        except IntegrityError:
+            async with self._db.transaction() as conn:
+                return await change(conn)
+
+    async def _tell(self, channel: str, user: str, text: str) -> None:
+        try:
+            await self._slack.post_ephemeral(channel, user, text)
+        except SlackCallError:
+            log.warning("Could not tell %s in %s: %s", user, channel, text)
+
+    async def _ticket(self, ticket_id: int) -> Ticket | None:
+        async with self._db.transaction() as conn:
+            try:
+                return await tickets_repo.get_ticket(conn, ticket_id)
+            except tickets_repo.TicketNotFoundError:
+                return None
+
+    async def _ticket_at(self, channel: str, ts: str) -> Ticket | None:
+        async with self._db.transaction() as conn:
+            ticket = await tickets_repo.find_ticket_by_message(conn, channel, ts)
+            if ticket is not None:
+                return ticket
+            ticket_id = await routings_repo.ticket_id_for_card(conn, channel, ts)
+            return await tickets_repo.get_ticket(conn, ticket_id) if ticket_id else None
+
+    # -- the Slack side -------------------------------------------------------------------
+
+    def changed(self, ticket_id: int) -> None:
+        """A ticket's card may not show its desk state (the router says so): sync it soon."""
+        self._pending.add(ticket_id)
+        self._wake.set()
+
+    async def _sync_now(self, ticket_id: int) -> None:
+        try:
+            await self.sync(ticket_id)
+        except SlackCallError:  # the background task does it again
+            log.warning("Ticket %s: the desk's Slack side failed; again later", ticket_id)
+            self.changed(ticket_id)
+
+    async def sync(self, ticket_id: int, *, check: bool = False) -> bool:
+        """Bring the ticket's Slack side in line with its desk state (card, status emoji,
+        thread lines); whether it is in line now. ``check``: look for a thread line in Slack
+        before posting it (the last sync may have posted it unrecorded)."""
+        # One sync per ticket at a time in this process; the lock lives while anyone waits.
+        lock, users = self._locks.get(ticket_id, (asyncio.Lock(), 0))
+        self._locks[ticket_id] = (lock, users + 1)
+        try:
+            async with lock:
+                for _round in range(ROUNDS):
+                    if await self._sync_once(ticket_id, check):
+                        return True
+                return False
+        finally:
+            lock, users = self._locks[ticket_id]
+            if users == 1:
+                del self._locks[ticket_id]
+            else:
+                self._locks[ticket_id] = (lock, users - 1)
+
+    async def _sync_once(self, ticket_id: int, check: bool) -> bool:
+        async def read(
+            conn: AsyncConnection,
+        ) -> tuple[DeskState | None, list[Transition], list[Routing], Ticket | None]:
+            state = await desk_repo.get_state(conn, ticket_id)
+            if state is None:
+                return None, [], [], None
+            return (
+                state,
+                await desk_repo.transitions_for(conn, ticket_id),
+                await routings_repo.routings_for(conn, ticket_id),
+                await tickets_repo.get_ticket(conn, ticket_id),
+            )
+
+        async with self._db.transaction() as conn:
+            state, transitions, records, ticket = await read(conn)
+        if state is None or ticket is None:
+            return True  # withdrawn or deleted: nothing to show
+        await self._router.redraw(ticket_id, state)
+        await self._status_emoji(ticket, state, transitions)
+        said = {r.label for r in records if r.kind == LINE}
+        for transition in transitions:
+            text = self._line(transition)
+            if text is not None and f"t{transition.id}" not in said:
+                await self._post_line(ticket, transition, text, check)
+        async with self._db.transaction() as conn:
+            return await desk_repo.mark_synced(conn, ticket_id, state.version)
+
+    def _line(self, transition: Transition) -> str | None:
+        """The requester's line for a transition: a take by an agent (not by their reply,
+        which the requester sees already) and a resolution."""
+        if transition.to_status == desk_repo.RESOLVED:
+            return resolved_line(transition.actor)
+        taken = (
+            transition.to_status == desk_repo.IN_PROGRESS
+            and transition.from_status == desk_repo.OPEN
+            and transition.source in (desk_repo.BUTTON, desk_repo.REACTION, desk_repo.COMMAND)
+            and transition.assignee
+        )
+        if taken and transition.assignee:
+            dept = self._taxonomy.get(transition.department)
+            return taken_line(transition.assignee, dept) if dept is not None else None
+        return None
+
+    async def _post_line(
+        self, ticket: Ticket, transition: Transition, text: str, check: bool
+    ) -> None:
+        label = f"t{transition.id}"
+        payload = {"ticket_id": ticket.id, "kind": LINE, "label": label, "n": 0}
+        ts: str | None = None
+        if check:
+            ts = await self._slack.find_ticket_message(
+                ticket.channel, payload, after_ts=ticket.ts, thread_ts=ticket.ts
+            )
+        if ts is None:
+            metadata = {"event_type": TICKET_MESSAGE_EVENT, "event_payload": payload}
+            try:
+                ts = await self._slack.post_message(
+                    ticket.channel, text, thread_ts=ticket.ts, metadata=metadata
+                )
+            except PermanentSlackError as exc:  # e.g. the ticket was deleted: nowhere to say it
+                log.warning("Ticket %s: its desk line not posted: %s", ticket.id, exc)
+        async with self._db.transaction() as conn:
+            await routings_repo.record_routing(
+                conn, ticket.id, kind=LINE, label=label, channel=ticket.channel, ts=ts
+            )
+
+    async def _status_emoji(
+        self, ticket: Ticket, state: DeskState, transitions: list[Transition]
+    ) -> None:
+        shows = {desk_repo.IN_PROGRESS: self.take_emoji, desk_repo.RESOLVED: self.resolve_emoji}
+        # Only emoji a status the ticket ever had could have put there.
+        ever = {t.to_status for t in transitions}
+        try:
+            for status, emoji in shows.items():
+                if status != state.status and status in ever:
+                    await self._slack.remove_reaction(ticket.channel, ticket.ts, emoji)
+            if state.status in shows:
+                await self._slack.add_reaction(ticket.channel, ticket.ts, shows[state.status])
+        except PermanentSlackError as exc:  # the ticket's message is gone
+            log.warning("Ticket %s: its status emoji not set: %s", ticket.id, exc)
+
+    # -- the background task --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sync the tickets the router named, and every change whose Slack side is missing
+        (on the replica holding the lease); every ``interval`` seconds or when woken."""
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.warning("The desk's sync sweep failed; again later", exc_info=True)
+            await sleep_or_wake(self._clock, self._interval, self._wake)
+
+    async def sweep(self, *, settle: timedelta = SETTLE) -> int:
+        """One round of ``run``; returns how many tickets were synced."""
+        pending, self._pending = self._pending, set()
+        self._wake.clear()
+        synced = 0
+        for ticket_id in sorted(pending):
+            synced += await self._sync_quietly(ticket_id, check=False)
+        now = self._clock.now()
+        async with self._db.transaction() as conn:
+            held = await leases_repo.claim_lease(
+                conn,
+                LEASE,
+                self._owner,
+                now=now,
+                until=now + timedelta(seconds=max(3 * self._interval, 30.0)),
+            )
+            stale = await desk_repo.unsynced(conn, before=now - settle) if held else []
+        for ticket_id in stale:
+            synced += await self._sync_quietly(ticket_id, check=True)
+        return synced
+
+    async def _sync_quietly(self, ticket_id: int, *, check: bool) -> bool:
+        try:
+            return await self.sync(ticket_id, check=check)
+        except SlackCallError:
+            log.warning("Ticket %s: the desk's Slack side failed; again later", ticket_id)
+            return False
+
+    async def release(self) -> None:
+        """Hand the lease on (this process is stopping)."""
+        async with self._db.transaction() as conn:
+            await leases_repo.release_lease(conn, LEASE, self._owner)
+
+
+_OUTCOMES = {
+    desk_repo.APPLIED: DeskOutcome.APPLIED,
+    desk_repo.DUPLICATE: DeskOutcome.DUPLICATE,
+    desk_repo.REFUSED: DeskOutcome.REFUSED,
+    desk_repo.MISSING: DeskOutcome.MISSING,
+}
