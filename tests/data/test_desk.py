@@ -230,3 +230,47 @@ async def test_my_tickets_are_the_ones_i_own_oldest_first(db: Database) -> None:
         states = await desk.states_for(conn, [*ids, 999])
     assert [s.ticket_id for s in mine] == [ids[0], ids[2]]
     assert set(states) == set(ids)
+
+
+async def test_a_withdrawn_ticket_leaves_the_desk_with_a_transition_and_can_enter_again(
+    db: Database,
+) -> None:
+    ticket_id = await _routed(db)
+    async with db.transaction() as conn:
+        await desk.take(conn, ticket_id, "UBOB", at=T0, source=desk.BUTTON)
+        gone = await desk.withdraw(conn, ticket_id, actor=desk.BOT, at=T0 + MINUTE)
+        twice = await desk.withdraw(conn, ticket_id, actor=desk.BOT, at=T0 + MINUTE)
+        mine = await desk.tickets_of(conn, "UBOB")
+        assert await desk.get_state(conn, ticket_id) is None
+        back = await desk.open_ticket(conn, ticket_id, "Billing", opened_at=T0, at=T0 + 2 * MINUTE)
+        history = await desk.transitions_for(conn, ticket_id)
+    assert gone.applied
+    assert twice.outcome == desk.MISSING
+    assert mine == []
+    assert back.applied
+    assert back.state is not None
+    assert (back.state.status, back.state.assignee) == (desk.OPEN, None)
+    assert [(t.from_status, t.to_status, t.source) for t in history] == [
+        (None, "open", "route"),
+        ("open", "in_progress", "button"),
+        ("in_progress", "withdrawn", "withdraw"),
+        (None, "open", "route"),
+    ]
+
+
+async def test_unsynced_names_changes_slack_does_not_show_yet(db: Database) -> None:
+    ticket_id = await _routed(db)
+    later = T0 + 10 * MINUTE
+    async with db.transaction() as conn:
+        assert await desk.unsynced(conn, before=later) == [ticket_id]  # never drawn
+        state = await desk.get_state(conn, ticket_id)
+        assert state is not None
+        assert await desk.mark_synced(conn, ticket_id, state.version)
+        assert await desk.unsynced(conn, before=later) == []
+        taken = await desk.take(conn, ticket_id, "UBOB", at=T0 + MINUTE, source=desk.BUTTON)
+        assert taken.state is not None
+        assert not await desk.mark_synced(conn, ticket_id, state.version)  # it moved on
+        assert await desk.unsynced(conn, before=T0) == []  # too recent: its maker syncs it
+        assert await desk.unsynced(conn, before=later) == [ticket_id]
+        assert await desk.mark_synced(conn, ticket_id, taken.state.version)
+        assert await desk.unsynced(conn, before=later) == []
