@@ -85,6 +85,9 @@ class ResponseTimers:
         # One sweep at a time in this process (the lease keeps other processes out).
         self._sweeping = asyncio.Lock()
         self._targeted = {d.name: d for d in taxonomy if d.first_response_minutes}
+        #: Set once ``run`` has swept for the first time (tests wait for it before they sweep
+        #: themselves, so the start-up sweep cannot run in the middle of theirs).
+        self.first_sweep = asyncio.Event()
 
     @property
     def active(self) -> bool:
@@ -98,6 +101,7 @@ class ResponseTimers:
                 await self.sweep()
             except SlackCallError:
                 log.warning("The response-timer sweep stopped on a Slack error", exc_info=True)
+            self.first_sweep.set()
             await sleep_or_wake(self._clock, self._interval, self._wake)
 
     def wake(self) -> None:

@@ -55,9 +55,17 @@ async def bot(
         intervals=NEVER,
         owner="replica-a",
     )
-    await harness.start()
+    await started(harness)
     yield harness
     await harness.stop()
+
+
+async def started(harness: BotHarness) -> None:
+    """Start the bot and wait for its start-up sweep: a start-up sweep delayed on a loaded
+    machine would otherwise run in the middle of the test's own sweeps."""
+    await harness.start()
+    async with asyncio.timeout(60):
+        await harness.svc.response_timers.first_sweep.wait()
 
 
 async def routed_ticket(bot: BotHarness, clock: FakeClock) -> tuple[int, tuple[str, str]]:
@@ -182,7 +190,7 @@ async def test_two_replicas_post_each_nudge_once(
         intervals=NEVER,
         owner="replica-b",
     )
-    await other.start()
+    await started(other)
     try:
         await clock.advance(31 * 60)
         first = await bot.svc.response_timers.sweep()
@@ -214,7 +222,7 @@ async def test_clocks_pause_outside_business_hours(
         clock=clock,
         intervals=NEVER,
     )
-    await harness.start()
+    await started(harness)
     try:
         _, (channel, _) = await routed_ticket(harness, clock)
         await harness.svc.response_timers.sweep()
