@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from data.db import tickets as tickets_repo
 from data.db.database import utcnow
 from data.db.schema import routings
 
@@ -93,6 +94,16 @@ async def routings_for(conn: AsyncConnection, ticket_id: int) -> list[Routing]:
         select(routings).where(routings.c.ticket_id == ticket_id).order_by(routings.c.id)
     )
     return [_routing(row) for row in rows]
+
+
+async def ticket_at(conn: AsyncConnection, channel: str, ts: str) -> tickets_repo.Ticket | None:
+    """The ticket message ``ts`` in ``channel`` stands for (what a reaction or a button on it
+    is about): the ticket's own message, or its card (moved cards included); else None."""
+    ticket = await tickets_repo.find_ticket_by_message(conn, channel, ts)
+    if ticket is not None:
+        return ticket
+    ticket_id = await ticket_id_for_card(conn, channel, ts)
+    return await tickets_repo.get_ticket(conn, ticket_id) if ticket_id else None
 
 
 async def ticket_id_for_card(conn: AsyncConnection, channel: str, ts: str) -> int | None:

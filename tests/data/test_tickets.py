@@ -90,6 +90,11 @@ async def test_routings_find_the_ticket_of_a_card(db: Database) -> None:
         recorded = await routings.routings_for(conn, ticket.id)
         assert await routings.ticket_id_for_card(conn, "CB", "5.5") == ticket.id
         assert await routings.ticket_id_for_card(conn, "CB", "6.6") is None
+        # What a reaction or button is about: the ticket's own message, or its card.
+        assert [
+            found.id if (found := await routings.ticket_at(conn, channel, ts)) else None
+            for channel, ts in (("C1", NEW.ts), ("CB", "5.5"), ("CB", "6.6"), ("C1", "7.7"))
+        ] == [ticket.id, ticket.id, None, None]
     assert [(r.kind, r.active) for r in recorded] == [("card", False)]
 
 
