@@ -162,6 +162,18 @@ class FakeRemoteService:
     cancelled: list[str] = field(default_factory=list)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     follows: list[str] = field(default_factory=list)
+    _followed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def follow_started(self, job_id: str) -> None:
+        self.follows.append(job_id)
+        self._followed.set()
+
+    async def followed(self, times: int, within: float = 60.0) -> None:
+        """Wait (bounded, in real time) until jobs were followed ``times`` times in all."""
+        async with asyncio.timeout(within):
+            while len(self.follows) < times:
+                self._followed.clear()
+                await self._followed.wait()
 
 
 @dataclass
@@ -179,7 +191,7 @@ class RemoteJobLearner(KeywordLearner):
     async def follow(
         self, job_id: str, labels: Sequence[str], *, progress: ProgressCallback
     ) -> TrainedModel:
-        self.service.follows.append(job_id)
+        self.service.follow_started(job_id)
         progress(ProgressEvent("train", f"{job_id}: running", 0.5))
         await self.service.finished.wait()
         examples, labels = self.service.jobs[job_id]

@@ -49,14 +49,6 @@ from tests.admin.keyword_learner import (
 from tests.fakes.clock import FakeClock
 
 
-async def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 async def test_corrections_promote_a_better_model_and_the_next_ticket_uses_it(
     make_context: Callable[..., AdminContext],
 ) -> None:
@@ -177,7 +169,8 @@ async def test_a_restart_mid_retrain_follows_the_same_remote_job(
     )
     job = await start_retrain(first_process, RetrainRequest(learner="remote"))
     running = asyncio.create_task(run_retrain(first_process, job.id))
-    await _wait_for(lambda: service.follows == ["ftjob-1"])
+    await service.followed(1)
+    assert service.follows == ["ftjob-1"]
     running.cancel()  # the process dies while the remote job runs
     with pytest.raises(asyncio.CancelledError):
         await running
@@ -200,7 +193,7 @@ async def test_a_restart_mid_retrain_follows_the_same_remote_job(
     with pytest.raises(JobConflictError):
         await start_retrain(replica, RetrainRequest(learner="remote"))
 
-    await _wait_for(lambda: len(service.follows) == 2)
+    await service.followed(2)
     service.finished.set()
     outcome = await asyncio.wait_for(resumed[0], 5)
     assert outcome.status == "promoted"
@@ -215,7 +208,7 @@ async def test_cancelling_a_remote_retrain_cancels_the_remote_job(
     ctx = make_context(learners={"remote": RemoteJobLearner(service)})
     job = await start_retrain(ctx, RetrainRequest(learner="remote"))
     running = asyncio.create_task(run_retrain(ctx, job.id))
-    await _wait_for(lambda: bool(service.follows))
+    await service.followed(1)
     await cancel_retrain(ctx)
     assert (await asyncio.wait_for(running, 5)).status == "cancelled"
     assert service.cancelled == ["ftjob-1"]

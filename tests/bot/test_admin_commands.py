@@ -321,7 +321,8 @@ async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
     await bot.start()
     try:
         await slash(bot, "/retrain", "", ADMIN)
-        await fake_slack.wait_for(lambda: service.follows == ["ftjob-1"])
+        await service.followed(1)
+        assert service.follows == ["ftjob-1"]
         await fake_slack.wait_for(lambda: "ftjob-1" in _board(fake_slack))
         # The process dies mid-retrain (its tasks are cancelled, the job stays running).
         bot.learners = {"auto": RemoteJobLearner(service)}
@@ -332,7 +333,7 @@ async def test_a_restarted_bot_resumes_the_retrain_in_the_same_thread(
         await clock.advance_and_settle(
             bot.settings.job_lease_seconds + FAST.jobs, "retrain-follower"
         )
-        await fake_slack.wait_for(lambda: len(service.follows) == 2)
+        await service.followed(2)
         await fake_slack.wait_for(
             lambda: "*Retrain #1 (auto), resumed after a restart*" in _board(fake_slack)
         )
