@@ -10,7 +10,9 @@ tickets a second for ``--seconds`` seconds, then waits for the queue to drain, a
   grouping on (``--group-seconds``, each ticket from its own requester, so each is one
   conversation) the card waits for its conversation to close, and the figure is from that
   close (the event's send time plus the window) to the card
-* tickets lost (stored, sent, but never carded) and routed twice (more than one card)
+* tickets lost (sent, but neither carded nor skipped by the request filter) and routed twice
+  (more than one card); the tickets the request filter judged no request (stored with status
+  ``skipped``, no card by design) are counted apart
 * the bot process's resident memory at the end and at its peak
 * cost per ticket: the bot's CPU time, its SQL statements and transactions, the Slack calls;
   and the CPU time of this process (fake Slack and load generator), which must not be what
@@ -20,7 +22,8 @@ The bot runs in its own process (Slack is elsewhere in production); this process
 (the fake Web API) and the load generator.
 
 Phases: no failures, then 10 % of Slack calls answered 429 (``--ratelimit 0`` skips it).
-Not a test: it prints figures and exits 1 only if a ticket was lost or routed twice.
+Not a test: it prints figures, ends with one JSON line, and exits 1 only if a ticket was lost
+or routed twice.
 
     python bench/load.py                       # 100 tickets/s for 30 s, twice
     python bench/load.py --seconds 5 --rate 50 # a quick look
@@ -86,6 +89,7 @@ class Phase:
     card_ms: list[float]
     non_200: int
     lost: int
+    skipped: int
     twice: int
     statuses: dict[str, int]
     limited: int
@@ -120,11 +124,27 @@ async def light_classifier(taxonomy: Taxonomy, name: str) -> Classifier:
         return KeywordClassifier(taxonomy)
 
 
+#: Statuses a ticket ends in when the request filter (or an agent) says it is no request.
+NOT_ROUTED = ("skipped", "not_request")
+_SKIPPED_SQL = "SELECT text FROM tickets WHERE status IN ('skipped', 'not_request')"
+
+
+def marks(texts: list[str]) -> set[int]:
+    """The bench numbers (``[bench#N]``) in ticket texts."""
+    return {int(m.group(1)) for text in texts if (m := _MARK.search(text))}
+
+
 def ticket_statuses(database: Path) -> dict[str, int]:
     """Tickets by status in the bot's SQLite file (read-only; the bot keeps writing)."""
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
         rows = conn.execute("SELECT status, COUNT(*) FROM tickets GROUP BY status").fetchall()
     return {str(status): int(count) for status, count in rows}
+
+
+def skipped_tickets(database: Path) -> set[int]:
+    """The bench numbers of the tickets the request filter skipped (SQLite)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        return marks([str(row[0]) for row in conn.execute(_SKIPPED_SQL)])
 
 
 async def postgres(admin_url: str, statement: str, database: str | None = None) -> list[Any]:
@@ -145,6 +165,12 @@ async def ticket_statuses_pg(admin_url: str, database: str) -> dict[str, int]:
         admin_url, "SELECT status, COUNT(*) AS n FROM tickets GROUP BY status", database
     )
     return {str(row["status"]): int(row["n"]) for row in rows}
+
+
+async def skipped_tickets_pg(admin_url: str, database: str) -> set[int]:
+    """The bench numbers of the tickets the request filter skipped (PostgreSQL)."""
+    rows = await postgres(admin_url, _SKIPPED_SQL, database)
+    return marks([str(row["text"]) for row in rows])
 
 
 def ticket_texts() -> list[str]:
@@ -331,10 +357,16 @@ async def run_phase(
                         if pg_admin and pg_database
                         else ticket_statuses(Path(tmp) / "bench.db")
                     )
-                    if statuses.get("routed", 0) >= total:
+                    done = statuses.get("routed", 0) + sum(statuses.get(s, 0) for s in NOT_ROUTED)
+                    if done >= total:
                         break
                     await asyncio.sleep(0.2)
                 wall = time.monotonic() - begin
+                skipped = (
+                    await skipped_tickets_pg(pg_admin, pg_database)
+                    if pg_admin and pg_database
+                    else skipped_tickets(Path(tmp) / "bench.db")
+                )
             driver_cpu = time.process_time() - driver_cpu
             memory = memory_mb(child.pid)
             child.terminate()
@@ -365,7 +397,8 @@ async def run_phase(
         acks_ms=acks,
         card_ms=card_ms,
         non_200=non_200,
-        lost=total - len(cards),
+        lost=total - len(cards.keys() | skipped),
+        skipped=len(skipped - cards.keys()),
         twice=sum(1 for at in cards.values() if len(at) > 1),
         statuses=statuses,
         limited=limited,
@@ -391,7 +424,10 @@ def report(phase: Phase) -> None:
     print(f"  event -> card      {figures(phase.card_ms)}   (after the conversation closed)")
     print(f"  429s answered      {phase.limited}")
     print(f"  tickets by status  {phase.statuses}")
-    print(f"  lost {phase.lost}, routed twice {phase.twice}")
+    print(
+        f"  lost {phase.lost}, routed twice {phase.twice}; skipped by the request filter "
+        f"{phase.skipped} (stored, no card: judged no request)"
+    )
     cost, n = phase.bot_cost, phase.sent
     if cost:
         print(
@@ -485,7 +521,30 @@ async def main() -> int:
             )
         )
         report(phases[-1])
+    print(json.dumps({"load_average": os.getloadavg()[0], "phases": [summary(p) for p in phases]}))
     return 1 if any(p.lost or p.twice for p in phases) else 0
+
+
+def summary(phase: Phase) -> dict[str, Any]:
+    """One phase's figures for the JSON line."""
+    cost, n = phase.bot_cost, phase.sent
+
+    def rounded(value: float) -> float:
+        return round(value, 1)
+
+    return {
+        "phase": phase.name,
+        "sent": n,
+        "ack_p50_ms": rounded(statistics.median(phase.acks_ms)) if phase.acks_ms else None,
+        "ack_p99_ms": rounded(percentile(phase.acks_ms, 99)),
+        "card_p50_ms": rounded(statistics.median(phase.card_ms)) if phase.card_ms else None,
+        "card_p99_ms": rounded(percentile(phase.card_ms, 99)),
+        "lost": phase.lost,
+        "twice": phase.twice,
+        "skipped_by_filter": phase.skipped,
+        "bot_cpu_ms_per_ticket": round(cost["cpu_s"] / n * 1000, 2) if cost else None,
+        "sql_per_ticket": round(cost["statements"] / n, 2) if cost else None,
+    }
 
 
 if __name__ == "__main__":
