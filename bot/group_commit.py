@@ -7,11 +7,18 @@ moves on (the rule that keeps resumed tickets from being routed twice); operatio
 while one transaction commits share the next. If a shared transaction fails, each of its
 operations is run again alone, so one bad operation fails only its own caller.
 
-On a SQLite file the whole batch runs in one hop to a thread of its own, on a blocking
-connection: through aiosqlite every statement costs about four hops between the event loop
-and aiosqlite's thread (cursor, execute, fetch, close), and at a hundred tickets a second those
-hops, not SQLite, were most of the bot's CPU. The operations are the same ``async`` functions;
-on that thread they get a connection whose ``execute`` finishes at once, so an operation must
+On a SQLite file a batch runs on a blocking connection, not through aiosqlite: there every
+statement costs about four hops between the event loop and aiosqlite's thread (cursor,
+execute, fetch, close), and at a hundred tickets a second those hops, not SQLite, were most of
+the bot's CPU. The batch runs right on the event loop when the write lock is free (a batch is
+local CPU work: WAL with ``synchronous=NORMAL`` does not wait for the disk at commit). A
+thread of its own would hand the GIL back and forth on every statement (sqlite3 releases it
+around each step), and while the loop is busy each handback waits up to the interpreter's
+switch interval (5 ms): under load that convoy, not SQLite, set the acknowledgement's p99.
+When another connection holds the write lock (a ``triage`` command, another replica, an
+aiosqlite transaction of this process waiting for the loop), the batch goes to the thread and
+waits there, so the loop never blocks on a lock. The operations are the same ``async``
+functions; they get a connection whose ``execute`` finishes at once, so an operation must
 await nothing but the connection's ``execute``.
 """
 
@@ -24,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from data.db.database import Database
@@ -47,6 +55,7 @@ class GroupCommit:
         self._wake = asyncio.Event()
         self._running = False
         self._writer: Engine | None = None
+        self._inline: Engine | None = None  # the same file, never waiting for the lock
         self._thread: ThreadPoolExecutor | None = None
 
     async def run_commits(self) -> None:
@@ -57,6 +66,7 @@ class GroupCommit:
         """
         self._writer = create_sqlite_writer(self._db.url)
         if self._writer is not None:
+            self._inline = create_sqlite_writer(self._db.url, busy_timeout=0)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
         self._running = True
         try:
@@ -70,9 +80,10 @@ class GroupCommit:
                 if self._thread is not None:
                     self._thread.shutdown()
                     self._thread = None
-                if self._writer is not None:
-                    self._writer.dispose()
-                    self._writer = None
+                for engine in (self._writer, self._inline):
+                    if engine is not None:
+                        engine.dispose()
+                self._writer = self._inline = None
 
     async def run(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``op`` in a (shared) transaction; returns once that transaction committed."""
@@ -111,6 +122,10 @@ class GroupCommit:
 
     async def _together(self, ops: list[Operation]) -> list[Any]:
         """Run ``ops`` in one transaction; their results, or the first error."""
+        if self._inline is not None:
+            results = _run_inline(self._inline, ops)
+            if results is not None:
+                return results
         if self._writer is not None and self._thread is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._thread, _run_blocking, self._writer, ops)
@@ -122,14 +137,10 @@ class GroupCommit:
 
     async def _alone(self, ops: list[Operation]) -> list[tuple[Any, BaseException | None]]:
         """Run each of ``ops`` in a transaction of its own; (result, error) for each."""
-        if self._writer is not None and self._thread is not None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, _run_each_blocking, self._writer, ops)
         outcomes: list[tuple[Any, BaseException | None]] = []
         for op in ops:
             try:
-                async with self._db.transaction() as conn:
-                    outcomes.append((await op(conn), None))
+                outcomes.append(((await self._together([op]))[0], None))
             except Exception as exc:
                 outcomes.append((None, exc))
         return outcomes
@@ -173,16 +184,19 @@ def _run_blocking(writer: Engine, ops: list[Operation]) -> list[Any]:
         return [_finish_now(cast(Coroutine[Any, Any, Any], op(immediate))) for op in ops]
 
 
-def _run_each_blocking(
-    writer: Engine, ops: list[Operation]
-) -> list[tuple[Any, BaseException | None]]:
-    outcomes: list[tuple[Any, BaseException | None]] = []
-    for op in ops:
+def _run_inline(engine: Engine, ops: list[Operation]) -> list[Any] | None:
+    """Run ``ops`` in one transaction here and now; None when the write lock is taken (the
+    caller runs them in the thread, which waits for it)."""
+    with engine.connect() as conn:
         try:
-            outcomes.append((_run_blocking(writer, [op])[0], None))
-        except Exception as exc:
-            outcomes.append((None, exc))
-    return outcomes
+            transaction = conn.begin()  # BEGIN IMMEDIATE, failing at once when locked
+        except OperationalError as exc:
+            if "locked" in str(exc.orig):
+                return None
+            raise
+        with transaction:
+            immediate = cast(AsyncConnection, _ImmediateConnection(conn))
+            return [_finish_now(cast(Coroutine[Any, Any, Any], op(immediate))) for op in ops]
 
 
 def _current_error() -> BaseException:

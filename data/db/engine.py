@@ -49,13 +49,13 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
-def create_sqlite_writer(url: str) -> Engine | None:
-    """A blocking engine on the same SQLite file, for a thread that runs batches of writes.
+def create_sqlite_writer(url: str, busy_timeout: float = 30.0) -> Engine | None:
+    """A blocking engine on the same SQLite file, for batches of writes.
 
     Each batch opens with ``BEGIN IMMEDIATE``: it takes the write lock first (waiting out
-    other writers with the busy timeout) instead of failing when a batch that read something
-    then writes. None for other databases and in-memory SQLite (another engine would not see
-    the same data).
+    other writers for ``busy_timeout`` seconds; 0: "database is locked" at once) instead of
+    failing when a batch that read something then writes. None for other databases and
+    in-memory SQLite (another engine would not see the same data).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
@@ -63,7 +63,7 @@ def create_sqlite_writer(url: str) -> Engine | None:
     if parsed.database == ":memory:" or parsed.query.get("mode") == "memory":
         return None
     engine = create_blocking_engine(
-        parsed.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30}
+        parsed.set(drivername="sqlite+pysqlite"), connect_args={"timeout": busy_timeout}
     )
 
     @event.listens_for(engine, "connect")

@@ -59,3 +59,34 @@ async def test_while_not_running_each_operation_has_its_own_transaction(sqlite_u
             await commits.run(lambda conn: repo.get_ticket(conn, 1))
     finally:
         await db.close()
+
+
+async def test_a_batch_waits_in_the_thread_while_another_connection_holds_the_write_lock(
+    sqlite_url: str,
+) -> None:
+    # The batch runs on the event loop only when the lock is free; held by another
+    # connection (here an aiosqlite transaction of this process, which needs the loop to
+    # finish), it must wait in the thread, not fail and not block the loop.
+    db = Database(sqlite_url)
+    await db.start()
+    commits = GroupCommit(db)
+    committing = asyncio.create_task(commits.run_commits())
+    await asyncio.sleep(0)
+    try:
+
+        async def store(conn: AsyncConnection) -> int:
+            ticket, _ = await repo.store_ticket(conn, repo.NewTicket("T", "C", "1.0", "U", "x"))
+            return ticket.id
+
+        async with db.transaction() as holder:
+            await repo.store_ticket(holder, repo.NewTicket("T", "C", "0.5", "U", "first"))
+            waiting = asyncio.create_task(commits.run(store))
+            for _ in range(20):  # the loop runs: the batch is not holding it up
+                await asyncio.sleep(0)
+            assert not waiting.done()
+        assert await asyncio.wait_for(waiting, 30) == 2
+    finally:
+        committing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await committing
+        await db.close()
