@@ -17,7 +17,8 @@ injected clock: the driver moves it to each message's time, so a stream spanning
 channel time replays in seconds, while every step after a conversation closes takes real time.
 
 Reported: tickets stored vs true conversations; cards posted per routed conversation (goal
-exactly 1.00; a card moved to another department counts twice); requests skipped (goal
+exactly 1.00), and apart from them the card moves (a card posted in another department after a
+follow-up re-classified a ticket routed on an unsure answer); requests skipped (goal
 <= 1 %); non-requests routed (goal <= 10 %; agents' announcements count as non-requests);
 card latency after the conversation closes, p50/p99 (goal p99 <= 250 ms): from the moment the
 clock passes the close to the card reaching Slack. The last line is one JSON object.
@@ -282,6 +283,11 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
                 site = web.TCPSite(runner, "127.0.0.1", 0)
                 await site.start()
                 port = runner.addresses[0][1]
+                # The bot serves before its request filter is fitted (that runs after start-up
+                # and judging waits for it). A real channel's first conversation closes
+                # TRIAGE_GROUP_SECONDS of wall time after the start, long after the fit; here
+                # that is under a second of real time, so wait as the wall clock would have.
+                await runtime.services.requests.wait_ready()
                 crossed: dict[int, float] = {}  # conversation -> real time its close passed
                 closes = sorted(
                     (c.close_at(args.window), c.n) for c in conversations if c.kind != AGENT_POST
@@ -299,8 +305,10 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
                             raise RuntimeError(f"the bot answered {status}")
                     end = max(close for close, _n in closes) + 1
                     while now < end:  # the last conversations close
+                        # About the pace of the stream above (a hundred-odd seconds of channel
+                        # time a second): faster, every periodic task wakes at every step.
                         now, pending = await move_clock(
-                            clock, now, min(now + 5, end), closes, pending, crossed
+                            clock, now, min(now + 1, end), closes, pending, crossed
                         )
                         await asyncio.sleep(0.01)
                     await settle(runtime.services, clock)
@@ -362,12 +370,19 @@ def measure(
 ) -> dict[str, Any]:
     by_ticket = {tickets[c.first_ts][0]: c for c in conversations if c.first_ts in tickets}
     cards: dict[int, list[float]] = {}
+    moves: Counter[int] = Counter()  # cards posted because the ticket changed department
+    labels: dict[int, str] = {}
     for call in fake.called("chat.postMessage"):
         if call.params.get("thread_ts") or call.params.get("channel") == SUPPORT:
             continue
         payload = (call.params.get("metadata") or {}).get("event_payload") or {}
         if payload.get("kind") == "card":
-            cards.setdefault(int(payload["ticket_id"]), []).append(call.at)
+            ticket_id, label = int(payload["ticket_id"]), str(payload.get("label"))
+            if ticket_id in labels and labels[ticket_id] != label:
+                moves[ticket_id] += 1  # a move: the old card goes, this one replaces it
+            else:
+                cards.setdefault(ticket_id, []).append(call.at)
+            labels[ticket_id] = label
     updates = Counter(str(c.params.get("channel")) for c in fake.called("chat.update") if c.params)
     requests = [c for c in conversations if c.kind == REQUEST]
     others = [c for c in conversations if c.kind != REQUEST]
@@ -396,7 +411,9 @@ def measure(
         "tickets_by_status": dict(statuses),
         "stray_tickets": len(stray),
         "cards_per_ticket": round(card_posts / len(routed_requests), 4) if routed_requests else 0,
-        "cards_posted": sum(len(v) for v in cards.values()),
+        "cards_posted": sum(len(v) for v in cards.values()) + sum(moves.values()),
+        "card_moves": sum(moves.values()),
+        "tickets_moved": len(moves),
         "requests_skipped": round(1 - len(routed_requests) / len(requests), 4),
         "nonrequests_routed": round(sum(carded(c) for c in others) / len(others), 4),
         "card_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
@@ -423,7 +440,11 @@ def report(result: dict[str, Any]) -> None:
     )
     print(
         f"  cards per routed request conversation  {result['cards_per_ticket']:.2f} "
-        f"(goal 1.00); {result['card_updates']} card/reply updates in place"
+        f"(goal 1.00; moves apart); {result['card_updates']} card/reply updates in place"
+    )
+    print(
+        f"  card moves         {result['card_moves']} ({result['tickets_moved']} tickets: a "
+        "follow-up re-classified a ticket routed on an unsure answer, and its card moved)"
     )
     print(f"  requests skipped   {result['requests_skipped']:.1%} (goal <= 1 %)")
     print(f"  non-requests routed {result['nonrequests_routed']:.1%} (goal <= 10 %)")

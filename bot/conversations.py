@@ -23,7 +23,7 @@ from bot.routing import TicketRouter
 from bot.work_queue import TicketQueue
 from data.clock import Clock, sleep_or_wake
 from data.db import conversations as conversations_repo
-from data.db.database import Database
+from data.db.tickets import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,12 @@ class ConversationCloser:
     def __init__(
         self,
         commits: GroupCommit,
-        db: Database,
         queue: TicketQueue,
         router: TicketRouter,
         clock: Clock,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self._commits = commits
-        self._db = db
         self._queue = queue
         self._router = router
         self._clock = clock
@@ -59,34 +57,40 @@ class ConversationCloser:
 
     async def close_due(self) -> list[int]:
         """Queue every ticket whose conversation has closed; returns their ids."""
+        claimed, _upcoming = await self._close_due()
+        return claimed
+
+    async def _close_due(self) -> tuple[list[int], datetime | None]:
+        """Claim and queue the closed conversations; (their ids, when the next one closes).
+
+        One shared transaction (on SQLite it runs on the loop, no thread hops): a look at the
+        earliest close first, so the usual look, with nothing due, writes nothing.
+        """
         owner, until, now = self._router.owner, self._router.lease_until(), self._clock.now()
-        # A read first, in a transaction of its own: usually nothing is due, and a read takes
-        # no write lock away from the tickets being stored.
-        upcoming = await self._next_due()
-        if upcoming is None or upcoming > now:
-            return []
 
-        async def claim(conn: AsyncConnection) -> list[int]:
-            return await conversations_repo.claim_due(conn, now, owner, until)
+        async def claim(conn: AsyncConnection) -> tuple[list[int], list[Ticket], datetime | None]:
+            upcoming = await conversations_repo.next_due(conn)
+            if upcoming is None or upcoming > now:
+                return [], [], upcoming
+            claimed = await conversations_repo.claim_due(conn, now, owner, until)
+            first = await conversations_repo.first_runs(conn, claimed)
+            return claimed, first, await conversations_repo.next_due(conn)
 
-        claimed = await self._commits.run(claim)
+        claimed, first, upcoming = await self._commits.run(claim)
+        for ticket in first:  # leased to this process just now: no claim, no reads
+            self._router.expect(ticket)
         for ticket_id in claimed:
             self._queue.submit(ticket_id)
         if claimed:
             log.debug("Conversations closed: %s", claimed)
-        return claimed
-
-    async def _next_due(self) -> datetime | None:
-        async with self._db.transaction() as conn:
-            return await conversations_repo.next_due(conn)
+        return claimed, upcoming
 
     async def run(self) -> None:
         """Close conversations as their time comes, until cancelled."""
         while True:
             delay = self._poll
             try:
-                claimed = await self.close_due()
-                upcoming = await self._next_due()
+                claimed, upcoming = await self._close_due()
                 if upcoming is not None:
                     wait = (upcoming - self._clock.now()).total_seconds()
                     # Due but not claimed: another replica holds it; look again after a while.

@@ -4,9 +4,10 @@ Only people's messages in the support channels (and direct messages to the bot) 
 agent's own top-level post is an announcement, not a ticket, unless ``TRIAGE_AGENT_POSTS`` is
 ``tickets`` (``bot.people`` answers who is an agent). A requester's top-level messages within
 ``TRIAGE_GROUP_SECONDS`` of each other are one ticket, and their replies in its thread are its
-follow-ups (``data.db.conversations``); every message is stored as it arrives, and the ticket is
-routed once its conversation closes (``bot.conversations``), or at once when grouping is off.
-Storing is idempotent, so a retried event finds its message and queues nothing.
+follow-ups (``data.db.conversations``). Slack's acknowledgement waits only for the message's
+raw row (``bot.inbox``: one INSERT, idempotent, so a retried event is a no-op); it is placed in
+its conversation right after, and the ticket is routed once its conversation closes
+(``bot.conversations``), or at once when grouping is off.
 
 Edits: an edit before anyone corrected the ticket changes its conversation's text and
 classifies it again (the card is updated, or moved if the department changes); after a
@@ -20,14 +21,12 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.conversations import ConversationCloser
-from bot.desk import TicketDesk
 from bot.group_commit import GroupCommit
+from bot.inbox import Inbox
 from bot.payloads import (
     EditedMessage,
     MessagePayload,
@@ -49,6 +48,7 @@ from data.db import corrections as corrections_repo
 from data.db import tickets as tickets_repo
 from data.db.conversations import Joined, Placed
 from data.db.database import Database
+from data.db.inbox import Incoming
 from data.people import Standing
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ def visible(text: str) -> str:
 class IntakeOutcome(StrEnum):
     """What became of a message event (logged; also what the tests check)."""
 
-    QUEUED = "queued"
+    #: Stored; placed in its conversation after the acknowledgement (``bot.inbox``).
+    STORED = "stored"
     DUPLICATE = "duplicate"
     NOT_SUPPORT_CHANNEL = "not a support channel"
     SKIPPED = "skipped"
@@ -79,14 +80,6 @@ class IntakeOutcome(StrEnum):
     FILES_ONLY = "files only"
     EDIT_QUEUED = "edit queued"
     EDIT_IGNORED = "edit ignored"
-    #: A later message of an open conversation, added to its ticket.
-    JOINED = "joined"
-    #: The requester's reply in a ticket's thread, added to it.
-    FOLLOW_UP = "follow-up"
-    #: A thread reply whose thread is no ticket (yet): kept, adopted if it becomes one.
-    REPLY_KEPT = "reply kept"
-    #: Someone else's reply in a ticket's thread.
-    NOT_REQUESTER = "reply from someone else"
     #: An agent's own top-level post (TRIAGE_AGENT_POSTS=skip).
     AGENT_POST = "agent post"
 
@@ -102,10 +95,8 @@ class ShortcutAnswer:
 
 @dataclass(frozen=True)
 class Grouping:
-    """How messages become tickets (from the settings)."""
+    """How messages become tickets (from the settings; TRIAGE_GROUP_SECONDS is the inbox's)."""
 
-    #: TRIAGE_GROUP_SECONDS: a conversation closes this long after its last message.
-    window: float = 0.0
     #: TRIAGE_AGENT_POSTS=tickets: agents' own top-level posts are tickets too.
     agent_posts_are_tickets: bool = False
 
@@ -123,14 +114,13 @@ class Intake:
         *,
         people: People,
         slack: SlackGateway,
-        closer: ConversationCloser,
+        inbox: Inbox,
         clock: Clock,
         grouping: Grouping | None = None,
         requests: RequestFilterService | None = None,
-        desk: TicketDesk | None = None,
     ) -> None:
-        """``requests``: the request filter, taught by the shortcut (None: nothing learns)."""
-        """``requests``: the request filter (None: every message is routed)."""
+        """``inbox``: where the acknowledgement stores a message (placed after it).
+        ``requests``: the request filter, taught by the shortcut (None: nothing learns)."""
         self._db = db
         self._commits = commits
         self._queue = queue
@@ -138,11 +128,10 @@ class Intake:
         self._policy = policy
         self._people = people
         self._slack = slack
-        self._closer = closer
+        self._inbox = inbox
         self._clock = clock
         self.grouping = grouping or Grouping()
         self._requests = requests
-        self._desk = desk
 
     async def receive(self, message: MessagePayload) -> IntakeOutcome:
         """Store a message as (part of) a ticket, apply an edit, or skip; see the module doc."""
@@ -184,86 +173,44 @@ class Intake:
                 message.user,
             )
             return IntakeOutcome.AGENT_POST
-        new = tickets_repo.NewTicket(
-            workspace=message.workspace,
-            channel=message.channel,
-            ts=message.ts,
-            user=message.user,
-            text=text,
-            source="dm" if message.direct else None,
-        )
-        part = conversations_repo.Message(
-            message.workspace, message.channel, message.ts, message.user, text
-        )
-        owner, until, now = self._router.owner, self._router.lease_until(), self._clock.now()
-        window = self.grouping.window
-
-        async def place(conn: AsyncConnection) -> Placed:
-            return await conversations_repo.open_or_join(
-                conn,
-                part,
-                now=now,
-                window=window,
-                cap=MAX_TEXT_CHARS,
-                new=new,
-                owner=owner,
-                lease_until=until,
+        return await self._store(
+            Incoming(
+                workspace=message.workspace,
+                channel=message.channel,
+                ts=message.ts,
+                user=message.user,
+                text=text,
+                received_at=self._clock.now(),
+                owner=self._inbox.owner,
+                source="dm" if message.direct else None,
             )
+        )
 
-        placed = await self._commits.run(place)
-        return self._placed(placed, now)
-
-    def _placed(self, placed: Placed, now: datetime) -> IntakeOutcome:
-        """Queue or schedule the ticket a message went to; the outcome to log."""
-        ticket = placed.ticket
-        match placed.outcome:
-            case Joined.DUPLICATE:
-                log.info("Message delivered again (Slack retry); nothing to do")
-                return IntakeOutcome.DUPLICATE
-            case Joined.KEPT:
-                return IntakeOutcome.REPLY_KEPT
-            case Joined.NOT_REQUESTER:
-                return IntakeOutcome.NOT_REQUESTER
-        assert ticket is not None
-        if self.grouping.window > 0:
-            self._closer.scheduled(now + timedelta(seconds=self.grouping.window))
-        elif placed.outcome is Joined.OPENED and ticket.follow_ups == 0:
-            self._router.expect(ticket)
-            self._queue.submit(ticket.id)
-        else:
-            self._queue.submit(ticket.id)
-        match placed.outcome:
-            case Joined.JOINED:
-                return IntakeOutcome.JOINED
-            case Joined.FOLLOW_UP:
-                return IntakeOutcome.FOLLOW_UP
-        return IntakeOutcome.QUEUED
+    async def _store(self, message: Incoming) -> IntakeOutcome:
+        """The acknowledgement's one write; the message is placed in its conversation after
+        it (``bot.inbox``)."""
+        if await self._inbox.receive(message):
+            return IntakeOutcome.STORED
+        log.info("Message delivered again (Slack retry); nothing to do")
+        return IntakeOutcome.DUPLICATE
 
     async def _reply(self, reply: ThreadReply) -> IntakeOutcome:
         text = visible(reply.text)[:MAX_TEXT_CHARS]
         if not text:
             return IntakeOutcome.EMPTY
-        part = conversations_repo.Message(
-            reply.workspace, reply.channel, reply.ts, reply.user, text
+        return await self._store(
+            Incoming(
+                workspace=reply.workspace,
+                channel=reply.channel,
+                ts=reply.ts,
+                user=reply.user,
+                text=text,
+                received_at=self._clock.now(),
+                owner=self._inbox.owner,
+                thread_ts=reply.thread_ts,
+                team=reply.team,
+            )
         )
-        now, window = self._clock.now(), self.grouping.window
-
-        async def place(conn: AsyncConnection) -> Placed:
-            return await conversations_repo.add_follow_up(
-                conn, part, reply.thread_ts, now=now, window=window, cap=MAX_TEXT_CHARS
-            )
-
-        placed = await self._commits.run(place)
-        if placed.outcome is Joined.KEPT:
-            log.info(
-                "Reply %s/%s in a thread that is no ticket (yet): kept in case it becomes one",
-                reply.channel,
-                reply.ts,
-            )
-        if self._desk is not None and placed.outcome is Joined.NOT_REQUESTER and placed.ticket:
-            # An agent's first reply in the ticket's thread is its first response.
-            await self._desk.reply(placed.ticket, reply.user, reply.team, reply.ts)
-        return self._placed(placed, now)
 
     # -- the "Send to triage" shortcut ----------------------------------------------------
 

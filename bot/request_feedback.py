@@ -8,21 +8,30 @@
   emoji takes the word back and routes the ticket again. Only agents (``data.people.may_label``).
 - ``send_to_triage(ticket, user)``: the other way (the "Send to triage" shortcut): a skipped
   message becomes a ticket in the normal flow and a "request" example.
-- ``run()``: the supervisor's task: refits the filter (shipped examples + every stored word,
-  later words winning) when the stored words changed, looked at every ``refit_seconds``, so
-  words given to any replica reach all of them. The first fit happens at start-up.
+- ``run()``: the supervisor's task: fits the filter (shipped examples + every stored word,
+  later words winning) as soon as the bot runs, then refits it when the stored words changed,
+  looked at every ``refit_seconds``, so words given to any replica reach all of them.
 
-Fitting is CPU work of about a second: it runs in a thread; fits of the same examples in one
-process are shared (the shipped-only filter is fitted once per process, not per start).
+Start-up does not wait for the filter. Fitting is CPU work of seconds (4 s of CPU here, 23 s
+on a loaded machine): it runs in a thread after the bot is up, and every fitted filter is
+saved in ``cache_dir`` under a hash of what it was fitted on (``fit_key``), so the next start
+with the same examples and feedback loads it in milliseconds instead. Until the first fit or
+load is done, judging a message waits for it (``judge``): routing everything meanwhile would
+post cards for the "thanks!" of the first seconds after every cold start, and with grouping on
+no conversation is judged before it has been quiet for ``TRIAGE_GROUP_SECONDS`` anyway. If that
+first fit fails, every message is routed (skipping nothing is the safe side) until a refit
+works. Fits of the same examples in one process are shared.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 
 from bot.payloads import ReactionChange
 from bot.people import People
@@ -33,6 +42,9 @@ from classifier.request_filter import (
     FilterExample,
     RequestDecision,
     RequestFilter,
+    filter_from_bytes,
+    filter_to_bytes,
+    fit_key,
     fit_request_filter,
     merge_examples,
 )
@@ -48,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between looks for new feedback (a refit follows when there is some).
 REFIT_SECONDS = 60.0
+#: Saved filters kept in the cache folder (the newest; older ones are removed).
+KEEP_SAVED = 4
 
 
 class FeedbackOutcome(StrEnum):
@@ -67,6 +81,17 @@ def _fit(examples: tuple[FilterExample, ...], seed: int) -> RequestFilter:
     return fit_request_filter(examples, seed=seed)
 
 
+def _save(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all, and keep only the newest saved filters."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    partial.write_bytes(data)
+    partial.replace(path)
+    saved = sorted(path.parent.glob("request-filter-*.npz"), key=lambda p: p.stat().st_mtime)
+    for old in saved[:-KEEP_SAVED]:
+        old.unlink(missing_ok=True)
+
+
 class RequestFilterService:
     """See the module docstring."""
 
@@ -83,7 +108,10 @@ class RequestFilterService:
         enabled: bool = True,
         refit_seconds: float = REFIT_SECONDS,
         seed: int = 0,
+        cache_dir: Path | None = None,
     ) -> None:
+        """``cache_dir``: where fitted filters are saved to be loaded by the next start (None:
+        not saved)."""
         self._db = db
         self._queue = queue
         self._people = people
@@ -97,8 +125,12 @@ class RequestFilterService:
         self._seed = seed
         self._filter: RequestFilter | None = None
         self._version: tuple[int, int] | None = None
+        self._cache_dir = cache_dir
         #: The latest look of ``run`` (whether it refitted), for whoever waits on it.
         self.last_look: asyncio.Future[bool] | None = None
+        #: Where the filter in use came from: "fitted", "saved" (the cache folder), or None.
+        self.origin: str | None = None
+        self._ready = asyncio.Event()
 
     # -- the decision -------------------------------------------------------------------
 
@@ -114,6 +146,16 @@ class RequestFilterService:
             return None
         return self._filter.decide(text)
 
+    async def judge(self, text: str) -> RequestDecision | None:
+        """``decide``, once the first fit (or load) after start-up has finished."""
+        await self.wait_ready()
+        return self.decide(text)
+
+    async def wait_ready(self) -> None:
+        """Return once the first fit after start-up finished (at once when the filter is off)."""
+        if self.enabled:
+            await self._ready.wait()
+
     # -- refits ---------------------------------------------------------------------------
 
     async def refit(self) -> bool:
@@ -121,27 +163,55 @@ class RequestFilterService:
         the last fit; whether it fitted."""
         if not self.enabled:
             return False
-        async with self._db.transaction() as conn:
-            version = await feedback_repo.version(conn)
-            if version == self._version and self._filter is not None:
-                return False
-            stored = await feedback_repo.all_feedback(conn)
-        learned = [FilterExample(f.text, f.is_request) for f in stored]
-        examples = tuple(merge_examples(self._shipped(), learned))
-        self._filter = await asyncio.to_thread(_fit, examples, self._seed)
-        self._version = version
+        try:
+            async with self._db.transaction() as conn:
+                version = await feedback_repo.version(conn)
+                if version == self._version and self._filter is not None:
+                    return False
+                stored = await feedback_repo.all_feedback(conn)
+            learned = [FilterExample(f.text, f.is_request) for f in stored]
+            examples = tuple(merge_examples(self._shipped(), learned))
+            fitted, self.origin = await asyncio.to_thread(self._fit_or_load, examples)
+            self._filter, self._version = fitted, version
+        finally:
+            self._ready.set()  # the first look is over: judging waits no longer
         log.info(
-            "Request filter fitted on %d examples (%d from people); threshold %.3f",
+            "Request filter %s: %d examples (%d from people); threshold %.3f",
+            "loaded from the cache folder" if self.origin == "saved" else "fitted",
             len(examples),
             len(learned),
-            self._filter.threshold,
+            fitted.threshold,
         )
         return True
 
+    def _fit_or_load(self, examples: tuple[FilterExample, ...]) -> tuple[RequestFilter, str]:
+        """The filter of ``examples``: the one saved for them, or fitted (and saved). In a
+        thread: fitting is seconds of CPU."""
+        path = None
+        if self._cache_dir is not None:
+            path = self._cache_dir / f"request-filter-{fit_key(examples, seed=self._seed)}.npz"
+            try:
+                return filter_from_bytes(path.read_bytes()), "saved"
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError):
+                log.warning("A saved request filter could not be read; fitting it again")
+        fitted = _fit(examples, self._seed)
+        if path is not None:
+            try:
+                _save(path, filter_to_bytes(fitted))
+            except OSError as exc:
+                log.warning("Could not save the request filter in %s: %s", path.parent, exc)
+        return fitted, "fitted"
+
     async def run(self) -> None:
-        """Refit when the stored words changed, looking every ``refit_seconds`` (a task)."""
+        """Fit (or load) the filter now, then refit when the stored words changed, looking
+        every ``refit_seconds`` (a task)."""
+        first = True
         while True:
-            await self._clock.sleep(self._refit_seconds)
+            if not first:
+                await self._clock.sleep(self._refit_seconds)
+            first = False
             self.last_look = asyncio.ensure_future(self.refit())
             try:
                 await self.last_look

@@ -326,10 +326,7 @@ class TicketRouter:
         if fresh is None and not vouched and not await self._wanted(ticket, history, records):
             await self._skip(ticket, seen)
             return
-        stale = prediction is None or (
-            ticket.edited_at is not None and prediction.created_at < ticket.edited_at
-        )
-        if stale:
+        if self._stale(ticket, prediction):
             prediction, seen = await self._classify(ticket, seen)
             seen = seen or _CHANGED
         assert prediction is not None
@@ -361,6 +358,19 @@ class TicketRouter:
         if not finished:
             await self._finish(ticket, tickets_repo.ROUTED, seen)
         self._uncertain.discard(ticket.id)
+
+    def _stale(self, ticket: Ticket, prediction: StoredPrediction | None) -> bool:
+        """Whether to classify the ticket (again): never classified; edited since; or grown
+        by the requester's messages since, when the answer it was routed on was unsure (below
+        the triage threshold: a greeting-only first line, say). A sure answer stands when a
+        follow-up comes ("any update?"): the card is updated in place, never moved by it."""
+        if prediction is None:
+            return True
+        if ticket.edited_at is None or prediction.created_at >= ticket.edited_at:
+            return False  # nothing changed since it was classified
+        if ticket.text_edited_at is not None and prediction.created_at < ticket.text_edited_at:
+            return True
+        return self._policy.needs_person(prediction.confidence)
 
     async def _withdraw(self, ticket: Ticket, records: list[Routing]) -> None:
         """Delete the ticket's cards and thread replies, remove its tag, and mark it

@@ -5,10 +5,9 @@ database (migrated), the one HTTP session and Slack client (auth.test), the one 
 (when a key is set), the active model, and then every background task under one
 ``Supervisor``::
 
-    group-commit -> ticket-workers -> requeue-watcher -> registry-follower -> retrain-follower
-    -> people-refresher -> request-filter -> conversation-closer -> (auto-retrain,
-    triage-threshold, response-timers
-    when configured)
+    group-commit -> ticket-workers -> inbox -> requeue-watcher -> registry-follower
+    -> retrain-follower -> people-refresher -> request-filter -> conversation-closer
+    -> (auto-retrain, triage-threshold, response-timers when configured)
 
 On the way out the tasks stop in the reverse order, this process's ticket leases are given up,
 and the clients and the database are closed. ``triage serve`` (``bot.server.run_bot``), the
@@ -137,11 +136,11 @@ async def open_runtime(
             await services.model.reload()
         await services.check_channels()
         await services.people.refresh()  # who the agents are, before the first correction
-        await services.requests.refit()  # the request filter, before the first message
         await services.resume()  # queued now, worked on once the workers start
         supervisor = Supervisor(clock)
         supervisor.add("group-commit", services.commits.run_commits)
         supervisor.add("ticket-workers", services.queue.run_workers)
+        supervisor.add("inbox", services.inbox.run)
         supervisor.add("requeue-watcher", services.requeue.run)
         every = intervals or Intervals()
         supervisor.add("registry-follower", partial(services.model.follow, clock, every.registry))

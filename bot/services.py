@@ -32,6 +32,8 @@ from bot.errors import PermanentSlackError, SampleChannelsError, SlackCallError
 from bot.failure_notice import FailureNotices
 from bot.group_commit import GroupCommit
 from bot.home_tab import AppHome, HomeTab
+from bot.inbox import SWEEP_SECONDS as INBOX_SWEEP_SECONDS
+from bot.inbox import Inbox
 from bot.intake import Grouping, Intake
 from bot.job_follower import JobFollower
 from bot.people import REFRESH_SECONDS, People
@@ -114,6 +116,8 @@ class Intervals:
     #: Longest wait between looks for closed conversations (each process also wakes exactly
     #: when a conversation it stored closes).
     conversations: float = CLOSER_POLL_SECONDS
+    #: Sweeps for received messages not placed yet (a failed placement, a stopped replica's).
+    inbox: float = INBOX_SWEEP_SECONDS
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,8 @@ class Services:
     queue: TicketQueue
     router: TicketRouter
     intake: Intake
+    #: Messages acknowledged and not yet placed in their conversation.
+    inbox: Inbox
     closer: ConversationCloser
     corrections: CorrectionDesk
     requests: RequestFilterService
@@ -200,20 +206,24 @@ class Services:
         return list(missing)
 
     async def resume(self) -> int:
-        """Queue every ticket stored but not yet routed; returns how many.
+        """Place the messages acknowledged but not placed before the last stop, then queue
+        every ticket stored but not yet routed; returns how many tickets.
 
         Tickets an admin requeued while no bot ran are claimed first (never just read: another
         replica may be claiming them at this moment), which makes them unfinished.
         """
+        await self.inbox.place_waiting()
         await self.requeue.claim()
         # Only tickets no live replica holds: another one may be routing some right now.
         return len(await self.requeue.take_over(others_only=False))
 
     async def drain(self) -> None:
-        """Wait until every queued ticket has been worked on (tests and shutdown).
+        """Wait until every received message has been placed and every queued ticket has
+        been worked on (tests and shutdown).
 
         Bound it with ``asyncio.timeout``; retries waiting on a delay count as unfinished.
         """
+        await self.inbox.drain()
         await self.queue.drain()
 
 
@@ -304,7 +314,7 @@ def build_services(
     async def filter_says_request(text: str) -> bool:
         # The request filter judges each conversation once it closes (bot.routing); it is
         # built below, as it needs the queue, which needs the router.
-        decision = requests.decide(text)
+        decision = await requests.judge(text)
         return decision is None or decision.is_request
 
     router = TicketRouter(
@@ -323,7 +333,7 @@ def build_services(
         status_emoji=(settings.take_emoji, settings.resolve_emoji),
     )
     queue = TicketQueue(router.process, workers=workers, clock=clock)
-    closer = ConversationCloser(commits, db, queue, router, clock, intervals.conversations)
+    closer = ConversationCloser(commits, queue, router, clock, intervals.conversations)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
     desk = TicketDesk(
         db,
@@ -337,6 +347,17 @@ def build_services(
         owner=router.owner,
         interval=intervals.desk,
     )
+    inbox = Inbox(
+        db,
+        commits,
+        queue,
+        router,
+        closer,
+        clock,
+        window=settings.group_seconds,
+        sweep_seconds=intervals.inbox,
+        desk=desk,
+    )
     requests = RequestFilterService(
         db,
         queue,
@@ -348,6 +369,7 @@ def build_services(
         enabled=settings.request_filter,
         refit_seconds=intervals.request_filter or settings.request_filter_refit_seconds,
         seed=settings.seed,
+        cache_dir=settings.vector_cache_dir,
     )
     admin = replace(admin, on_model_activated=lambda registry_id, m: model.use(m, registry_id))
     access = AdminAccess(admin, slack)
@@ -382,15 +404,14 @@ def build_services(
             policy,
             people=people,
             slack=slack,
-            closer=closer,
+            inbox=inbox,
             clock=clock,
             requests=requests,
-            desk=desk,
             grouping=Grouping(
-                window=settings.group_seconds,
                 agent_posts_are_tickets=settings.agent_posts == "tickets",
             ),
         ),
+        inbox=inbox,
         closer=closer,
         requests=requests,
         commits=commits,

@@ -18,13 +18,17 @@ the cross-validation takes about a second, so the bot refits it as agents give f
 
 from __future__ import annotations
 
+import hashlib
 import html
+import io
 import math
 import re
 import unicodedata
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -120,13 +124,21 @@ class _Part:
     sum((1 + ln n) * idf * w) / sqrt(sum(((1 + ln n) * idf)^2)) over the message's known terms.
     """
 
-    def __init__(self, vectorizer: TfidfVectorizer, weights: npt.NDArray[np.float64]) -> None:
-        self.analyze: Callable[[str], list[str]] = vectorizer.build_analyzer()
+    def __init__(
+        self, analyze: Callable[[str], list[str]], terms: dict[str, tuple[float, float]]
+    ) -> None:
+        self.analyze = analyze
+        #: term -> (idf, idf * weight)
+        self.terms = terms
+
+    @classmethod
+    def fitted(cls, vectorizer: TfidfVectorizer, weights: npt.NDArray[np.float64]) -> _Part:
         idf = np.asarray(vectorizer.idf_, dtype=np.float64)
-        self.terms: dict[str, tuple[float, float]] = {
+        terms = {
             term: (float(idf[column]), float(idf[column] * weights[column]))
             for term, column in vectorizer.vocabulary_.items()
         }
+        return cls(vectorizer.build_analyzer(), terms)
 
     def margin(self, text: str) -> float:
         terms = self.terms
@@ -140,20 +152,96 @@ class _Part:
             square += (tf * known[0]) ** 2
         return dot / math.sqrt(square) if square else 0.0
 
+    def arrays(self, name: str) -> dict[str, npt.NDArray[Any]]:
+        """The part as plain arrays (see ``filter_to_bytes``)."""
+        terms = list(self.terms)
+        values = np.array([self.terms[t] for t in terms], dtype=np.float64).reshape(-1, 2)
+        return {f"{name}_terms": np.array(terms, dtype=np.str_), f"{name}_values": values}
+
+    @classmethod
+    def from_arrays(
+        cls, analyze: Callable[[str], list[str]], terms: npt.NDArray[Any], values: Any
+    ) -> _Part:
+        pairs = [(float(idf), float(weighted)) for idf, weighted in values.tolist()]
+        return cls(analyze, dict(zip(terms.tolist(), pairs, strict=True)))
+
+
+class _CharPart(_Part):
+    """The character n-gram part, scored word by word: a word's known n-grams (inside its
+    boundaries, as ``char_wb`` cuts them) are worked out once and kept, so a message costs a
+    few dictionary look-ups per word instead of cutting and looking up every n-gram again.
+    The same margin as ``_Part.margin``, to the last bit (a test checks it)."""
+
+    #: Words whose n-grams are kept (the cache is emptied when it fills).
+    MAX_WORDS = 50_000
+
+    def __init__(
+        self,
+        analyze: Callable[[str], list[str]],
+        terms: dict[str, tuple[float, float]],
+        ngram_range: tuple[int, int],
+    ) -> None:
+        super().__init__(analyze, terms)
+        self._low, self._high = ngram_range
+        self._words: dict[str, tuple[str, ...]] = {}
+
+    def _grams(self, word: str) -> tuple[str, ...]:
+        known = self._words.get(word)
+        if known is None:
+            # scikit-learn's _char_wb_ngrams for one word, keeping the known n-grams only.
+            padded = f" {word} "
+            grams = []
+            for n in range(self._low, self._high + 1):
+                offset = 0
+                grams.append(padded[offset : offset + n])
+                while offset + n < len(padded):
+                    offset += 1
+                    grams.append(padded[offset : offset + n])
+                if offset == 0:  # a word shorter than n counts once
+                    break
+            known = tuple(gram for gram in grams if gram in self.terms)
+            if len(self._words) >= self.MAX_WORDS:
+                self._words.clear()
+            self._words[word] = known
+        return known
+
+    def margin(self, text: str) -> float:
+        counts: dict[str, int] = {}
+        for word in text.lower().split():  # the vectorizer's preprocessing: lower case
+            for gram in self._grams(word):
+                counts[gram] = counts.get(gram, 0) + 1
+        terms = self.terms
+        dot = square = 0.0
+        for term, count in counts.items():
+            idf, weighted = terms[term]
+            tf = 1.0 + math.log(count)
+            dot += tf * weighted
+            square += (tf * idf) ** 2
+        return dot / math.sqrt(square) if square else 0.0
+
+
+def _char_part(vectorizer: TfidfVectorizer, part: _Part) -> _CharPart:
+    """``part`` (of the ``char_wb`` vectorizer) scored word by word."""
+    return _CharPart(part.analyze, part.terms, vectorizer.ngram_range)
+
 
 class _Features:
     """Word 1-2-grams and character 1-4-grams (inside word boundaries, for typos), each TF-IDF
     weighted and scaled to unit length, side by side."""
 
     def __init__(self, texts: Sequence[str]) -> None:
-        self.word = TfidfVectorizer(
-            analyzer="word", token_pattern=_WORD_PATTERN, ngram_range=(1, 2), sublinear_tf=True
-        )
-        self.char = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=2
-        )
+        self.word, self.char = self.vectorizers()
         self.word.fit(texts)
         self.char.fit(texts)
+
+    @staticmethod
+    def vectorizers() -> tuple[TfidfVectorizer, TfidfVectorizer]:
+        """The two vectorizers, not fitted (their analysers need no fitting)."""
+        word = TfidfVectorizer(
+            analyzer="word", token_pattern=_WORD_PATTERN, ngram_range=(1, 2), sublinear_tf=True
+        )
+        char = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=2)
+        return word, char
 
     def transform(self, texts: Sequence[str]) -> csr_matrix:
         return hstack([self.word.transform(texts), self.char.transform(texts)]).tocsr()
@@ -163,21 +251,24 @@ class RequestFilter:
     """A fitted filter: ``decide(text)`` says whether to route the message."""
 
     def __init__(
-        self,
-        features: _Features,
-        weights: npt.NDArray[np.float64],
-        bias: float,
-        threshold: float,
-        *,
-        examples: int,
+        self, parts: tuple[_Part, _CharPart], bias: float, threshold: float, *, examples: int
     ) -> None:
-        split = len(features.word.vocabulary_)
-        self._parts = (_Part(features.word, weights[:split]), _Part(features.char, weights[split:]))
+        self._parts = parts
         self._bias = bias
         #: Messages scoring at or above this are not requests.
         self.threshold = threshold
         #: How many examples it was fitted on.
         self.examples = examples
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """What ``filter_to_bytes`` saves: each part's terms and weights, and the numbers."""
+        word, char = self._parts
+        meta = [FORMAT_VERSION, self._bias, self.threshold, self.examples]
+        return {
+            **word.arrays("word"),
+            **char.arrays("char"),
+            "meta": np.array(meta, dtype=np.float64),
+        }
 
     def score(self, text: str) -> float:
         """The chance that ``text`` is no request."""
@@ -259,4 +350,57 @@ def fit_request_filter(
         held_out[test] = _scores(*part, [texts[i] for i in test])
     threshold = choose_threshold(held_out[~not_request].tolist(), max_skipped)
     features, weights, bias = _fit_model(texts, not_request, seed)
-    return RequestFilter(features, weights, bias, threshold, examples=len(texts))
+    split = len(features.word.vocabulary_)
+    parts = (
+        _Part.fitted(features.word, weights[:split]),
+        _char_part(features.char, _Part.fitted(features.char, weights[split:])),
+    )
+    return RequestFilter(parts, bias, threshold, examples=len(texts))
+
+
+#: Changes when the saved form or the fitting changes: a saved filter of another version is
+#: not used (``fit_key``).
+FORMAT_VERSION = 1
+
+
+def fit_key(examples: Sequence[FilterExample], *, seed: int = 0) -> str:
+    """A name for the filter these examples fit: the same examples (in order), seed, fitting
+    settings and scikit-learn version give the same filter, so a saved one can stand in."""
+    import sklearn
+
+    digest = hashlib.sha256(
+        f"{FORMAT_VERSION}|{seed}|{FOLDS}|{MAX_SKIPPED_REQUESTS}|{MAX_CHARS}|"
+        f"{sklearn.__version__}\n".encode()
+    )
+    for example in examples:
+        digest.update(f"{int(example.is_request)}{example.text}\x00".encode())
+    return digest.hexdigest()
+
+
+def filter_to_bytes(request_filter: RequestFilter) -> bytes:
+    """The fitted filter as an ``.npz`` of plain arrays (no pickle: loading runs no code)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **request_filter.arrays())  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def filter_from_bytes(data: bytes) -> RequestFilter:
+    """A filter saved by ``filter_to_bytes``; ValueError when it is not one (of this version)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+            meta = saved["meta"]
+            if int(meta[0]) != FORMAT_VERSION:
+                raise ValueError(f"a saved request filter of version {int(meta[0])}")
+            word, char = _Features.vectorizers()
+            parts = (
+                _Part.from_arrays(word.build_analyzer(), saved["word_terms"], saved["word_values"]),
+                _char_part(
+                    char,
+                    _Part.from_arrays(
+                        char.build_analyzer(), saved["char_terms"], saved["char_values"]
+                    ),
+                ),
+            )
+            return RequestFilter(parts, float(meta[1]), float(meta[2]), examples=int(meta[3]))
+    except (OSError, KeyError, IndexError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"not a saved request filter: {exc}") from exc

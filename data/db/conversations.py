@@ -11,7 +11,8 @@
 - ``edit_message``: an edit of any message of the conversation rebuilds its text.
 - ``claim_due``: every message pushes the ticket's ``regroup_at`` to ``now + window``; once it
   has passed, one compare-and-set hands the ticket to exactly one replica, which classifies
-  the whole conversation and routes it (or brings its card up to date).
+  the whole conversation and routes it (or brings its card up to date); ``first_runs`` says
+  which of them were never routed, so that run needs no reads of its own.
 
 Every function here awaits only ``conn.execute`` (they run inside ``bot.group_commit``).
 """
@@ -21,16 +22,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from data.clock import as_utc
 from data.db import tickets as tickets_repo
 from data.db.database import utcnow
-from data.db.schema import conversation_windows, ticket_messages, tickets
+from data.db.schema import (
+    conversation_windows,
+    corrections,
+    predictions,
+    request_feedback,
+    routings,
+    ticket_messages,
+    tickets,
+)
 from data.db.tickets import NewTicket, Ticket
 
 #: Kinds of message in a conversation.
@@ -87,6 +97,44 @@ def joined_text(text: str, more: str, cap: int) -> str:
     return f"{text}\n{more}"[:cap] if text else more[:cap]
 
 
+# The statements of every message are built once, with their values bound at execution: a
+# statement built per call costs more in SQLAlchemy than SQLite takes to run it.
+_WINDOW_KEY = and_(
+    conversation_windows.c.workspace == bindparam("b_workspace"),
+    conversation_windows.c.channel == bindparam("b_channel"),
+    conversation_windows.c.user == bindparam("b_user"),
+)
+_LOCK_WINDOW = (
+    select(conversation_windows.c.ticket_id, conversation_windows.c.last_at)
+    .where(_WINDOW_KEY)
+    .with_for_update()
+)
+_MOVE_WINDOW = (
+    update(conversation_windows)
+    .where(_WINDOW_KEY)
+    .values(ticket_id=bindparam("b_ticket_id"), last_at=bindparam("b_last_at"))
+)
+_FIND_MESSAGE = select(ticket_messages.c.ticket_id).where(
+    ticket_messages.c.workspace == bindparam("b_workspace"),
+    ticket_messages.c.channel == bindparam("b_channel"),
+    ticket_messages.c.ts == bindparam("b_ts"),
+)
+_GET_TICKET = select(tickets).where(tickets.c.id == bindparam("b_id"))
+_ADD_MESSAGE = insert(ticket_messages)
+_KEPT_REPLIES = (
+    select(ticket_messages.c.id, ticket_messages.c.text)
+    .where(
+        ticket_messages.c.workspace == bindparam("b_workspace"),
+        ticket_messages.c.channel == bindparam("b_channel"),
+        ticket_messages.c.parent_ts == bindparam("b_parent_ts"),
+        ticket_messages.c.ticket_id.is_(None),
+        ticket_messages.c.user == bindparam("b_user"),
+    )
+    .order_by(ticket_messages.c.id)
+)
+
+
+@cache
 def _upsert_window(dialect: str) -> Any:
     keys = ["workspace", "channel", "user"]
     if dialect == "postgresql":
@@ -94,16 +142,17 @@ def _upsert_window(dialect: str) -> Any:
     return sqlite.insert(conversation_windows).on_conflict_do_nothing(index_elements=keys)
 
 
+def _window_key(message: Message) -> dict[str, str]:
+    return {"b_workspace": message.workspace, "b_channel": message.channel, "b_user": message.user}
+
+
 async def _known(conn: AsyncConnection, message: Message) -> Ticket | bool | None:
     """The ticket already holding ``message`` (a retried event); True when it is kept without
     a ticket; False when it is new."""
     row = (
         await conn.execute(
-            select(ticket_messages.c.ticket_id).where(
-                ticket_messages.c.workspace == message.workspace,
-                ticket_messages.c.channel == message.channel,
-                ticket_messages.c.ts == message.ts,
-            )
+            _FIND_MESSAGE,
+            {"b_workspace": message.workspace, "b_channel": message.channel, "b_ts": message.ts},
         )
     ).first()
     if row is None:
@@ -114,7 +163,7 @@ async def _known(conn: AsyncConnection, message: Message) -> Ticket | bool | Non
 
 
 async def _get(conn: AsyncConnection, ticket_id: int) -> Ticket | None:
-    row = (await conn.execute(select(tickets).where(tickets.c.id == ticket_id))).first()
+    row = (await conn.execute(_GET_TICKET, {"b_id": ticket_id})).first()
     return None if row is None else tickets_repo.ticket_from_row(row)
 
 
@@ -126,7 +175,7 @@ async def _add_message(
     parent_ts: str | None = None,
 ) -> None:
     await conn.execute(
-        insert(ticket_messages),
+        _ADD_MESSAGE,
         {
             "ticket_id": ticket_id,
             "workspace": message.workspace,
@@ -171,25 +220,21 @@ async def open_or_join(
         return Placed(Joined.DUPLICATE, known if isinstance(known, Ticket) else None)
     regroup_at = now + timedelta(seconds=window) if window > 0 else None
     key = {"workspace": message.workspace, "channel": message.channel, "user": message.user}
-    window_at = and_(*(conversation_windows.c[k] == v for k, v in key.items()))
     if window > 0:
         await conn.execute(
             _upsert_window(conn.dialect.name), {**key, "ticket_id": None, "last_at": _NEVER}
         )
-        row = (
-            await conn.execute(
-                select(conversation_windows.c.ticket_id, conversation_windows.c.last_at)
-                .where(window_at)
-                .with_for_update()
-            )
-        ).first()
+        row = (await conn.execute(_LOCK_WINDOW, _window_key(message))).first()
         assert row is not None  # written just above
         open_ticket = None
         if row.ticket_id is not None and now - as_utc(row.last_at) < timedelta(seconds=window):
             open_ticket = await _get(conn, int(row.ticket_id))
         if open_ticket is not None:
             await _add_message(conn, message, open_ticket.id, BURST)
-            await conn.execute(update(conversation_windows).where(window_at).values(last_at=now))
+            await conn.execute(
+                _MOVE_WINDOW,
+                {**_window_key(message), "b_ticket_id": open_ticket.id, "b_last_at": now},
+            )
             grown = await _grow(conn, open_ticket, message.text, cap, regroup_at, parts=1)
             return Placed(Joined.JOINED, grown)
     ticket, created = await tickets_repo.store_ticket(
@@ -200,7 +245,7 @@ async def open_or_join(
     await _add_message(conn, message, ticket.id, OPENING)
     if window > 0:
         await conn.execute(
-            update(conversation_windows).where(window_at).values(ticket_id=ticket.id, last_at=now)
+            _MOVE_WINDOW, {**_window_key(message), "b_ticket_id": ticket.id, "b_last_at": now}
         )
     adopted = await _adopt_replies(conn, ticket, message.ts, cap)
     return Placed(Joined.OPENED, adopted or ticket)
@@ -240,15 +285,13 @@ async def _adopt_replies(
     or None when there were none."""
     rows = (
         await conn.execute(
-            select(ticket_messages.c.id, ticket_messages.c.text)
-            .where(
-                ticket_messages.c.workspace == ticket.workspace,
-                ticket_messages.c.channel == ticket.channel,
-                ticket_messages.c.parent_ts == parent_ts,
-                ticket_messages.c.ticket_id.is_(None),
-                ticket_messages.c.user == ticket.user,
-            )
-            .order_by(ticket_messages.c.id)
+            _KEPT_REPLIES,
+            {
+                "b_workspace": ticket.workspace,
+                "b_channel": ticket.channel,
+                "b_parent_ts": parent_ts,
+                "b_user": ticket.user,
+            },
         )
     ).all()
     if not rows:
@@ -350,8 +393,11 @@ async def edit_message(
 
 
 async def set_text(conn: AsyncConnection, ticket_id: int, text: str) -> None:
-    """Replace the text of a ticket whose conversation is still open (routed when it closes)."""
-    await conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(text=text))
+    """Replace the text of a ticket whose conversation is still open (routed when it closes,
+    and classified again then: it was edited)."""
+    await conn.execute(
+        update(tickets).where(tickets.c.id == ticket_id).values(text=text, text_edited_at=utcnow())
+    )
 
 
 async def declare_request(conn: AsyncConnection, ticket_id: int, user: str) -> bool:
@@ -429,6 +475,19 @@ async def claim_due(
         .returning(tickets.c.id)
     )
     return sorted(int(row.id) for row in result)
+
+
+async def first_runs(conn: AsyncConnection, ticket_ids: list[int]) -> list[Ticket]:
+    """Of these tickets, those never classified, posted, corrected or judged by a person (one
+    statement): their first run needs nothing more from the database (``TicketRouter.expect``)."""
+    if not ticket_ids:
+        return []
+    untouched = [
+        ~exists().where(table.c.ticket_id == tickets.c.id)
+        for table in (predictions, routings, corrections, request_feedback)
+    ]
+    rows = await conn.execute(select(tickets).where(tickets.c.id.in_(ticket_ids), *untouched))
+    return [tickets_repo.ticket_from_row(row) for row in rows]
 
 
 async def next_due(conn: AsyncConnection) -> datetime | None:

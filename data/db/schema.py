@@ -67,6 +67,9 @@ tickets = Table(
     # triage" message shortcut, by ``submitted_by`` (who also declared it a request).
     Column("source", String(16), nullable=True),
     Column("submitted_by", String(32), nullable=True),
+    # When a message of the conversation was last edited: an edit classifies the ticket
+    # again, a follow-up only when the answer it was routed on was unsure (bot/routing.py).
+    _ts("text_edited_at", nullable=True),
     UniqueConstraint("workspace", "channel", "ts", name="uq_tickets_workspace_channel_ts"),
     Index("ix_tickets_status", "status"),
     Index("ix_tickets_regroup_at", "regroup_at"),
@@ -91,6 +94,29 @@ ticket_messages = Table(
     UniqueConstraint("workspace", "channel", "ts", name="uq_ticket_messages_workspace_channel_ts"),
     Index("ix_ticket_messages_ticket_id", "ticket_id"),
     Index("ix_ticket_messages_channel_parent_ts", "channel", "parent_ts"),
+)
+
+# Messages acknowledged to Slack but not yet placed in their conversation (data/db/inbox.py):
+# the acknowledgement waits for one insert here; the row is deleted in the transaction that
+# places the message, and rows left by a process that stopped are placed on the next start.
+incoming_messages = Table(
+    "incoming_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace", String(32), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("ts", String(32), nullable=False),
+    Column("thread_ts", String(32), nullable=True),  # a thread reply's thread
+    Column("user", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("source", String(16), nullable=True),  # NULL a support channel, "dm"
+    Column("team", String(32), nullable=True),  # the author's workspace, from the event
+    Column("owner", String(64), nullable=False),  # the process that acknowledged it
+    _ts("received_at"),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    UniqueConstraint(
+        "workspace", "channel", "ts", name="uq_incoming_messages_workspace_channel_ts"
+    ),
 )
 
 # The open conversation of each requester in each channel: a new top-level message joins

@@ -121,6 +121,9 @@ class Ticket:
     submitted_by: str | None = None
     #: When its conversation closes and it is routed (None: nothing waits).
     regroup_at: datetime | None = None
+    #: When a message of it was last edited (an edit classifies it again; a follow-up only
+    #: when the answer it was routed on was unsure: ``bot.routing``).
+    text_edited_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ def _ticket(row: Any) -> Ticket:
         source=row.source,
         submitted_by=row.submitted_by,
         regroup_at=_utc(row.regroup_at),
+        text_edited_at=row.text_edited_at,
     )
 
 
@@ -371,7 +375,14 @@ async def edit_text(conn: AsyncConnection, ticket_id: int, text: str) -> None:
     await conn.execute(
         update(tickets)
         .where(tickets.c.id == ticket_id)
-        .values(text=text, edited_at=now, updated_at=now, status=RECEIVED, attempts=0)
+        .values(
+            text=text,
+            edited_at=now,
+            text_edited_at=now,
+            updated_at=now,
+            status=RECEIVED,
+            attempts=0,
+        )
     )
 
 

@@ -203,9 +203,10 @@ async def test_a_message_event_without_text_key_is_handled(bot: BotHarness) -> N
 async def test_a_storage_failure_is_logged_and_slack_told_to_retry(
     bot: BotHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Break the database for real: the listener cannot store the ticket.
+    # Break the database for real: the listener cannot store the message (the one table
+    # the acknowledgement writes; bot.inbox).
     async with bot.svc.db.transaction() as conn:
-        await conn.execute(text("ALTER TABLE tickets RENAME TO tickets_away"))
+        await conn.execute(text("ALTER TABLE incoming_messages RENAME TO incoming_away"))
     event = message_event(SUPPORT, bot.send.new_ts(), "refund me")
     status, body = await bot.send.event(event)
     assert status >= 500  # Slack retries a failed delivery
@@ -216,7 +217,7 @@ async def test_a_storage_failure_is_logged_and_slack_told_to_retry(
     assert bot.fake.posts() == []
     # Once storage is back, Slack's retry of the same event is stored and routed.
     async with bot.svc.db.transaction() as conn:
-        await conn.execute(text("ALTER TABLE tickets_away RENAME TO tickets"))
+        await conn.execute(text("ALTER TABLE incoming_away RENAME TO incoming_messages"))
     status, _ = await bot.send.event(event)
     assert status == 200
     await bot.drain()

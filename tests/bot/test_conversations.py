@@ -21,6 +21,7 @@ from data.db import tickets as tickets_repo
 from data.db.schema import ticket_messages
 from data.db.tickets import Ticket
 from tests.bot.conftest import SUPPORT, BotHarness
+from tests.bot.keyword_classifier import KeywordClassifier
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.fakes.slack_events import message_event
@@ -74,6 +75,8 @@ async def pass_window(bot: BotHarness, *replicas: BotHarness) -> None:
     """Move the clock past the grouping window; each bot's closer looks at the conversations at
     the new time, and what closed is routed (every bot shares ``bot``'s clock)."""
     bots = (bot, *replicas)
+    for each in bots:  # what was acknowledged is placed in its conversation first
+        await each.svc.inbox.drain()
     await clock_of(bot).advance_and_settle(WINDOW, *["conversation-closer"] * len(bots))
     for each in bots:
         await each.drain()
@@ -98,6 +101,25 @@ async def messages_of(bot: BotHarness, ticket_id: int) -> int:
             .where(ticket_messages.c.ticket_id == ticket_id)
         )
     return int(count or 0)
+
+
+def edited_event(bot: BotHarness, ts: str, text: str, user: str = "U0ALICE") -> dict[str, Any]:
+    """Slack's ``message_changed`` event for the message ``ts``."""
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": SUPPORT,
+        "ts": bot.send.new_ts(),
+        "hidden": True,
+        "message": {
+            "type": "message",
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "edited": {"user": user, "ts": bot.send.new_ts()},
+        },
+        "previous_message": {"type": "message", "user": user, "text": "before", "ts": ts},
+    }
 
 
 def card_text(card: dict[str, Any]) -> str:
@@ -347,3 +369,42 @@ async def test_a_clear_follow_up_moves_the_card(grouping: BotHarness) -> None:
     (ticket,) = await all_tickets(bot)
     assert ticket.follow_ups == 1
     assert len(fake.posts(SUPPORT, threads=True)) == 1  # the one reply, updated in place
+
+
+async def test_a_follow_up_on_a_sure_ticket_updates_its_card_without_classifying_it_again(
+    grouping: BotHarness,
+) -> None:
+    bot, fake = grouping, grouping.fake
+    assert isinstance(bot.classifier, KeywordClassifier)
+    ts = await say(bot, "my invoice is wrong, refund the charge")  # Billing, sure
+    await close(bot)
+    card_ts = fake.live_messages(BILLING)[0]["ts"]
+    classified = len(bot.classifier.seen)
+    # On its own this would be an Account ticket; the issue's rule: only a ticket routed on
+    # an unsure answer (a greeting-only first line) is classified again by a follow-up.
+    await say(
+        bot,
+        "also my password is locked, my username and email address changed, check permissions",
+        thread_ts=ts,
+    )
+    await pass_window(bot)
+    assert fake.called("chat.update", channel=BILLING)
+    assert len(bot.classifier.seen) == classified
+    assert [m["ts"] for m in fake.live_messages(BILLING)] == [card_ts]
+    assert fake.live_messages(ACCOUNT) == []
+    updated = fake.message(BILLING, card_ts)
+    assert updated is not None
+    assert "+1 follow-up" in card_text(updated)
+
+
+async def test_an_edit_after_routing_still_classifies_again(grouping: BotHarness) -> None:
+    bot = grouping
+    ts = await say(bot, "my invoice is wrong, refund the charge")
+    await close(bot)
+    assert isinstance(bot.classifier, KeywordClassifier)
+    classified = len(bot.classifier.seen)
+    status, _ = await bot.send.event(edited_event(bot, ts, "my password is locked"))
+    assert status == 200
+    await bot.drain()
+    assert len(bot.fake.live_messages(ACCOUNT)) == 1
+    assert len(bot.classifier.seen) == classified + 1

@@ -175,6 +175,7 @@ async def test_feedback_refits_the_filter_on_its_next_look(
     try:
         requests = bot.svc.requests
         text = "standup moved to 10:30 today"
+        await requests.wait_ready()  # fitted after start-up, not before it
         first = requests.current
         assert first is not None
         before = first.score(text)
@@ -198,10 +199,36 @@ async def test_feedback_refits_the_filter_on_its_next_look(
         await bot.stop()
 
 
+async def test_start_up_does_not_wait_for_the_filter_and_the_next_start_loads_it_saved(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    cache = tmp_path / "cache"
+    # A seed no other test fits with: this process has no fit of it to share.
+    bot = BotHarness(
+        fake_slack, tmp_path / "triage.db", taxonomy, seed=4242, vector_cache_dir=cache
+    )
+    await bot.start()
+    try:
+        assert bot.svc.requests.current is None  # serving already; the fit runs after
+        ts = await bot.ticket("thanks!")  # judged once the fit is done: not routed
+        assert (await _stored(bot, ts)).status == tickets_repo.SKIPPED
+        assert bot.svc.requests.origin == "fitted"
+        assert len(list(cache.glob("request-filter-*.npz"))) == 1
+
+        await bot.restart()
+        await bot.svc.requests.wait_ready()
+        assert bot.svc.requests.origin == "saved"  # the same examples: loaded, not fitted
+        ts = await bot.ticket("ok, thanks")
+        assert (await _stored(bot, ts)).status == tickets_repo.SKIPPED
+    finally:
+        await bot.stop()
+
+
 async def test_a_withdrawal_cut_short_finishes_after_a_restart_and_the_filter_keeps_the_word(
     bot: BotHarness,
 ) -> None:
     ts = await bot.ticket("The app crashes with an error")
+    await bot.svc.requests.wait_ready()
     shipped = bot.svc.requests.current
     assert shipped is not None
     bot.fake.fail("chat.delete", error="internal_error", status=500, times=None)
@@ -219,6 +246,7 @@ async def test_a_withdrawal_cut_short_finishes_after_a_restart_and_the_filter_ke
     assert bot.fake.live_messages(TECHNICAL) == []
     assert bot.fake.reactions_on(SUPPORT, ts) == {}
     assert (await _stored(bot, ts)).status == tickets_repo.NOT_REQUEST
+    await bot.svc.requests.wait_ready()
     restarted = bot.svc.requests.current
     assert restarted is not None
     assert restarted.examples == shipped.examples + 1

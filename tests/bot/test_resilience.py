@@ -109,6 +109,7 @@ async def test_a_restart_between_storing_and_routing_routes_once(bot: BotHarness
     ts = bot.send.new_ts()
     status, _ = await bot.send.event(message_event(SUPPORT, ts, "refund my invoice"))
     assert status == 200
+    await bot.svc.inbox.drain()  # placed in its conversation after the acknowledgement
     assert await _statuses(bot) == {"received": 1}
     assert bot.fake.posts() == []
 

@@ -20,6 +20,7 @@ async def test_the_runtime_supervises_every_background_task_and_closes_what_it_o
     assert runtime.supervisor.running == [
         "group-commit",
         "ticket-workers",
+        "inbox",
         "requeue-watcher",
         "registry-follower",
         "retrain-follower",

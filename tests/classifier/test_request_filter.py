@@ -15,6 +15,9 @@ from classifier.request_filter import (
     FilterExample,
     RequestFilter,
     choose_threshold,
+    filter_from_bytes,
+    filter_to_bytes,
+    fit_key,
     fit_request_filter,
     merge_examples,
     slack_plain,
@@ -133,3 +136,37 @@ def test_the_evaluation_set_is_large_enough_and_never_trained_on() -> None:
     trained = {normalise_text(e.text) for e in shipped_filter_examples()}
     trained |= {normalise_text(e.text) for e in read_filter_examples(REQUEST_FILTER_TRAIN)}
     assert [e.text for e in evaluation if normalise_text(e.text) in trained] == []
+
+
+def test_a_saved_filter_scores_every_message_as_the_fitted_one(shipped: RequestFilter) -> None:
+    loaded = filter_from_bytes(filter_to_bytes(shipped))
+    texts = [e.text for e in read_filter_examples(REQUEST_FILTER_EVAL)][:200]
+    texts += ["", "thanks! :pray:", "Ärger mit der Rechnung, bitte erstatten", "x" * 5000]
+    assert [loaded.score(t) for t in texts] == [shipped.score(t) for t in texts]
+    assert (loaded.threshold, loaded.examples) == (shipped.threshold, shipped.examples)
+
+
+def test_bytes_that_are_no_saved_filter_are_refused() -> None:
+    with pytest.raises(ValueError, match="not a saved request filter"):
+        filter_from_bytes(b"PK\x03\x04 not really a zip")
+
+
+def test_the_fit_key_changes_with_the_examples_and_the_seed() -> None:
+    examples = shipped_filter_examples()
+    with_word = [*examples, FilterExample("standup moved to 10:30", False)]
+    keys = {fit_key(examples), fit_key(with_word), fit_key(examples, seed=1)}
+    assert len(keys) == 3
+    assert fit_key(list(examples)) == fit_key(examples)  # the same examples, the same name
+
+
+def test_the_word_by_word_character_part_scores_as_the_vectorizer_cuts(
+    shipped: RequestFilter,
+) -> None:
+    from classifier.request_filter import MAX_CHARS, _Part
+
+    _word, char = shipped._parts
+    texts = [e.text for e in read_filter_examples(REQUEST_FILTER_EVAL)][:300]
+    texts += ["", "a", "thanks!  :pray:\n\tok", "ÄRGER mit der Rechnung", "x" * 5000, "İstanbul"]
+    for text in texts:
+        plain = slack_plain(text[:MAX_CHARS])
+        assert char.margin(plain) == _Part.margin(char, plain)  # the same, to the last bit
