@@ -119,6 +119,8 @@ class TicketDesk:
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._pending: set[int] = set()
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while no named ticket waits for its sync
+        self._idle.set()
 
     @property
     def emoji(self) -> tuple[str, str]:
@@ -279,6 +281,7 @@ class TicketDesk:
     def changed(self, ticket_id: int) -> None:
         """A ticket's card may not show its desk state (the router says so): sync it soon."""
         self._pending.add(ticket_id)
+        self._idle.clear()
         self._wake.set()
 
     async def _sync_now(self, ticket_id: int) -> None:
@@ -402,8 +405,20 @@ class TicketDesk:
                 log.warning("The desk's sync sweep failed; again later", exc_info=True)
             await sleep_or_wake(self._clock, self._interval, self._wake)
 
+    async def drain(self) -> None:
+        """Wait until every ticket the router named has had its sync tried (tests and
+        shutdown; bound it with ``asyncio.timeout``). A failed one is left to later sweeps."""
+        await self._idle.wait()
+
     async def sweep(self, *, settle: timedelta = SETTLE) -> int:
         """One round of ``run``; returns how many tickets were synced."""
+        try:
+            return await self._sweep(settle)
+        finally:
+            if not self._pending:
+                self._idle.set()
+
+    async def _sweep(self, settle: timedelta) -> int:
         pending, self._pending = self._pending, set()
         self._wake.clear()
         synced = 0

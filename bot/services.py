@@ -218,13 +218,15 @@ class Services:
         return len(await self.requeue.take_over(others_only=False))
 
     async def drain(self) -> None:
-        """Wait until every received message has been placed and every queued ticket has
-        been worked on (tests and shutdown).
+        """Wait until every received message has been placed, every queued ticket has been
+        worked on, and every card the desk must redraw after it has been redrawn (tests and
+        shutdown).
 
         Bound it with ``asyncio.timeout``; retries waiting on a delay count as unfinished.
         """
         await self.inbox.drain()
         await self.queue.drain()
+        await self.desk.drain()
 
 
 def sample_channels() -> frozenset[str]:
