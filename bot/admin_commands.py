@@ -8,8 +8,9 @@ wants the acknowledgement within 3 s); the work runs in the background, owned by
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from admin import registry
@@ -140,27 +141,59 @@ class AdminCommands:
         text, blocks = report_message(report)
         try:
             ts = await self._slack.post_message(channel, text, blocks=blocks)
-            png = await asyncio.to_thread(report.confusion_png)
-            await self._slack.upload_file(
-                channel,
-                png,
-                thread_ts=ts,
-                filename=f"confusion-model-{report.model.id}.png",
-                title=f"Confusion matrix, model #{report.model.id}",
-                alt_text="Confusion matrix of the model on the held-out tickets",
-            )
-            curve = await asyncio.to_thread(report.learning_curve_png)
-            await self._slack.upload_file(
-                channel,
-                curve,
-                thread_ts=ts,
-                filename=f"learning-curve-model-{report.model.id}.png",
-                title="Learning curve: holdout accuracy per model, corrections per week",
-                alt_text="Holdout accuracy of each model version and the share of tickets "
-                "corrected each week",
-            )
         except SlackCallError:
             log.warning("could not post the evaluation report in %s", channel, exc_info=True)
+            return
+        number = report.model.id
+        await self._picture(
+            channel,
+            user,
+            ts,
+            report.confusion_png,
+            filename=f"confusion-model-{number}.png",
+            title=f"Confusion matrix, model #{number}",
+            alt_text="Confusion matrix of the model on the held-out tickets",
+        )
+        await self._picture(
+            channel,
+            user,
+            ts,
+            report.learning_curve_png,
+            filename=f"learning-curve-model-{number}.png",
+            title="Learning curve: holdout accuracy per model, corrections per week",
+            alt_text="Holdout accuracy of each model version and the share of tickets "
+            "corrected each week",
+        )
+
+    async def _picture(
+        self,
+        channel: str,
+        user: str,
+        thread_ts: str,
+        draw: Callable[[], bytes],
+        *,
+        filename: str,
+        title: str,
+        alt_text: str,
+    ) -> None:
+        """Draw a picture (in a thread: it takes CPU) and upload it under ``thread_ts``. A
+        picture that cannot be drawn costs only itself: logged, and its asker told."""
+        try:
+            png = await asyncio.to_thread(draw)
+        except Exception:
+            log.exception("could not draw %s", filename)
+            await self._tell(
+                channel,
+                user,
+                f"The picture {filename} could not be drawn; the logs have the details.",
+            )
+            return
+        try:
+            await self._slack.upload_file(
+                channel, png, thread_ts=thread_ts, filename=filename, title=title, alt_text=alt_text
+            )
+        except SlackCallError:
+            log.warning("could not upload %s in %s", filename, channel, exc_info=True)
 
     async def stats(self, command: StatsCommand, may_see: bool) -> str:
         """Handle ``/triage stats [days]`` for an agent or admin (``may_see``): the figures and
@@ -183,17 +216,18 @@ class AdminCommands:
         text, blocks = stats_message(stats)
         try:
             ts = await self._slack.post_message(command.channel, text, blocks=blocks)
-            png = await asyncio.to_thread(desk_stats_png, stats)
-            await self._slack.upload_file(
-                command.channel,
-                png,
-                thread_ts=ts,
-                filename=f"desk-{command.days}-days.png",
-                title=f"Tickets and first response per day, last {command.days} days",
-                alt_text="Tickets per day by department, and the median first response per day",
-            )
         except SlackCallError:
             log.warning("could not post the desk figures in %s", command.channel, exc_info=True)
+            return
+        await self._picture(
+            command.channel,
+            command.user,
+            ts,
+            functools.partial(desk_stats_png, stats),
+            filename=f"desk-{command.days}-days.png",
+            title=f"Tickets and first response per day, last {command.days} days",
+            alt_text="Tickets per day by department, and the median first response per day",
+        )
 
     async def _tell(self, channel: str, user: str, text: str) -> None:
         try:
