@@ -79,11 +79,16 @@ class DeskOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class DeskAnswer:
-    """The outcome, the change (when the database was asked) and the ephemeral notice sent."""
+    """The outcome, the change (when the database was asked), and what is left to do in
+    Slack (``follow_up``): the ephemeral ``notice`` for ``user`` in ``channel``, and the
+    ticket to sync (``sync``) after an applied change."""
 
     outcome: DeskOutcome
     change: DeskChange | None = None
     notice: str | None = None
+    user: str = ""
+    channel: str = ""
+    sync: int | None = None
 
 
 _ACTIONS = {TAKE: desk_repo.take, RESOLVE: desk_repo.resolve, REOPEN: desk_repo.reopen}
@@ -130,10 +135,19 @@ class TicketDesk:
     # -- requests -------------------------------------------------------------------------
 
     async def press(self, press: DeskPress) -> DeskAnswer:
-        """Take it, Resolve or Reopen pressed on a card."""
+        """Take it, Resolve or Reopen pressed on a card: ``record_press``, then ``follow_up``."""
+        answer = await self.record_press(press)
+        await self.follow_up(answer)
+        return answer
+
+    async def record_press(self, press: DeskPress) -> DeskAnswer:
+        """Decide and store a press; its Slack side is left to ``follow_up``. The listener
+        acknowledges in between: an acknowledged press is stored (Slack never delivers an
+        acknowledged interaction again, so a crash right after the acknowledgement must not
+        lose it), and the acknowledgement waits for one short transaction, not for Slack."""
         ticket = await self._ticket(press.ticket_id)
         key = f"b:{press.ticket_id}:{press.action}:{press.user}:{press.action_ts}"
-        return await self._act(
+        return await self._decide(
             ticket,
             press.action,
             press.user,
@@ -158,7 +172,7 @@ class TicketDesk:
         if ticket is None:
             return DeskAnswer(DeskOutcome.NOT_A_TICKET)
         key = f"r:{change.channel}:{change.ts}:{change.emoji}:{change.user}:{change.event_ts}"
-        return await self._act(
+        answer = await self._decide(
             ticket,
             action,
             change.user,
@@ -168,6 +182,8 @@ class TicketDesk:
             key=key if change.event_ts else None,
             department=None,
         )
+        await self.follow_up(answer)
+        return answer
 
     async def reply(self, ticket: Ticket, user: str, team: str | None, ts: str) -> DeskAnswer:
         """Someone other than the requester replied in the ticket's thread: an agent's first
@@ -188,7 +204,7 @@ class TicketDesk:
             await self._sync_now(ticket.id)
         return DeskAnswer(_OUTCOMES[change.outcome], change)
 
-    async def _act(
+    async def _decide(
         self,
         ticket: Ticket | None,
         action: str,
@@ -202,9 +218,10 @@ class TicketDesk:
     ) -> DeskAnswer:
         if ticket is None:
             notice = desk_refusal(desk_repo.MISSING, None, None)
-            await self._tell(channel, user, notice)
-            return DeskAnswer(DeskOutcome.MISSING, notice=notice)
-        person = await self._people.who(user, team=team)
+            return DeskAnswer(DeskOutcome.MISSING, notice=notice, user=user, channel=channel)
+        # A press or a reaction is a person's (no bot presses buttons); with the event's team
+        # that is all users.info would add, so a known agent's press makes no Slack call.
+        person = await self._people.who(user, team=team, person=True)
         refusal = may_label(person, ticket.user)
         if refusal is not None:
             log.info(
@@ -216,8 +233,7 @@ class TicketDesk:
                 person.reason,
             )
             notice = desk_refusal("not_an_agent", None, None)
-            await self._tell(channel, user, notice)
-            return DeskAnswer(DeskOutcome.NOT_AN_AGENT, notice=notice)
+            return DeskAnswer(DeskOutcome.NOT_AN_AGENT, notice=notice, user=user, channel=channel)
         now = self._clock.now()
         apply = _ACTIONS[action]
 
@@ -236,16 +252,21 @@ class TicketDesk:
         outcome = _OUTCOMES[done.outcome]
         log.info("Desk %s of ticket %s by %s via %s: %s", action, ticket.id, user, source, outcome)
         if done.outcome == desk_repo.APPLIED:
-            await self._sync_now(ticket.id)
-            return DeskAnswer(outcome, done)
+            return DeskAnswer(outcome, done, sync=ticket.id)
         if done.outcome == desk_repo.DUPLICATE:
             return DeskAnswer(outcome, done)  # told the first time
         state = done.state
         reason = done.reason if done.outcome == desk_repo.REFUSED else desk_repo.MISSING
         dept = self._taxonomy.get(state.department) if state is not None else None
         notice = desk_refusal(reason, state.assignee if state else None, dept)
-        await self._tell(channel, user, notice)
-        return DeskAnswer(outcome, done, notice)
+        return DeskAnswer(outcome, done, notice, user=user, channel=channel)
+
+    async def follow_up(self, answer: DeskAnswer) -> None:
+        """The Slack side of a decided request: the ephemeral notice, or the ticket's sync."""
+        if answer.notice is not None:
+            await self._tell(answer.channel, answer.user, answer.notice)
+        if answer.sync is not None:
+            await self._sync_now(answer.sync)
 
     async def _change(
         self, change: Callable[[AsyncConnection], Awaitable[DeskChange]]

@@ -1,5 +1,6 @@
 """Block actions: a department button on a low-confidence card; Take it / Resolve / Reopen on
-a card (``bot.desk``); Retry on a failure notice. Each acknowledges first, then works."""
+a card (``bot.desk``); Retry on a failure notice. Each acknowledges before its Slack work; a desk
+press is stored first (one short transaction), so an acknowledged press survives a crash."""
 
 from __future__ import annotations
 
@@ -36,17 +37,17 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(re.compile(f"^{re.escape(DESK_ACTION_PREFIX)}"))
     async def on_desk_button(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
         press = parse_desk_press(body)
         if press is None:
+            await ack()
             return
-        answer = await services.desk.press(press)
+        # Stored, then acknowledged (an acknowledged press is never delivered again), then
+        # its Slack side: the card, the status emoji, the thread line or the refusal.
+        answer = await services.desk.record_press(press)
+        await ack()
+        await services.desk.follow_up(answer)
         log.info(
-            "desk %s on ticket %s by %s: %s",
-            press.action,
-            press.ticket_id,
-            press.user,
-            answer.outcome,
+            "desk %s on #%s by %s: %s", press.action, press.ticket_id, press.user, answer.outcome
         )
 
     @app.action(RETRY_TICKET_ACTION)
