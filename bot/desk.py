@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import PermanentSlackError, SlackCallError
+from bot.group_commit import GroupCommit
 from bot.payloads import REOPEN, RESOLVE, TAKE, DeskPress, ReactionChange
 from bot.people import People
 from bot.routing import TicketRouter
@@ -100,6 +101,7 @@ class TicketDesk:
     def __init__(
         self,
         db: Database,
+        commits: GroupCommit,
         slack: SlackGateway,
         router: TicketRouter,
         people: People,
@@ -112,6 +114,8 @@ class TicketDesk:
         interval: float = SYNC_SECONDS,
     ) -> None:
         self._db = db
+        # The requests' transactions are small and many: they share commits with the tickets'.
+        self._commits = commits
         self._slack = slack
         self._router = router
         self._people = people
@@ -124,8 +128,6 @@ class TicketDesk:
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._pending: set[int] = set()
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()  # set while no named ticket waits for its sync
-        self._idle.set()
 
     @property
     def emoji(self) -> tuple[str, str]:
@@ -145,10 +147,10 @@ class TicketDesk:
         acknowledges in between: an acknowledged press is stored (Slack never delivers an
         acknowledged interaction again, so a crash right after the acknowledgement must not
         lose it), and the acknowledgement waits for one short transaction, not for Slack."""
-        ticket = await self._ticket(press.ticket_id)
         key = f"b:{press.ticket_id}:{press.action}:{press.user}:{press.action_ts}"
         return await self._decide(
-            ticket,
+            press.ticket_id,
+            None,
             press.action,
             press.user,
             press.team,
@@ -173,6 +175,7 @@ class TicketDesk:
             return DeskAnswer(DeskOutcome.NOT_A_TICKET)
         key = f"r:{change.channel}:{change.ts}:{change.emoji}:{change.user}:{change.event_ts}"
         answer = await self._decide(
+            ticket.id,
             ticket,
             action,
             change.user,
@@ -206,6 +209,7 @@ class TicketDesk:
 
     async def _decide(
         self,
+        ticket_id: int,
         ticket: Ticket | None,
         action: str,
         user: str,
@@ -216,18 +220,21 @@ class TicketDesk:
         key: str | None,
         department: str | None,
     ) -> DeskAnswer:
-        if ticket is None:
-            notice = desk_refusal(desk_repo.MISSING, None, None)
-            return DeskAnswer(DeskOutcome.MISSING, notice=notice, user=user, channel=channel)
+        """Who may act, then the change: for an agent one (shared) transaction in all, which
+        also finds a ticket that is gone (MISSING)."""
         # A press or a reaction is a person's (no bot presses buttons); with the event's team
         # that is all users.info would add, so a known agent's press makes no Slack call.
         person = await self._people.who(user, team=team, person=True)
-        refusal = may_label(person, ticket.user)
-        if refusal is not None:
+        if not person.is_agent:
+            ticket = ticket or await self._ticket(ticket_id)
+            if ticket is None:
+                notice = desk_refusal(desk_repo.MISSING, None, None)
+                return DeskAnswer(DeskOutcome.MISSING, notice=notice, user=user, channel=channel)
+            refusal = may_label(person, ticket.user)  # the one rule; it names why
             log.info(
                 "Desk %s of ticket %s by %s refused: %s (%s)",
                 action,
-                ticket.id,
+                ticket_id,
                 user,
                 refusal,
                 person.reason,
@@ -240,7 +247,7 @@ class TicketDesk:
         async def change(conn: AsyncConnection) -> DeskChange:
             return await apply(
                 conn,
-                ticket.id,
+                ticket_id,
                 user,
                 at=now,
                 source=source,
@@ -250,9 +257,9 @@ class TicketDesk:
 
         done = await self._change(change)
         outcome = _OUTCOMES[done.outcome]
-        log.info("Desk %s of ticket %s by %s via %s: %s", action, ticket.id, user, source, outcome)
+        log.info("Desk %s of ticket %s by %s via %s: %s", action, ticket_id, user, source, outcome)
         if done.outcome == desk_repo.APPLIED:
-            return DeskAnswer(outcome, done, sync=ticket.id)
+            return DeskAnswer(outcome, done, sync=ticket_id)
         if done.outcome == desk_repo.DUPLICATE:
             return DeskAnswer(outcome, done)  # told the first time
         state = done.state
@@ -271,14 +278,12 @@ class TicketDesk:
     async def _change(
         self, change: Callable[[AsyncConnection], Awaitable[DeskChange]]
     ) -> DeskChange:
-        """Run a desk change in its own transaction; a request racing its own redelivery
+        """Run a desk change in a (shared) transaction; a request racing its own redelivery
         (the unique request key) is run again, and then answers DUPLICATE."""
         try:
-            async with self._db.transaction() as conn:
-                return await change(conn)
+            return await self._commits.run(change)
         except IntegrityError:
-            async with self._db.transaction() as conn:
-                return await change(conn)
+            return await self._commits.run(change)
 
     async def _tell(self, channel: str, user: str, text: str) -> None:
         try:
@@ -287,22 +292,29 @@ class TicketDesk:
             log.warning("Could not tell %s in %s: %s", user, channel, text)
 
     async def _ticket(self, ticket_id: int) -> Ticket | None:
-        async with self._db.transaction() as conn:
+        async def read(conn: AsyncConnection) -> Ticket | None:
             try:
                 return await tickets_repo.get_ticket(conn, ticket_id)
             except tickets_repo.TicketNotFoundError:
                 return None
 
+        return await self._commits.run(read)
+
     async def _ticket_at(self, channel: str, ts: str) -> Ticket | None:
-        async with self._db.transaction() as conn:
-            return await routings_repo.ticket_at(conn, channel, ts)
+        async def read(conn: AsyncConnection) -> Ticket | None:
+            ticket = await tickets_repo.find_ticket_by_message(conn, channel, ts)
+            if ticket is not None:
+                return ticket
+            ticket_id = await routings_repo.ticket_id_for_card(conn, channel, ts)
+            return await tickets_repo.get_ticket(conn, ticket_id) if ticket_id else None
+
+        return await self._commits.run(read)
 
     # -- the Slack side -------------------------------------------------------------------
 
     def changed(self, ticket_id: int) -> None:
         """A ticket's card may not show its desk state (the router says so): sync it soon."""
         self._pending.add(ticket_id)
-        self._idle.clear()
         self._wake.set()
 
     async def _sync_now(self, ticket_id: int) -> None:
@@ -346,8 +358,7 @@ class TicketDesk:
                 await tickets_repo.get_ticket(conn, ticket_id),
             )
 
-        async with self._db.transaction() as conn:
-            state, transitions, records, ticket = await read(conn)
+        state, transitions, records, ticket = await self._commits.run(read)
         if state is None or ticket is None:
             return True  # withdrawn or deleted: nothing to show
         await self._router.redraw(ticket_id, state)
@@ -357,8 +368,11 @@ class TicketDesk:
             text = self._line(transition)
             if text is not None and f"t{transition.id}" not in said:
                 await self._post_line(ticket, transition, text, check)
-        async with self._db.transaction() as conn:
+
+        async def synced(conn: AsyncConnection) -> bool:
             return await desk_repo.mark_synced(conn, ticket_id, state.version)
+
+        return await self._commits.run(synced)
 
     def _line(self, transition: Transition) -> str | None:
         """The requester's line for a transition: a take by an agent (not by their reply,
@@ -394,10 +408,13 @@ class TicketDesk:
                 )
             except PermanentSlackError as exc:  # e.g. the ticket was deleted: nowhere to say it
                 log.warning("Ticket %s: its desk line not posted: %s", ticket.id, exc)
-        async with self._db.transaction() as conn:
+
+        async def record(conn: AsyncConnection) -> None:
             await routings_repo.record_routing(
                 conn, ticket.id, kind=LINE, label=label, channel=ticket.channel, ts=ts
             )
+
+        await self._commits.run(record)
 
     async def _status_emoji(
         self, ticket: Ticket, state: DeskState, transitions: list[Transition]
@@ -426,20 +443,8 @@ class TicketDesk:
                 log.warning("The desk's sync sweep failed; again later", exc_info=True)
             await sleep_or_wake(self._clock, self._interval, self._wake)
 
-    async def drain(self) -> None:
-        """Wait until every ticket the router named has had its sync tried (tests and
-        shutdown; bound it with ``asyncio.timeout``). A failed one is left to later sweeps."""
-        await self._idle.wait()
-
     async def sweep(self, *, settle: timedelta = SETTLE) -> int:
         """One round of ``run``; returns how many tickets were synced."""
-        try:
-            return await self._sweep(settle)
-        finally:
-            if not self._pending:
-                self._idle.set()
-
-    async def _sweep(self, settle: timedelta) -> int:
         pending, self._pending = self._pending, set()
         self._wake.clear()
         synced = 0

@@ -339,6 +339,7 @@ def build_services(
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
     desk = TicketDesk(
         db,
+        commits,
         slack,
         router,
         people,
