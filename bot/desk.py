@@ -196,15 +196,25 @@ class TicketDesk:
             return DeskAnswer(DeskOutcome.NOT_AN_AGENT)
         now = self._clock.now()
 
+        shown = False
+
         async def record(conn: AsyncConnection) -> DeskChange:
-            return await desk_repo.record_first_response(
+            nonlocal shown
+            change = await desk_repo.record_first_response(
                 conn, ticket.id, user, at=now, request_key=f"reply:{ticket.channel}:{ts}"
             )
+            if change.applied and change.transition is None and change.state is not None:
+                # Only the time changed, nothing a card shows: in line already if it was.
+                shown = await desk_repo.mark_synced(
+                    conn, ticket.id, change.state.version, was=change.state.version - 1
+                )
+            return change
 
         change = await self._change(record)
         if change.outcome == desk_repo.APPLIED:
             log.info("Ticket %s: first response by %s", ticket.id, user)
-            await self._sync_now(ticket.id)
+            if not shown:
+                await self._sync_now(ticket.id)
         return DeskAnswer(_OUTCOMES[change.outcome], change)
 
     async def _decide(

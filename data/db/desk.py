@@ -631,14 +631,18 @@ async def withdraw(
     return DeskChange(APPLIED, None, transition)
 
 
-async def mark_synced(conn: AsyncConnection, ticket_id: int, version: int) -> bool:
+async def mark_synced(
+    conn: AsyncConnection, ticket_id: int, version: int, *, was: int | None = None
+) -> bool:
     """Slack shows version ``version`` of the ticket (its card, status emoji, thread lines);
-    False when the ticket changed meanwhile (its Slack side is to be brought up to date again)."""
-    done = await conn.execute(
-        update(ticket_states)
-        .where(ticket_states.c.ticket_id == ticket_id, ticket_states.c.version == version)
-        .values(synced_version=version)
-    )
+    False when the ticket changed meanwhile (its Slack side is to be brought up to date again).
+
+    ``was``: only if Slack showed that version (a change nothing in Slack shows, such as the
+    first response's time, keeps a ticket in line without drawing it again)."""
+    condition = (ticket_states.c.ticket_id == ticket_id) & (ticket_states.c.version == version)
+    if was is not None:
+        condition = condition & (ticket_states.c.synced_version == was)
+    done = await conn.execute(update(ticket_states).where(condition).values(synced_version=version))
     return bool(done.rowcount)
 
 

@@ -274,3 +274,10 @@ async def test_unsynced_names_changes_slack_does_not_show_yet(db: Database) -> N
         assert await desk.unsynced(conn, before=later) == [ticket_id]
         assert await desk.mark_synced(conn, ticket_id, taken.state.version)
         assert await desk.unsynced(conn, before=later) == []
+        # A change nothing in Slack shows stays in line only if the version before was shown.
+        answered = await desk.record_first_response(conn, ticket_id, "UBOB", at=T0 + MINUTE)
+        assert answered.state is not None
+        version = answered.state.version
+        assert not await desk.mark_synced(conn, ticket_id, version, was=version - 2)
+        assert await desk.mark_synced(conn, ticket_id, version, was=version - 1)
+        assert await desk.unsynced(conn, before=later) == []
