@@ -421,7 +421,7 @@ def form(payload: dict[str, Any]) -> tuple[str, str]:
     return urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
 
 
-async def settle(database: Path, tickets: int, seconds: float = 180.0) -> float:
+async def settle(database: Path, tickets: int, seconds: float = 900.0) -> float:
     """Wait until every ticket is resolved and its Slack side shows it; seconds waited."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:

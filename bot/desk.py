@@ -38,10 +38,10 @@ from bot.group_commit import GroupCommit
 from bot.payloads import REOPEN, RESOLVE, TAKE, DeskPress, ReactionChange
 from bot.people import People
 from bot.routing import TicketRouter
-from bot.slack_gateway import TICKET_MESSAGE_EVENT, SlackGateway
+from bot.slack_gateway import TICKET_MESSAGE_EVENT, SlackGateway, ticket_calls
 from bot.views import desk_refusal, resolved_line, taken_line
 from classifier.taxonomy import Taxonomy
-from data.clock import Clock, sleep_or_wake
+from data.clock import Clock
 from data.db import desk as desk_repo
 from data.db import leases as leases_repo
 from data.db import routings as routings_repo
@@ -63,6 +63,8 @@ SETTLE = timedelta(seconds=10)
 LINE = "desk"
 #: Times ``sync`` draws a ticket again when it changed while being drawn.
 ROUNDS = 5
+#: Tickets whose Slack side is drawn at once.
+WORKERS = 8
 
 
 class DeskOutcome(StrEnum):
@@ -126,8 +128,11 @@ class TicketDesk:
         self._owner = owner
         self._interval = interval
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-        self._pending: set[int] = set()
-        self._wake = asyncio.Event()
+        # Tickets whose Slack side is to be drawn, worked by ``WORKERS`` tasks (``run``).
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._queued: set[int] = set()
+        # Tickets whose last sync failed mid-way: a thread line may be posted, unrecorded.
+        self._uncertain: set[int] = set()
 
     @property
     def emoji(self) -> tuple[str, str]:
@@ -214,7 +219,7 @@ class TicketDesk:
         if change.outcome == desk_repo.APPLIED:
             log.info("Ticket %s: first response by %s", ticket.id, user)
             if not shown:
-                await self._sync_now(ticket.id)
+                self.changed(ticket.id)
         return DeskAnswer(_OUTCOMES[change.outcome], change)
 
     async def _decide(
@@ -283,7 +288,7 @@ class TicketDesk:
         if answer.notice is not None:
             await self._tell(answer.channel, answer.user, answer.notice)
         if answer.sync is not None:
-            await self._sync_now(answer.sync)
+            self.changed(answer.sync)
 
     async def _change(
         self, change: Callable[[AsyncConnection], Awaitable[DeskChange]]
@@ -323,30 +328,33 @@ class TicketDesk:
     # -- the Slack side -------------------------------------------------------------------
 
     def changed(self, ticket_id: int) -> None:
-        """A ticket's card may not show its desk state (the router says so): sync it soon."""
-        self._pending.add(ticket_id)
-        self._wake.set()
-
-    async def _sync_now(self, ticket_id: int) -> None:
-        try:
-            await self.sync(ticket_id)
-        except SlackCallError:  # the background task does it again
-            log.warning("Ticket %s: the desk's Slack side failed; again later", ticket_id)
-            self.changed(ticket_id)
+        """The ticket changed (a press, a reply, the router's card): its Slack side is drawn
+        by the workers of ``run``, off the request's path, so acknowledgements stay quick
+        when Slack or the bot is busy (a change made twice meanwhile is drawn once)."""
+        if ticket_id not in self._queued:
+            self._queued.add(ticket_id)
+            self._queue.put_nowait(ticket_id)
 
     async def sync(self, ticket_id: int, *, check: bool = False) -> bool:
         """Bring the ticket's Slack side in line with its desk state (card, status emoji,
         thread lines); whether it is in line now. ``check``: look for a thread line in Slack
         before posting it (the last sync may have posted it unrecorded)."""
+        check = check or ticket_id in self._uncertain
         # One sync per ticket at a time in this process; the lock lives while anyone waits.
         lock, users = self._locks.get(ticket_id, (asyncio.Lock(), 0))
         self._locks[ticket_id] = (lock, users + 1)
         try:
             async with lock:
-                for _round in range(ROUNDS):
-                    if await self._sync_once(ticket_id, check):
-                        return True
+                # A post whose answer is lost is looked for, never sent again blindly.
+                with ticket_calls():
+                    for _round in range(ROUNDS):
+                        if await self._sync_once(ticket_id, check):
+                            self._uncertain.discard(ticket_id)
+                            return True
                 return False
+        except BaseException:
+            self._uncertain.add(ticket_id)
+            raise
         finally:
             lock, users = self._locks[ticket_id]
             if users == 1:
@@ -444,22 +452,39 @@ class TicketDesk:
     # -- the background task --------------------------------------------------------------
 
     async def run(self) -> None:
-        """Sync the tickets the router named, and every change whose Slack side is missing
-        (on the replica holding the lease); every ``interval`` seconds or when woken."""
+        """Draw the changed tickets (``WORKERS`` at a time), and every ``interval`` seconds
+        look for changes whose Slack side is missing (on the replica holding the lease)."""
+        workers = [asyncio.create_task(self._work()) for _ in range(WORKERS)]
+        try:
+            while True:
+                try:
+                    await self._stale()
+                except Exception:
+                    log.warning("The desk's sync sweep failed; again later", exc_info=True)
+                await self._clock.sleep(self._interval)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self) -> None:
         while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.warning("The desk's sync sweep failed; again later", exc_info=True)
-            await sleep_or_wake(self._clock, self._interval, self._wake)
+            ticket_id = await self._queue.get()
+            self._queued.discard(ticket_id)
+            await self._sync_quietly(ticket_id)
 
     async def sweep(self, *, settle: timedelta = SETTLE) -> int:
-        """One round of ``run``; returns how many tickets were synced."""
-        pending, self._pending = self._pending, set()
-        self._wake.clear()
+        """The queued tickets, then the stale ones, here and now (tests; ``run`` does the
+        same in the background); returns how many were synced."""
         synced = 0
-        for ticket_id in sorted(pending):
-            synced += await self._sync_quietly(ticket_id, check=False)
+        while not self._queue.empty():
+            ticket_id = self._queue.get_nowait()
+            self._queued.discard(ticket_id)
+            synced += await self._sync_quietly(ticket_id)
+        return synced + await self._stale(settle)
+
+    async def _stale(self, settle: timedelta = SETTLE) -> int:
+        synced = 0
         now = self._clock.now()
         async with self._db.transaction() as conn:
             held = await leases_repo.claim_lease(
@@ -474,12 +499,14 @@ class TicketDesk:
             synced += await self._sync_quietly(ticket_id, check=True)
         return synced
 
-    async def _sync_quietly(self, ticket_id: int, *, check: bool) -> bool:
+    async def _sync_quietly(self, ticket_id: int, *, check: bool = False) -> bool:
         try:
             return await self.sync(ticket_id, check=check)
         except SlackCallError:
             log.warning("Ticket %s: the desk's Slack side failed; again later", ticket_id)
-            return False
+        except Exception:  # the database away, a bug: the stale sweep finds it again
+            log.warning("Ticket %s: the desk's Slack side failed", ticket_id, exc_info=True)
+        return False
 
     async def release(self) -> None:
         """Hand the lease on (this process is stopping)."""

@@ -383,6 +383,29 @@ async def test_a_change_whose_slack_side_was_cut_short_is_done_after_a_restart(
     assert len(thread_lines(bot.fake, ticket.ts)) == 1
 
 
+async def test_a_thread_line_whose_answer_was_lost_is_looked_for_not_posted_again(
+    bot: BotHarness,
+) -> None:
+    ticket = await routed(bot)
+
+    def live_lines() -> list[dict[str, Any]]:
+        return [m for m in bot.fake.live_messages(SUPPORT) if "is on it" in str(m.get("text"))]
+
+    # The line reaches Slack, its answer is lost (a 5xx): the sync stops there.
+    bot.fake.fail("chat.postMessage", status=500, error="internal_error", done=True)
+    await press(bot, press_payload("U0AGENT", ticket, "take"))
+    await bot.fake.wait_for(lambda: len(live_lines()) == 1)
+    for _ in range(500):  # the stale sweep (here at once) finishes it
+        await bot.svc.desk.sweep(settle=timedelta(0))
+        async with bot.svc.db.transaction() as conn:
+            if not await desk.unsynced(conn, before=bot.svc.clock.now() + timedelta(1)):
+                break
+        await asyncio.sleep(0.02)
+    assert len(live_lines()) == 1
+    assert bot.fake.called("conversations.replies", channel=SUPPORT, ts=ticket.ts)
+    await until_card_says(bot, ticket, "owner <@U0AGENT>")
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
