@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import os
 import re
@@ -133,7 +134,14 @@ async def serve_bot(slack_url: str, database: str) -> None:
         print(f"PORT {runner.addresses[0][1]}", flush=True)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        profile_to = os.environ.get("TRIAGE_BENCH_PROFILE")  # cProfile the bot (no restarts)
+        profiler = cProfile.Profile() if profile_to else None
+        if profiler is not None:
+            profiler.enable()
         await stop.wait()
+        if profiler is not None and profile_to:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
         await asyncio.sleep(0.6)  # the last acknowledgements written
         writer.cancel()
         await runner.cleanup()
