@@ -133,6 +133,9 @@ class TicketDesk:
         self._queued: set[int] = set()
         # Tickets whose last sync failed mid-way: a thread line may be posted, unrecorded.
         self._uncertain: set[int] = set()
+        self._busy = 0  # tickets a worker is drawing now
+        self._idle = asyncio.Event()  # set while nothing is queued or being drawn
+        self._idle.set()
 
     @property
     def emoji(self) -> tuple[str, str]:
@@ -334,6 +337,16 @@ class TicketDesk:
         if ticket_id not in self._queued:
             self._queued.add(ticket_id)
             self._queue.put_nowait(ticket_id)
+            self._idle.clear()
+
+    async def drain(self) -> None:
+        """Wait until every changed ticket has had its Slack side tried (tests and shutdown;
+        bound it with ``asyncio.timeout``). A failed one is left to the stale sweep."""
+        await self._idle.wait()
+
+    def _settled(self) -> None:
+        if not self._queued and not self._busy:
+            self._idle.set()
 
     async def sync(self, ticket_id: int, *, check: bool = False) -> bool:
         """Bring the ticket's Slack side in line with its desk state (card, status emoji,
@@ -471,7 +484,12 @@ class TicketDesk:
         while True:
             ticket_id = await self._queue.get()
             self._queued.discard(ticket_id)
-            await self._sync_quietly(ticket_id)
+            self._busy += 1
+            try:
+                await self._sync_quietly(ticket_id)
+            finally:
+                self._busy -= 1
+                self._settled()
 
     async def sweep(self, *, settle: timedelta = SETTLE) -> int:
         """The queued tickets, then the stale ones, here and now (tests; ``run`` does the
@@ -481,6 +499,7 @@ class TicketDesk:
             ticket_id = self._queue.get_nowait()
             self._queued.discard(ticket_id)
             synced += await self._sync_quietly(ticket_id)
+        self._settled()
         return synced + await self._stale(settle)
 
     async def _stale(self, settle: timedelta = SETTLE) -> int:
