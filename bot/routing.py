@@ -765,7 +765,10 @@ class TicketRouter:
         *,
         finish: tuple[str, datetime | None] | None = None,
         desk: DeskEntry | None = None,
-    ) -> None:
+    ) -> bool:
+        """Record a Slack side effect; False when the card it records does not show the
+        ticket's desk state (``desk``): the caller has the desk redraw it once done."""
+
         async def record(conn: AsyncConnection) -> bool:
             await routings_repo.record_routing(
                 conn, ticket.id, kind=kind, label=label, channel=channel, ts=ts
@@ -774,8 +777,7 @@ class TicketRouter:
                 await self._mark(conn, ticket, *finish)
             return desk is None or await self._enter_desk(conn, ticket, desk)
 
-        if not await self._db.run(record) and self._desk_changed is not None:
-            self._desk_changed(ticket.id)  # the card shows another state: the desk redraws it
+        return bool(await self._db.run(record))
 
     async def _enter_desk(self, conn: AsyncConnection, ticket: Ticket, entry: DeskEntry) -> bool:
         """The ticket enters the desk (or moves to the card's department) with its card;
@@ -837,6 +839,7 @@ class TicketRouter:
             return await self._slack.permalink(ticket.channel, ticket.ts)
 
         cards = [r for r in records if r.kind == routings_repo.CARD and r.active]
+        redraw = False
         keep = next((r for r in cards if r.channel == destination and r.label == key), None)
         edited = ticket.edited_at is not None and (
             keep is None or keep.created_at < ticket.edited_at
@@ -860,7 +863,9 @@ class TicketRouter:
 
                 ts = await self._send_card(ticket, card, post)
                 desk = replace(entry, permalink=card.permalink) if entry else None
-                await self._record(ticket, routings_repo.CARD, key, destination, ts, desk=desk)
+                redraw = not await self._record(
+                    ticket, routings_repo.CARD, key, destination, ts, desk=desk
+                )
             else:
                 kept_ts = keep.ts
                 assert kept_ts is not None
@@ -872,7 +877,9 @@ class TicketRouter:
                 await self._send_card(ticket, card, update)
                 await self._removed(keep)
                 desk = replace(entry, permalink=card.permalink) if entry else None
-                await self._record(ticket, routings_repo.CARD, key, destination, kept_ts, desk=desk)
+                redraw = not await self._record(
+                    ticket, routings_repo.CARD, key, destination, kept_ts, desk=desk
+                )
         for old in cards:
             if old is keep or old.ts is None:
                 continue
@@ -883,6 +890,10 @@ class TicketRouter:
             else:
                 await self._slack.delete_message(old.channel, old.ts)
             await self._removed(old)
+        if redraw and self._desk_changed is not None:
+            # The new card shows another state than the desk has now: the desk redraws it,
+            # after the old cards are gone (it draws every active card).
+            self._desk_changed(ticket.id)
 
     async def _send_card(
         self,
