@@ -152,7 +152,7 @@ class _Part:
             square += (tf * known[0]) ** 2
         return dot / math.sqrt(square) if square else 0.0
 
-    def arrays(self, name: str) -> dict[str, npt.NDArray[Any]]:
+    def arrays(self, name: str) -> dict[str, npt.NDArray[np.generic]]:
         """The part as plain arrays (see ``filter_to_bytes``)."""
         terms = list(self.terms)
         values = np.array([self.terms[t] for t in terms], dtype=np.float64).reshape(-1, 2)
@@ -260,7 +260,7 @@ class RequestFilter:
         #: How many examples it was fitted on.
         self.examples = examples
 
-    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
         """What ``filter_to_bytes`` saves: each part's terms and weights, and the numbers."""
         word, char = self._parts
         meta = [FORMAT_VERSION, self._bias, self.threshold, self.examples]
