@@ -41,9 +41,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Operation = Callable[[AsyncConnection], Awaitable[Any]]
+#: An operation waiting for its transaction, and its caller's future.
+Queued = tuple[Operation, "asyncio.Future[Any]"]
 
-#: Most operations in one transaction (keeps the write lock short for other processes).
-MAX_BATCH = 200
+#: Most operations in one transaction (keeps the write lock short for other processes, and
+#: a batch run on the event loop short for everything else on it).
+MAX_BATCH = 64
 
 
 class GroupCommit:
@@ -51,7 +54,8 @@ class GroupCommit:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._pending: list[tuple[Operation, asyncio.Future[Any]]] = []
+        self._pending: list[Queued] = []
+        self._urgent: list[Queued] = []
         self._wake = asyncio.Event()
         self._running = False
         self._writer: Engine | None = None
@@ -73,7 +77,7 @@ class GroupCommit:
             await self._loop()
         finally:
             try:
-                while self._pending:
+                while self._urgent or self._pending:
                     await self._flush()
             finally:
                 self._running = False
@@ -85,13 +89,19 @@ class GroupCommit:
                         engine.dispose()
                 self._writer = self._inline = None
 
-    async def run(self, op: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``op`` in a (shared) transaction; returns once that transaction committed."""
+    async def run(
+        self, op: Callable[[AsyncConnection], Awaitable[T]], *, urgent: bool = False
+    ) -> T:
+        """Run ``op`` in a (shared) transaction; returns once that transaction committed.
+
+        ``urgent``: someone waits on it (Slack, for its acknowledgement): it is committed
+        before any other queued operation, with the other urgent ones only, and its caller
+        goes on before the next batch runs."""
         if not self._running:  # not running (a one-off script): a transaction of its own
             async with self._db.transaction() as conn:
                 return await op(conn)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, future))
+        (self._urgent if urgent else self._pending).append((op, future))
         self._wake.set()
         return await future
 
@@ -99,11 +109,20 @@ class GroupCommit:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                await self._flush()
+            while self._urgent or self._pending:
+                if self._urgent:
+                    batch, self._urgent = self._urgent[:MAX_BATCH], self._urgent[MAX_BATCH:]
+                else:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._flush(batch)
+                # A batch on the loop blocks it: let the callers and new requests run first.
+                await asyncio.sleep(0)
 
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+    async def _flush(self, batch: list[Queued] | None = None) -> None:
+        if batch is None:
+            queued = self._urgent + self._pending
+            batch, rest = queued[:MAX_BATCH], queued[MAX_BATCH:]
+            self._urgent, self._pending = [], rest
         ops = [op for op, _future in batch]
         try:
             results = await self._together(ops)

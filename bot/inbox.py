@@ -103,7 +103,7 @@ class Inbox:
         async def store(conn: AsyncConnection) -> int | None:
             return await inbox_repo.receive(conn, message)
 
-        stored = await self._commits.run(store)
+        stored = await self._commits.run(store, urgent=True)  # Slack waits for it
         if stored is None:
             return False
         self._pending.append(stored)

@@ -90,3 +90,37 @@ async def test_a_batch_waits_in_the_thread_while_another_connection_holds_the_wr
         with contextlib.suppress(asyncio.CancelledError):
             await committing
         await db.close()
+
+
+async def test_an_urgent_operation_is_committed_before_those_queued_ahead_of_it(
+    sqlite_url: str,
+) -> None:
+    # The acknowledgement's insert is urgent: Slack waits for it, the placements and routing
+    # records queued before it do not.
+    db = Database(sqlite_url)
+    await db.start()
+    commits = GroupCommit(db)
+    committing = asyncio.create_task(commits.run_commits())
+    await asyncio.sleep(0)
+    ran: list[str] = []
+    try:
+
+        def op(name: str):  # type: ignore[no-untyped-def]
+            async def run(conn: AsyncConnection) -> str:
+                await repo.count_by_status(conn)
+                ran.append(name)
+                return name
+
+            return run
+
+        normal = [asyncio.create_task(commits.run(op(f"n{n}"))) for n in range(5)]
+        urgent = asyncio.create_task(commits.run(op("ack"), urgent=True))
+        assert await urgent == "ack"
+        await asyncio.gather(*normal)
+        assert ran[0] == "ack"
+        assert sorted(ran[1:]) == [f"n{n}" for n in range(5)]
+    finally:
+        committing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await committing
+        await db.close()
