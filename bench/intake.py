@@ -371,13 +371,14 @@ def measure(
     by_ticket = {tickets[c.first_ts][0]: c for c in conversations if c.first_ts in tickets}
     cards: dict[int, list[float]] = {}
     moves: Counter[int] = Counter()  # cards posted because the ticket changed department
-    labels: dict[int, str] = {}
+    labels: dict[int, str] = {}  # the department@channel of its latest card
     for call in fake.called("chat.postMessage"):
         if call.params.get("thread_ts") or call.params.get("channel") == SUPPORT:
             continue
         payload = (call.params.get("metadata") or {}).get("event_payload") or {}
         if payload.get("kind") == "card":
-            ticket_id, label = int(payload["ticket_id"]), str(payload.get("label"))
+            ticket_id = int(payload["ticket_id"])
+            label = f"{payload.get('label')}@{call.params.get('channel')}"
             if ticket_id in labels and labels[ticket_id] != label:
                 moves[ticket_id] += 1  # a move: the old card goes, this one replaces it
             else:
