@@ -116,17 +116,16 @@ async def test_the_runtime_retrains_waiting_corrections_after_a_day_on_its_clock
     assert await _check(auto_bot) is not None
     await _corrections(auto_bot, 2, start=5)
 
-    # The supervisor's task looks every INTERVAL seconds of the runtime's clock.
-    # Each advance waits until every task sleeps on the clock again (their look is done).
+    # The supervisor's task looks every INTERVAL seconds of the runtime's clock. Each step
+    # waits until the task sleeps on the clock before time moves (a look still running when
+    # time jumped would start its sleep after the jump and miss it: seen under load), and
+    # until it has slept again after its look at the new time.
     assert auto_bot.runtime is not None
     assert "auto-retrain" in auto_bot.runtime.supervisor.running
-    idle = clock.sleepers
-    await clock.advance(timedelta(hours=23).total_seconds())
-    await clock.wait_for_sleepers(idle)
-    await clock.advance(INTERVAL)
-    await clock.wait_for_sleepers(idle)
+    await clock.advance_and_settle(timedelta(hours=23).total_seconds(), "auto-retrain")
+    await clock.advance_and_settle(INTERVAL, "auto-retrain")
     assert len(_lines(auto_bot.fake)) == 1
-    await clock.advance(timedelta(hours=1).total_seconds())
+    await clock.advance_and_settle(timedelta(hours=1).total_seconds(), "auto-retrain")
     await auto_bot.fake.wait_for(lambda: len(_lines(auto_bot.fake)) == 2)
     assert _lines(auto_bot.fake)[-1].startswith(
         "Automatic retrain #2 (2 corrections waiting for a day):"
