@@ -2,7 +2,7 @@
 
 - ``press``: a card's button (``bot.payloads.DeskPress``); ``react``: ``TRIAGE_TAKE_EMOJI`` or
   ``TRIAGE_RESOLVE_EMOJI`` on a ticket or its card; ``reply``: someone other than the requester
-  replied in the ticket's thread (``bot.intake``): an agent's first reply is the first response,
+  replied in the ticket's thread (``bot.inbox``): an agent's first reply is the first response,
   and takes the ticket if nobody has.
 - Only agents act (``data.people.may_label``, facts from ``bot.people``, the rule corrections
   use): anyone else gets an ephemeral refusal and a log line. Every change is one
@@ -11,14 +11,21 @@
 - Idempotent: a press carries Slack's ``action_ts``, a reaction its ``event_ts``, a reply its
   ts; a request seen before (Slack delivered it again) changes nothing and posts nothing.
 
-The Slack side of a change (``sync``) comes after the change is stored: the card is redrawn
+A press is stored before it is acknowledged (``record_press``; Slack never delivers an
+acknowledged interaction again) and its Slack side (``sync``) is drawn after, by ``WORKERS``
+tasks of ``run``, off the request's path: the card is redrawn
 with status, owner and buttons (``TicketRouter.redraw``), the ticket carries the status emoji
 (the take emoji while in progress, the resolve emoji once resolved), and the requester's thread
 gets one short line per take and resolution, each recorded in ``routings`` (kind ``desk``)
 right after it is posted. The ticket's row then records the version Slack shows
 (``synced_version``). A change whose Slack side was cut short (a crash, Slack down) is found by
 the background task (``run``, on the replica holding the ``desk-sync`` lease) and done again;
-a thread line it may have posted is looked for in Slack (message metadata) first.
+a thread line it may have posted is looked for in Slack (message metadata) first, and a post
+whose answer was lost is never re-sent blindly (``ticket_calls``).
+
+Known gap: an agent's reply is placed (``bot.inbox``) in one transaction and recorded as the
+first response in the next, so a crash between the two loses that first response (3 of 5,000
+in ``bench/desk.py`` with a SIGKILL mid-run).
 """
 
 from __future__ import annotations
