@@ -207,7 +207,7 @@ async def test_a_press_delivered_twice_is_applied_once(bot: BotHarness) -> None:
     await press(bot, payload)
     await until_state(bot, ticket.ticket_id, "in_progress")
     await press(bot, payload)  # the same action_ts: Slack (or a proxy) delivered it again
-    await asyncio.sleep(0.3)
+    await bot.drain()  # its Slack side, had there been one, is done
     assert len(await transitions(bot, ticket.ticket_id)) == 2
     assert thread_lines(bot.fake, ticket.ts) == ["<@U0AGENT> from Billing is on it."]
     assert ephemerals(bot.fake, "U0AGENT") == []
@@ -277,7 +277,7 @@ async def test_emoji_take_on_the_ticket_and_resolve_on_the_card(bot: BotHarness)
     ]
     # The bot's own status emoji coming back as an event changes nothing.
     await bot.send.event(reaction_event(True, BOT_USER_ID, "eyes", SUPPORT, ticket.ts))
-    await asyncio.sleep(0.2)
+    await bot.drain()
     assert len(await transitions(bot, ticket.ticket_id)) == 3
 
 
@@ -359,7 +359,7 @@ async def test_an_agents_first_reply_is_the_first_response_and_takes_the_ticket(
     await until_card_says(bot, ticket, "owner <@U0BOSS>")
     assert thread_lines(bot.fake, ticket.ts) == []  # they said so themselves
     await bot.send.event(reply)  # delivered again: nothing more
-    await asyncio.sleep(0.2)
+    await bot.drain()  # placed (a duplicate) and told to the desk, had it been new
     assert [t[3] for t in await transitions(bot, ticket.ticket_id)] == ["route", "reply"]
 
 
