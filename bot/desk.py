@@ -327,11 +327,7 @@ class TicketDesk:
 
     async def _ticket_at(self, channel: str, ts: str) -> Ticket | None:
         async def read(conn: AsyncConnection) -> Ticket | None:
-            ticket = await tickets_repo.find_ticket_by_message(conn, channel, ts)
-            if ticket is not None:
-                return ticket
-            ticket_id = await routings_repo.ticket_id_for_card(conn, channel, ts)
-            return await tickets_repo.get_ticket(conn, ticket_id) if ticket_id else None
+            return await routings_repo.ticket_at(conn, channel, ts)
 
         return await self._commits.run(read)
 
