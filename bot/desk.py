@@ -1,9 +1,8 @@
 """The desk in Slack: Take it / Resolve / Reopen on a card, the same by emoji, first responses.
 
 - ``press``: a card's button (``bot.payloads.DeskPress``); ``react``: ``TRIAGE_TAKE_EMOJI`` or
-  ``TRIAGE_RESOLVE_EMOJI`` on a ticket or its card; ``reply``: someone other than the requester
-  replied in the ticket's thread (``bot.inbox``): an agent's first reply is the first response,
-  and takes the ticket if nobody has.
+  ``TRIAGE_RESOLVE_EMOJI`` on a ticket or its card; ``record_reply``: an agent replied in the
+  ticket's thread: their first reply is the first response, and takes the ticket if nobody has.
 - Only agents act (``data.people.may_label``, facts from ``bot.people``, the rule corrections
   use): anyone else gets an ephemeral refusal and a log line. Every change is one
   compare-and-set in the database (``data.db.desk``) with who, when and through what, so of two
@@ -23,9 +22,12 @@ the background task (``run``, on the replica holding the ``desk-sync`` lease) an
 a thread line it may have posted is looked for in Slack (message metadata) first, and a post
 whose answer was lost is never re-sent blindly (``ticket_calls``).
 
-Known gap: an agent's reply is placed (``bot.inbox``) in one transaction and recorded as the
-first response in the next, so a crash between the two loses that first response (3 of 5,000
-in ``bench/desk.py`` with a SIGKILL mid-run).
+A reply is recorded in the transaction that places it (``bot.inbox`` deletes its
+``incoming_messages`` row there), so a crash loses neither half: the row stays until both are
+stored, and the next start (or a replica's sweep) places it and records it then. Whether its
+author is an agent is asked before that transaction (``is_agent``: it may call Slack, which a
+transaction must not wait for). Before, the two were separate transactions and a SIGKILL
+between them lost 3 of 5,000 first responses in ``bench/desk.py``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
@@ -99,6 +101,17 @@ class DeskAnswer:
     user: str = ""
     channel: str = ""
     sync: int | None = None
+
+
+@dataclass(frozen=True)
+class FirstResponse:
+    """What ``TicketDesk.record_reply`` stored: the change, and whether Slack shows it already
+    (only the time changed, on a ticket whose card was in line)."""
+
+    ticket_id: int
+    user: str
+    change: DeskChange
+    shown: bool
 
 
 _ACTIONS = {TAKE: desk_repo.take, RESOLVE: desk_repo.resolve, REOPEN: desk_repo.reopen}
@@ -203,34 +216,38 @@ class TicketDesk:
         await self.follow_up(answer)
         return answer
 
-    async def reply(self, ticket: Ticket, user: str, team: str | None, ts: str) -> DeskAnswer:
-        """Someone other than the requester replied in the ticket's thread: an agent's first
-        reply is the first response (cancels the timers) and takes an open ticket."""
-        person = await self._people.who(user, team=team, person=True)
-        if not person.is_agent:
-            return DeskAnswer(DeskOutcome.NOT_AN_AGENT)
-        now = self._clock.now()
+    async def is_agent(self, user: str, team: str | None) -> bool:
+        """Whether ``user``, who wrote in a ticket's thread, is an agent. Asked before their
+        reply is placed (it may call Slack), so that the transaction that places the reply
+        also records it (``record_reply``)."""
+        return (await self._people.who(user, team=team, person=True)).is_agent
 
+    @staticmethod
+    async def record_reply(
+        conn: AsyncConnection, ticket: Ticket, user: str, ts: str, *, at: datetime
+    ) -> FirstResponse:
+        """An agent's reply in the ticket's thread, in the caller's transaction (the one that
+        places the reply, ``bot.inbox``): the first one is the first response (cancels the
+        timers) and takes an open ticket. Awaits only ``conn.execute`` (a group commit's
+        operation). Tell ``replied`` once it has committed."""
+        change = await desk_repo.record_first_response(
+            conn, ticket.id, user, at=at, request_key=f"reply:{ticket.channel}:{ts}"
+        )
         shown = False
-
-        async def record(conn: AsyncConnection) -> DeskChange:
-            nonlocal shown
-            change = await desk_repo.record_first_response(
-                conn, ticket.id, user, at=now, request_key=f"reply:{ticket.channel}:{ts}"
+        if change.applied and change.transition is None and change.state is not None:
+            # Only the time changed, nothing a card shows: in line already if it was.
+            shown = await desk_repo.mark_synced(
+                conn, ticket.id, change.state.version, was=change.state.version - 1
             )
-            if change.applied and change.transition is None and change.state is not None:
-                # Only the time changed, nothing a card shows: in line already if it was.
-                shown = await desk_repo.mark_synced(
-                    conn, ticket.id, change.state.version, was=change.state.version - 1
-                )
-            return change
+        return FirstResponse(ticket.id, user, change, shown)
 
-        change = await self._change(record)
-        if change.outcome == desk_repo.APPLIED:
-            log.info("Ticket %s: first response by %s", ticket.id, user)
-            if not shown:
-                self.changed(ticket.id)
-        return DeskAnswer(_OUTCOMES[change.outcome], change)
+    def replied(self, first: FirstResponse) -> DeskOutcome:
+        """A reply recorded by ``record_reply`` has committed: its Slack side is drawn."""
+        if first.change.outcome == desk_repo.APPLIED:
+            log.info("Ticket %s: first response by %s", first.ticket_id, first.user)
+            if not first.shown:
+                self.changed(first.ticket_id)
+        return _OUTCOMES[first.change.outcome]
 
     async def _decide(
         self,

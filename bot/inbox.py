@@ -8,6 +8,10 @@ process's background task (``run``), which deletes the row in the transaction th
 message, so each message is placed exactly once. Then the ticket is scheduled for its
 conversation's close (``bot.conversations``) or, with grouping off, queued to be routed.
 
+An agent's reply in someone else's ticket is recorded on the desk (``TicketDesk.record_reply``:
+the first response) in that same transaction, so a crash cannot place the reply and lose the
+response; whether its author is an agent is asked before the transaction (it may need Slack).
+
 Nothing acknowledged is lost: rows a stopped process left are placed by the next start
 (``place_waiting``, before the bot serves) and by any live replica's sweep once they are
 ``STALE_SECONDS`` old; a placement that fails is tried again at the next sweep, up to
@@ -19,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.conversations import ConversationCloser
-from bot.desk import TicketDesk
+from bot.desk import FirstResponse, TicketDesk
 from bot.group_commit import GroupCommit
 from bot.routing import TicketRouter
 from bot.work_queue import TicketQueue
@@ -48,11 +53,13 @@ STALE_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class Outcome:
-    """Where a placed message went (``Placed``) and the time its conversation counts from."""
+    """Where a placed message went (``Placed``), the time its conversation counts from, and
+    the first response recorded with it (an agent's reply in a ticket's thread)."""
 
     placed: Placed
     received_at: datetime
     message: Incoming
+    first: FirstResponse | None = None
 
 
 class Inbox:
@@ -83,7 +90,7 @@ class Inbox:
         self.window = window
         self._sweep_seconds = sweep_seconds
         self._desk = desk
-        self._pending: list[int] = []
+        self._pending: list[Incoming] = []  # received here, with their row ids
         self._placing = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -106,7 +113,7 @@ class Inbox:
         stored = await self._commits.run(store, urgent=True)  # Slack waits for it
         if stored is None:
             return False
-        self._pending.append(stored)
+        self._pending.append(replace(message, id=stored))
         self._idle.clear()
         self._wake.set()
         return True
@@ -131,10 +138,10 @@ class Inbox:
 
     async def _place_pending(self) -> None:
         while self._pending:
-            ids, self._pending = self._pending, []
+            messages, self._pending = self._pending, []
             self._placing += 1
             try:
-                await self.place(ids)
+                await self._place([m.id for m in messages if m.id is not None], messages)
             finally:
                 self._placing -= 1
         if not self._placing:
@@ -167,11 +174,41 @@ class Inbox:
 
     async def place(self, ids: list[int]) -> int:
         """Place these waiting messages (one shared transaction when they can); how many."""
-        outcomes = await asyncio.gather(*(self._place_one(i) for i in ids))
+        replies: list[Incoming] = []
+        if self._desk is not None:  # who wrote the thread replies is asked before placing
+
+            async def read(conn: AsyncConnection) -> list[Incoming]:
+                return await inbox_repo.thread_replies(conn, ids)
+
+            replies = await self._commits.run(read)
+        return await self._place(ids, replies)
+
+    async def _place(self, ids: list[int], received: Iterable[Incoming]) -> int:
+        """``received``: these messages as they were stored (at least the thread replies)."""
+        agents = await self._agents(received)
+        outcomes = await asyncio.gather(*(self._place_one(i, i in agents) for i in ids))
         return sum(outcome is not None for outcome in outcomes)
 
-    async def _place_one(self, message_id: int) -> Outcome | None:
+    async def _agents(self, received: Iterable[Incoming]) -> set[int]:
+        """The ids of the thread replies written by agents. Asked before the transaction that
+        places them (the answer may need Slack), which then records an agent's reply in
+        another's ticket as a response (``TicketDesk.record_reply``): a crash between placing
+        a reply and recording it cannot lose the first response."""
+        if self._desk is None:
+            return set()
+        return {
+            message.id
+            for message in received
+            if message.thread_ts is not None
+            and message.id is not None
+            and await self._desk.is_agent(message.user, message.team)
+        }
+
+    async def _place_one(self, message_id: int, agent: bool = False) -> Outcome | None:
+        """``agent``: the message's author is an agent (a reply of theirs in someone else's
+        ticket is recorded on the desk in the same transaction)."""
         owner, until, window = self._router.owner, self._router.lease_until(), self.window
+        desk = self._desk
 
         async def place(conn: AsyncConnection) -> Outcome | None:
             message = await inbox_repo.take(conn, message_id)
@@ -185,6 +222,11 @@ class Inbox:
                 placed = await conversations_repo.add_follow_up(
                     conn, part, message.thread_ts, now=now, window=window, cap=MAX_TEXT_CHARS
                 )
+                ticket = placed.ticket
+                if agent and desk and placed.outcome is Joined.NOT_REQUESTER and ticket:
+                    # An agent's reply: its first one is the ticket's first response.
+                    first = await desk.record_reply(conn, ticket, message.user, message.ts, at=now)
+                    return Outcome(placed, now, message, first)
             else:
                 new = tickets_repo.NewTicket(
                     workspace=message.workspace,
@@ -214,12 +256,8 @@ class Inbox:
         if outcome is None:
             return None
         self._placed(outcome.placed, outcome.received_at)
-        placed, message = outcome.placed, outcome.message
-        if self._desk is not None and placed.outcome is Joined.NOT_REQUESTER and placed.ticket:
-            try:  # an agent's first reply in the ticket's thread is its first response
-                await self._desk.reply(placed.ticket, message.user, message.team, message.ts)
-            except Exception:  # the message is placed; the desk's own sweep catches up
-                log.warning("Ticket %s: could not record a reply on the desk", placed.ticket.id)
+        if desk is not None and outcome.first is not None:
+            desk.replied(outcome.first)
         return outcome
 
     async def _failed(self, message_id: int) -> None:

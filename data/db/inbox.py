@@ -103,8 +103,23 @@ async def take(conn: AsyncConnection, message_id: int) -> Incoming | None:
     """Remove the message from the waiting ones and return it, to be placed in the same
     transaction; None when it is gone (placed already, by this process or another)."""
     row = (await conn.execute(_TAKE, {"b_id": message_id})).first()
-    if row is None:
-        return None
+    return None if row is None else _incoming(row)
+
+
+async def thread_replies(conn: AsyncConnection, ids: list[int]) -> list[Incoming]:
+    """The thread replies among these waiting messages (what the bot asks about their
+    authors before placing them)."""
+    if not ids:
+        return []
+    rows = await conn.execute(
+        select(incoming_messages).where(
+            incoming_messages.c.id.in_(ids), incoming_messages.c.thread_ts.is_not(None)
+        )
+    )
+    return [_incoming(row) for row in rows]
+
+
+def _incoming(row: Any) -> Incoming:
     return Incoming(
         workspace=row.workspace,
         channel=row.channel,

@@ -20,6 +20,7 @@ from sqlalchemy import delete
 from admin.settings import SettingsError
 from classifier.taxonomy import Taxonomy
 from data.db import desk
+from data.db import inbox as inbox_repo
 from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from data.db.schema import tickets
@@ -360,6 +361,37 @@ async def test_an_agents_first_reply_is_the_first_response_and_takes_the_ticket(
     assert thread_lines(bot.fake, ticket.ts) == []  # they said so themselves
     await bot.send.event(reply)  # delivered again: nothing more
     await bot.drain()  # placed (a duplicate) and told to the desk, had it been new
+    assert [t[3] for t in await transitions(bot, ticket.ticket_id)] == ["route", "reply"]
+
+
+async def test_a_first_response_is_not_lost_when_the_bot_dies_while_placing_the_reply(
+    bot: BotHarness,
+) -> None:
+    """The process dies while the agent's reply is being placed, at the one point where it
+    waits for Slack (asking who wrote it: an event without ``team`` needs users.info): after
+    the restart the reply is the first response. Placing the reply and recording the response
+    used to be two transactions with that question between them, and the crash lost it."""
+    ticket = await routed(bot)
+    bot.fake.hold("users.info", when=lambda params: params.get("user") == "U0BOSS")
+    reply = message_event(
+        SUPPORT, bot.send.new_ts(), "Looking into it", user="U0BOSS", thread_ts=ticket.ts
+    )
+    del reply["team"]  # Slack leaves it out at times: then users.info says who it is
+    assert (await bot.send.event(reply))[0] == 200
+    await bot.fake.wait_for(lambda: bool(bot.fake.held))
+    await bot.stop()  # killed while it waits for Slack's answer
+    bot.fake.release()
+
+    await bot.start()
+    await bot.drain()
+    state = await until_state(bot, ticket.ticket_id, "in_progress")
+    assert (state.assignee, state.first_responder) == ("U0BOSS", "U0BOSS")
+    assert state.first_response_at is not None
+    assert [t[3] for t in await transitions(bot, ticket.ticket_id)] == ["route", "reply"]
+    async with bot.svc.db.transaction() as conn:
+        assert await inbox_repo.count_waiting(conn) == 0
+    await bot.send.event(reply)  # Slack retries the event: nothing more
+    await bot.drain()
     assert [t[3] for t in await transitions(bot, ticket.ticket_id)] == ["route", "reply"]
 
 

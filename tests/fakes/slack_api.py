@@ -177,6 +177,9 @@ class FakeSlack:
     _file_names: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: Calls that take effect and then get no answer until ``release`` (see ``hold``).
     _holds: list[tuple[str, Callable[[Params], bool] | None]] = field(default_factory=list)
+    #: The calls held so far (method, arguments): a call with no side effect shows here that
+    #: it arrived (``called`` lists it only once answered).
+    held: list[tuple[str, Params]] = field(default_factory=list)
     _released: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -380,6 +383,7 @@ class FakeSlack:
         )
         if hold is not None:
             self._holds.remove(hold)
+            self.held.append((method, params))
             await self._released.wait()
         return self._answer(method, params, now, body, failed=not body.get("ok"))
 
