@@ -4,7 +4,10 @@ No fixed recipe wins everywhere: short intents favour sentence embeddings, long 
 telling words ("stack trace", "would be nice") favour TF-IDF n-grams, and the linear model and
 its regularisation that suit 10 examples a label do not suit 10,000. So the learner tries a
 small set of candidate configurations on validation splits of the training data alone and
-trains the best one on everything.
+trains the chosen one on everything. The chosen one is not simply the best on validation: among
+the candidates within one (paired) standard error of the best, it is the first in a fixed order
+of preference (``one_standard_error_pick``, ``preference``), so a lead smaller than the noise of
+the held-out rows does not decide.
 
 A candidate is the weight of the (unit-length) sentence embedding next to the (unit-length)
 TF-IDF parts, 0 for TF-IDF alone or TF-IDF left out for the embedding alone; how long texts
@@ -12,12 +15,12 @@ are encoded (``first``: the encoder's first ``MAX_TOKENS`` word pieces; ``chunks
 the embeddings of ``CHUNK_WORDS``-word chunks); and the linear model (SVM or logistic
 regression) with its ``C``. Texts are encoded once (each view once) and TF-IDF is fitted once;
 every candidate reuses them. The search is staged to bound training time (see ``select``):
-first the feature mix with the default head, then the head on the winning mix.
+first the feature mix with the default head, then the head on the mix picked.
 
 Validation splits (``validation_splits``): when some label has fewer than ``FEW_SHOT_BELOW``
 examples, repeated splits that hold out one example of each label; up to ``KFOLD_UP_TO``
 examples stratified 5-fold, up to ``THREE_FOLD_UP_TO`` 3-fold; above, one stratified 20 %
-hold-out with the candidates fitted on a sample. The winner's held-out scores also fit its
+hold-out with the candidates fitted on a sample. The chosen one's held-out scores also fit its
 softmax temperature, so the confidence is calibrated on tickets its weights did not see.
 TF-IDF's vocabulary and idf come from all training texts (no labels involved).
 """
@@ -187,7 +190,7 @@ class Candidate:
 
 
 #: The configuration used before selection existed (tuned on BANKING77): the first candidate,
-#: so it wins ties.
+#: and the first in the order of preference (``preference``).
 DEFAULT = Candidate(embedding_weight=3.0)
 #: Stage 1, the feature mix (with the default head): TF-IDF alone, the embedding alone, both.
 MIXES: tuple[Candidate, ...] = (
@@ -202,10 +205,31 @@ MIXES: tuple[Candidate, ...] = (
 HEADS: tuple[tuple[str, float], ...] = (("svm", 0.1), ("logreg", 3.0), ("logreg", 30.0))
 
 
+def preference(candidate: Candidate) -> tuple[bool, int, bool, float, str]:
+    """Where ``candidate`` stands in the order of preference among candidates that validation
+    cannot tell apart (``one_standard_error_pick``); lower comes first.
+
+    Fixed in advance, not from any test figure: first ``DEFAULT``, the configuration the
+    learner shipped before selection existed, the only one with a record beyond one data set's
+    validation; then the feature mix in ``MIXES`` order (both kinds of features, which hedge
+    between short intents and long reports, before either alone; TF-IDF alone, which needs no
+    encoder, before the embedding alone); then the encoder's first word pieces before chunk
+    means (one encoder pass a ticket instead of up to ``MAX_CHUNKS``); then the smaller ``C``
+    (the more regularised head: both heads put the same L2 penalty against a hinge or logistic
+    loss of like scale, so ``C`` orders them across kinds too).
+    """
+    mix = Candidate(candidate.embedding_weight, candidate.tfidf)
+    rank = MIXES.index(mix) if mix in MIXES else len(MIXES)
+    return (candidate != DEFAULT, rank, candidate.view == "chunks", candidate.c, candidate.head)
+
+
 @dataclass(frozen=True)
 class CandidateScore:
     candidate: Candidate
     accuracy: float
+    #: The paired standard error of the gap between the best candidate's accuracy and this
+    #: one's, on the same held-out rows (None when not compared).
+    gap_se: float | None = None
 
 
 @dataclass(frozen=True)
@@ -221,17 +245,49 @@ class Selection:
     #: 10-shot validation splits (the noise of 30 held-out predictions swamps it), so it is
     #: not used.
     optimism: float = 0.0
+    #: The candidate with the highest validation accuracy (None when nothing was compared).
+    best: Candidate | None = None
+    #: The candidates within one paired standard error of ``best``, in order of preference;
+    #: ``chosen`` is the first.
+    within_se: tuple[Candidate, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        """Why ``chosen`` won, in one sentence."""
+        if self.best is None:
+            return "not compared with other candidates"
+        if len(self.within_se) <= 1:
+            return "the best on validation; no other candidate within one standard error"
+        if self.chosen == self.best:
+            return (
+                "the best on validation, and first in the order of preference among the "
+                f"{len(self.within_se)} candidates within one standard error of it"
+            )
+        return (
+            f"first in the order of preference among the {len(self.within_se)} candidates "
+            f"within one paired standard error of the best ({self.best.name})"
+        )
 
     def to_meta(self) -> JsonObject:
-        return {
+        candidates: list[JsonValue] = []
+        for s in self.scores:
+            row: JsonObject = {"name": s.candidate.name, "accuracy": round(s.accuracy, 4)}
+            if s.gap_se is not None:
+                row["gap_se"] = round(s.gap_se, 4)
+            candidates.append(row)
+        meta: JsonObject = {
             "chosen": self.chosen.to_meta(),
             "scheme": self.scheme,
             "n_validated": self.n_validated,
             "optimism": round(self.optimism, 4),
-            "candidates": [
-                {"name": s.candidate.name, "accuracy": round(s.accuracy, 4)} for s in self.scores
-            ],
+            "candidates": candidates,
         }
+        if self.best is not None:
+            meta["rule"] = "one paired standard error"
+            meta["best"] = self.best.name
+            meta["within_one_se"] = [c.name for c in self.within_se]
+            meta["why"] = self.reason
+        return meta
 
 
 class FeatureBlocks:
@@ -435,6 +491,65 @@ def selection_optimism(results: Sequence[Validated], best: Validated) -> float:
     return float(np.mean(gaps))
 
 
+def held_out_right(result: Validated) -> npt.NDArray[np.float64]:
+    """1.0 for each held-out row ``result`` got right, 0.0 for each it got wrong."""
+    right: npt.NDArray[np.float64] = (
+        result.held_scores.argmax(axis=1) == result.held_targets
+    ).astype(np.float64)
+    return right
+
+
+def paired_standard_error(a: Validated, b: Validated) -> float:
+    """The standard error of the gap between ``a``'s and ``b``'s accuracies on the same rows.
+
+    Paired: the standard deviation of the per-row difference (right or wrong, each) over the
+    square root of the rows. Two candidates mostly right and wrong on the same rows differ by
+    little noise, so this is much tighter than the single-accuracy error sqrt(p(1-p)/n).
+    """
+    gaps = held_out_right(a) - held_out_right(b)
+    if len(gaps) < 2:
+        return 0.0
+    return float(np.std(gaps, ddof=1) / math.sqrt(len(gaps)))
+
+
+@dataclass(frozen=True)
+class Pick:
+    """What ``one_standard_error_pick`` chose, and from what."""
+
+    chosen: Validated
+    best: Validated
+    #: The candidates within one paired standard error of ``best``, in order of preference.
+    within: tuple[Validated, ...]
+    #: Each result's paired standard error of its gap to ``best``, in the results' order.
+    gap_se: tuple[float | None, ...]
+
+
+def one_standard_error_pick(results: Sequence[Validated]) -> Pick:
+    """The most preferred candidate (``preference``) whose validation accuracy is within one
+    paired standard error of the best one's.
+
+    The best accuracy of several candidates on one set of held-out rows is partly luck: on
+    2,000 rows a 0.15-point lead is a tenth of one standard error. Taking it as is lets noise
+    choose; the one-standard-error rule (Breiman et al. 1984; Hastie, Tibshirani & Friedman,
+    section 7.10) keeps a candidate known in advance to be the safer bet unless validation
+    shows it to be worse by more than the noise. Only results on the same held-out rows as
+    the best are compared (those of ``select``'s splits all are).
+    """
+    best = max(results, key=lambda r: r.score.accuracy)  # max keeps the first of ties
+    within: list[Validated] = []
+    errors: list[float | None] = []
+    for result in results:
+        if not np.array_equal(result.held_targets, best.held_targets):
+            errors.append(None)
+            continue
+        error = paired_standard_error(best, result)
+        errors.append(error)
+        if best.score.accuracy - result.score.accuracy <= error + 1e-12:
+            within.append(result)
+    within.sort(key=lambda r: preference(r.score.candidate))
+    return Pick(within[0], best, tuple(within), tuple(errors))
+
+
 def chunked_twin(mix: Candidate) -> Candidate:
     """``mix`` reading the mean of chunk embeddings instead of the first word pieces."""
     return Candidate(mix.embedding_weight, mix.tfidf, "chunks", mix.head, mix.c)
@@ -455,19 +570,21 @@ def select(
     always_fit: npt.NDArray[np.bool_] | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> tuple[Selection, Validated]:
-    """Validate the candidates in stages; the best one (first on ties) and its held-out scores.
+    """Validate the candidates in stages; the chosen one and its held-out scores.
 
-    Stage 1 tries the feature ``MIXES``; with long texts, the best mix that reads embeddings is
-    tried again on chunk means. Stage 2 tries ``HEADS`` on the winner. When the candidates
-    were fitted on a sample (large data), the winner is refitted on every non-held-out row so
-    its held-out scores (and the temperature fitted on them) are those of a full-size model.
+    Each stage keeps the candidate ``one_standard_error_pick`` picks. Stage 1 tries the
+    feature ``MIXES``; with long texts, the pick among the mixes that read embeddings is tried
+    again on chunk means. Stage 2 tries ``HEADS`` on the pick so far; the last pick is over
+    every candidate tried. When the candidates were fitted on a sample (large data), the
+    chosen one is refitted on every non-held-out row so its held-out scores (and the
+    temperature fitted on them) are those of a full-size model.
     """
     scheme, splits = validation_splits(targets, seed, always_fit)
     long_texts = "chunks" in blocks.views
     planned = len(MIXES) + int(long_texts) + len(HEADS)
     results: list[Validated] = []
 
-    def run(candidates: Sequence[Candidate], on: Sequence[Split] = splits) -> Validated:
+    def run(candidates: Sequence[Candidate]) -> Candidate:
         for candidate in candidates:
             if progress is not None:
                 progress(candidate.name, min(len(results) / planned, 1.0))
@@ -477,36 +594,44 @@ def select(
                     candidate,
                     targets,
                     n_labels,
-                    on,
+                    splits,
                     seed=seed,
                     sample_weight=sample_weight,
                 )
             )
-        return max(results, key=lambda r: r.score.accuracy)  # max keeps the first of ties
+        return one_standard_error_pick(results).chosen.score.candidate
 
-    best = run(MIXES)
+    mix = run(MIXES)
     if long_texts:
         reading = [r for r in results if r.score.candidate.uses_embeddings]
-        best = run([chunked_twin(max(reading, key=lambda r: r.score.accuracy).score.candidate)])
-    best = run(stage_two(best.score.candidate))
+        mix = run([chunked_twin(one_standard_error_pick(reading).chosen.score.candidate)])
+    run(stage_two(mix))
+    pick = one_standard_error_pick(results)
+    chosen = pick.chosen
     if len(splits) == 1 and len(splits[0][0]) + len(splits[0][1]) < len(targets):
-        best = validate(
+        chosen = validate(
             blocks,
-            best.score.candidate,
+            chosen.score.candidate,
             targets,
             n_labels,
             [rest_of(splits[0], len(targets))],
             seed=seed,
             sample_weight=sample_weight,
         )
-    selection = Selection(
-        chosen=best.score.candidate,
-        scores=tuple(r.score for r in results),
-        scheme=scheme,
-        n_validated=len(best.held_targets),
-        optimism=selection_optimism(results, best),
+    scores = tuple(
+        CandidateScore(r.score.candidate, r.score.accuracy, error)
+        for r, error in zip(results, pick.gap_se, strict=True)
     )
-    return selection, best
+    selection = Selection(
+        chosen=chosen.score.candidate,
+        scores=scores,
+        scheme=scheme,
+        n_validated=len(chosen.held_targets),
+        optimism=selection_optimism(results, pick.chosen),
+        best=pick.best.score.candidate,
+        within_se=tuple(r.score.candidate for r in pick.within),
+    )
+    return selection, chosen
 
 
 def expected_calibration_error(

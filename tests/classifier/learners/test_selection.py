@@ -25,6 +25,9 @@ from classifier.learners.selection import (
     chunked_twin,
     encode_chunked,
     expected_calibration_error,
+    one_standard_error_pick,
+    paired_standard_error,
+    preference,
     select,
     selection_optimism,
     text_chunks,
@@ -123,7 +126,10 @@ def test_selection_finds_the_features_that_carry_the_label() -> None:
     assert tried[: len(MIXES)] == list(MIXES)
     assert len(tried) == len(MIXES) + len(HEADS)
     assert all(0 <= s.accuracy <= 1 for s in selection.scores)
-    assert best.score.accuracy == max(s.accuracy for s in selection.scores)
+    assert best.score.candidate == selection.chosen
+    assert selection.best is not None
+    assert by_name[selection.best.name] == max(s.accuracy for s in selection.scores)
+    assert selection.chosen == selection.within_se[0]
     assert len(best.held_targets) == len(targets) == selection.n_validated  # 5-fold: every row
 
     blocks, targets = _blocks(30, words_tell=True)
@@ -270,3 +276,106 @@ def test_held_out_rows_lose_the_ngrams_no_fit_row_has_and_stay_unit_length() -> 
     # A held-out row with nothing seen stays empty rather than dividing by zero.
     alone = blocks.unseen_dropped((np.array([1]), np.array([2]))).toarray()
     np.testing.assert_allclose(alone, np.zeros((1, 6)))
+
+
+def _rows_right(candidate: Candidate, right: Sequence[bool]) -> Validated:
+    """A candidate's validation result that got exactly the rows marked True right."""
+    wrong = np.logical_not(right)
+    scores = np.column_stack([1.0 - wrong, wrong.astype(np.float64)])
+    targets = np.zeros(len(right), dtype=np.int64)
+    accuracy = float(np.mean(right))
+    return Validated(CandidateScore(candidate, accuracy), scores, targets, (accuracy,))
+
+
+def _pair(n: int, both: int, only_first: int, only_second: int) -> tuple[list[bool], list[bool]]:
+    """Two right/wrong columns over ``n`` rows: both right on ``both``, one alone on the
+    next rows, both wrong on the rest."""
+    first = [True] * both + [True] * only_first + [False] * only_second
+    second = [True] * both + [False] * only_first + [True] * only_second
+    rest = n - len(first)
+    return first + [False] * rest, second + [False] * rest
+
+
+LOGREG_30 = Candidate(embedding_weight=3.0, head="logreg", c=30.0)
+
+
+def test_a_lead_within_one_paired_standard_error_keeps_the_preferred_candidate() -> None:
+    # BANKING77's case: on 2,000 held-out rows the best leads the default by 0.15 points (3
+    # rows: 40 right only by it, 37 only by the default); one paired SE is about 0.44 points.
+    best_right, default_right = _pair(2000, 1790, 40, 37)
+    best = _rows_right(LOGREG_30, best_right)
+    default = _rows_right(DEFAULT, default_right)
+    assert best.score.accuracy - default.score.accuracy == pytest.approx(0.0015)
+    error = paired_standard_error(best, default)
+    assert error == pytest.approx(np.sqrt(77 / 2000 - 0.0015**2) / np.sqrt(2000), rel=1e-3)
+    pick = one_standard_error_pick([best, default])
+    assert pick.best is best  # the argmax...
+    assert pick.chosen is default  # ...is not what the rule keeps
+    assert [r.score.candidate for r in pick.within] == [DEFAULT, LOGREG_30]
+    assert pick.gap_se == (0.0, pytest.approx(error))
+
+
+def test_a_lead_beyond_one_paired_standard_error_wins() -> None:
+    best_right, default_right = _pair(2000, 1790, 80, 7)  # 3.65 points, SE about 0.47
+    best = _rows_right(LOGREG_30, best_right)
+    default = _rows_right(DEFAULT, default_right)
+    pick = one_standard_error_pick([default, best])
+    assert pick.chosen is best
+    assert [r.score.candidate for r in pick.within] == [LOGREG_30]
+
+
+def test_the_paired_error_is_tighter_than_one_accuracys_error() -> None:
+    # Right and wrong on the same rows but one: the gap is one row, and so is the noise.
+    first, second = _pair(400, 300, 1, 0)
+    a, b = _rows_right(LOGREG_30, first), _rows_right(DEFAULT, second)
+    unpaired = np.sqrt(0.75 * 0.25 / 400)
+    assert paired_standard_error(a, b) < unpaired / 4
+    assert one_standard_error_pick([a, b]).chosen is b  # 1 row in 400 is within the noise
+    same = _rows_right(DEFAULT, first)
+    assert paired_standard_error(a, same) == 0.0
+
+
+def test_the_order_of_preference_is_default_then_mix_then_view_then_regularisation() -> None:
+    tfidf_alone = Candidate(embedding_weight=0.0)
+    candidates = [
+        Candidate(embedding_weight=1.0, tfidf=False, head="logreg", c=3.0),
+        Candidate(embedding_weight=1.0, head="logreg", c=30.0),
+        Candidate(embedding_weight=1.0, view="chunks", c=0.1),
+        tfidf_alone,
+        Candidate(embedding_weight=1.0, c=0.1),
+        LOGREG_30,
+        Candidate(embedding_weight=3.0, c=0.1),
+        DEFAULT,
+    ]
+    ordered = sorted(candidates, key=preference)
+    assert [c.name for c in ordered] == [
+        "tfidf+3*emb[first] svm C=0.5",
+        "tfidf+3*emb[first] svm C=0.1",
+        "tfidf+3*emb[first] logreg C=30",
+        "tfidf+1*emb[first] svm C=0.1",
+        "tfidf+1*emb[first] logreg C=30",
+        "tfidf+1*emb[chunks] svm C=0.1",
+        "tfidf svm C=0.5",
+        "emb[first] logreg C=3",
+    ]
+
+
+def test_selection_records_the_best_the_candidates_within_one_se_and_why() -> None:
+    blocks, targets = _blocks(30, words_tell=False)
+    selection, _ = select(blocks, targets, 3, seed=0)
+    meta = selection.to_meta()
+    assert meta["rule"] == "one paired standard error"
+    assert selection.best is not None
+    assert meta["best"] == selection.best.name
+    assert meta["within_one_se"] == [c.name for c in selection.within_se]
+    assert meta["within_one_se"][0] == meta["chosen"]["name"]
+    assert isinstance(meta["why"], str) and meta["why"]
+    rows = meta["candidates"]
+    assert isinstance(rows, list)
+    best_row = next(r for r in rows if isinstance(r, dict) and r["name"] == meta["best"])
+    assert best_row["gap_se"] == 0.0
+    for row in rows:
+        assert isinstance(row, dict)
+        within = row["name"] in meta["within_one_se"]
+        gap = float(best_row["accuracy"]) - float(row["accuracy"])
+        assert within == (gap <= float(row["gap_se"]) + 1e-4)
