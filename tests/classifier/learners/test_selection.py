@@ -369,7 +369,8 @@ def test_selection_records_the_best_the_candidates_within_one_se_and_why() -> No
     assert meta["best"] == selection.best.name
     assert meta["within_one_se"] == [c.name for c in selection.within_se]
     assert meta["within_one_se"][0] == meta["chosen"]["name"]
-    assert isinstance(meta["why"], str) and meta["why"]
+    assert isinstance(meta["why"], str)
+    assert meta["why"]
     rows = meta["candidates"]
     assert isinstance(rows, list)
     best_row = next(r for r in rows if isinstance(r, dict) and r["name"] == meta["best"])
