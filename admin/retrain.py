@@ -26,7 +26,7 @@ from typing import Any
 
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
-from admin.promotion import STARTER_GUARD, TEAM_GATE_MIN, PromotionDecision, decide_promotion
+from admin.promotion import STARTER_GUARD, PromotionDecision, decide_promotion, paired_noise
 from admin.scoring import HoldoutResult, compare_on_holdout, score_on_holdout, score_predicted
 from admin.taxonomy_training import (
     CrossValidation,
@@ -740,19 +740,11 @@ class _RetrainRun:
     def holdout_decision(
         self, holdout: Sequence[Example], candidate: HoldoutResult, active: HoldoutResult
     ) -> PromotionDecision:
-        """The gate on the holdout: on the team's own held-out tickets once there are
-        ``TEAM_GATE_MIN`` of them (the starter test set then only guards against a broken
-        model), else on the whole holdout (see ``admin.promotion``)."""
+        """The gate on the holdout: decided on the team's own held-out tickets, allowing for
+        chance; the starter test set only guards against a broken model (see
+        ``admin.promotion``)."""
         settings = self.ctx.settings
-        rules = partial(
-            decide_promotion,
-            tolerance=settings.promote_tolerance,
-            max_recall_drop=settings.max_recall_drop,
-            min_lost_tickets=settings.recall_drop_min_tickets,
-        )
         team = [i for i, e in enumerate(holdout) if e.source is not Source.STARTER]
-        if len(team) < TEAM_GATE_MIN:
-            return rules(candidate.score, active.score)
         starter = [i for i, e in enumerate(holdout) if e.source is Source.STARTER]
         labels = self.ctx.taxonomy.labels
 
@@ -765,9 +757,27 @@ class _RetrainRun:
                 labels,
             )
 
-        on_team = rules(part(candidate, team).score, part(active, team).score)
+        failures: list[str] = []
+        reasons: tuple[str, ...] = ()
         where = f"on {len(team)} of the team's held-out tickets"
-        failures = [f"{where}: {r}" for r in on_team.reasons] if not on_team.promote else []
+        if team:
+            noise = paired_noise(
+                [holdout[i].label for i in team],
+                [candidate.predicted[i] for i in team],
+                [active.predicted[i] for i in team],
+                seed=settings.seed,
+            )
+            on_team = decide_promotion(
+                part(candidate, team).score,
+                part(active, team).score,
+                tolerance=settings.promote_tolerance,
+                max_recall_drop=settings.max_recall_drop,
+                min_lost_tickets=settings.recall_drop_min_tickets,
+                noise=noise,
+            )
+            reasons = tuple(f"{where}: {r}" for r in on_team.reasons)
+            if not on_team.promote:
+                failures.extend(reasons)
         if starter:
             before = part(active, starter).report.macro_f1
             after = part(candidate, starter).report.macro_f1
@@ -777,9 +787,14 @@ class _RetrainRun:
                     f"{after:.3f} (more than the {STARTER_GUARD:.2f} a model may lose there "
                     "by learning the team's tickets)"
                 )
+            elif not team:
+                reasons = (
+                    "no team tickets held out yet; macro-F1 on the starter test set "
+                    f"{before:.3f} → {after:.3f} (within the {STARTER_GUARD:.2f} it guards)",
+                )
         if failures:
             return PromotionDecision(False, tuple(failures))
-        return PromotionDecision(True, tuple(f"{where}: {r}" for r in on_team.reasons))
+        return PromotionDecision(True, reasons)
 
     async def decide(
         self,

@@ -31,7 +31,7 @@ MiniLM embeddings of every text are cached in ``out/loop/`` (gitignored), so rer
 training. Not a test: it prints its figures, then one JSON line.
 
     python bench/loop.py [--learner embedding|tfidf] [--start a|b] [--datasets PATH]
-                         [--choose-threshold] [--policies loop,baseline]
+                         [--choose-threshold] [--policies loop,baseline] [--until 300]
 """
 
 from __future__ import annotations
@@ -531,6 +531,13 @@ async def main() -> None:
     )
     parser.add_argument("--choose-threshold", action="store_true")
     parser.add_argument(
+        "--until",
+        type=int,
+        default=CHECKPOINTS[-1],
+        help="stop a policy after this many corrections (once 1,000 tickets have streamed); "
+        "later checkpoints are then not measured",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -579,6 +586,7 @@ async def main() -> None:
             seed=args.seed,
             per_day=args.per_day,
             taxonomy_path=taxonomy_path,
+            until=args.until,
         )
         for policy in policies(args.policies.split(","), overrides=args.set)
     ]

@@ -10,7 +10,6 @@ import pytest
 from admin import registry as admin_registry
 from admin.context import AdminContext
 from admin.errors import AdminError, JobConflictError
-from admin.promotion import TEAM_GATE_MIN
 from admin.retrain import (
     RetrainRequest,
     cancel_retrain,
@@ -112,8 +111,10 @@ async def test_a_worse_candidate_is_not_promoted_and_says_why(
     good = await retrain(ctx, RetrainRequest())
     worse = await retrain(ctx, RetrainRequest(learner="constant"))
     assert worse.status == "kept"
-    assert worse.message.startswith("Kept the active model: macro-F1 would fall from")
-    assert "recall would fall" in worse.message
+    # No team ticket is held out: the starter test set's guard refuses the broken model.
+    assert worse.message.startswith(
+        "Kept the active model: macro-F1 on the starter test set would fall from"
+    )
     async with ctx.db.transaction() as conn:
         assert await store.get_active_model_id(conn) == good.candidate_id
         assert (await store.get_model(conn, worse.candidate_id or 0)).status == "rejected"
@@ -351,7 +352,10 @@ async def test_confirmed_tickets_train_redacted_and_the_triage_channel_does_not_
     assert "ticket" not in (await retrain(off, RetrainRequest())).counts["by_source"]
 
 
-async def test_with_enough_team_tickets_held_out_the_gate_compares_on_them(
+TEAM_TICKETS = 20
+
+
+async def test_with_team_tickets_held_out_the_gate_compares_on_them(
     make_context: Callable[..., AdminContext],
 ) -> None:
     ctx = make_context()
@@ -359,15 +363,44 @@ async def test_with_enough_team_tickets_held_out_the_gate_compares_on_them(
     assert first.status == "promoted"
     async with ctx.db.transaction() as conn:
         # The team's own kind of ticket, which the starter data never taught.
-        for n in range(TEAM_GATE_MIN):
+        for n in range(TEAM_TICKETS):
             await add_labelled_ticket(conn, f"zebra quux request {n}", "Account", holdout=True)
         for n in range(3):
             await add_labelled_ticket(conn, f"zebra quux again {n}", "Account", holdout=False)
     better = await retrain(ctx, RetrainRequest())
     assert better.status == "promoted", better.message
-    assert f"on {TEAM_GATE_MIN} of the team's held-out tickets" in better.message
+    assert f"on {TEAM_TICKETS} of the team's held-out tickets" in better.message
     # A broken model is refused on the team's tickets and by the starter set's guard.
     worse = await retrain(ctx, RetrainRequest(learner="constant"))
     assert worse.status == "kept"
-    assert f"on {TEAM_GATE_MIN} of the team's held-out tickets: macro-F1" in worse.message
+    assert f"on {TEAM_TICKETS} of the team's held-out tickets: macro-F1" in worse.message
     assert "macro-F1 on the starter test set would fall" in worse.message
+
+
+async def test_a_young_model_is_not_refused_for_a_small_fall_on_the_starter_test_set(
+    make_context: Callable[..., AdminContext], tmp_path: Path
+) -> None:
+    # No team ticket is held out yet: the starter test set (SaaS tickets) only guards against a
+    # broken model. Before, any fall there refused the candidate, however much it had learnt of
+    # the team's tickets (bench/loop.py: BANKING77 models refused for 0.913 -> 0.896).
+    bigger = [
+        *STARTER_TEST,
+        *(
+            (f"{text} {n}", label)
+            for n in range(10)
+            for text, label in STARTER_TRAIN[1::2]  # one phrase per department
+        ),
+    ]
+    ctx = make_context(starter_test=(write_jsonl(tmp_path / "bigger.jsonl", bigger),))
+    first = await retrain(ctx, RetrainRequest())
+    assert first.status == "promoted"
+    async with ctx.db.transaction() as conn:
+        # The team shares seats; learning it moves a starter ticket ("how do I share a
+        # dashboard", Product) to Account.
+        for n in range(3):
+            await add_labelled_ticket(conn, f"how do i share a seat {n}", "Account", holdout=False)
+    learnt = await retrain(ctx, RetrainRequest())
+    by_role = {e.role: e.result.report.macro_f1 for e in learnt.evaluations}
+    assert 0 < by_role["active"] - by_role["candidate"] < 0.05
+    assert learnt.status == "promoted", learnt.message
+    assert "no team tickets held out yet; macro-F1 on the starter test set" in learnt.message
