@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 #: The shipped starter test set (SaaS tickets) only guards against a broken model, whatever the
 #: model's age: its macro-F1 may fall by at most this much. Learning 5-160 tickets of another
@@ -90,35 +91,34 @@ def paired_noise(
     if not len(gold) == len(candidate) == len(active):
         raise ValueError("gold and both prediction lists must have the same length")
     discordant: dict[str, tuple[int, int]] = {}
-    for g, c, a in zip(gold, candidate, active, strict=True):
-        if (c == g) != (a == g):
-            lost, gained = discordant.get(g, (0, 0))
-            discordant[g] = (lost + (a == g), gained + (c == g))
+    for truth, c, a in zip(gold, candidate, active, strict=True):
+        if (c == truth) != (a == truth):
+            lost, gained = discordant.get(truth, (0, 0))
+            discordant[truth] = (lost + (a == truth), gained + (c == truth))
     if not gold:
         return PairedNoise(0.0, discordant, k)
     order = list(dict.fromkeys([*gold, *candidate, *active]))
     index = {label: i for i, label in enumerate(order)}
-    g = np.array([index[x] for x in gold])
+    truths = np.array([index[x] for x in gold])
     weights = (
         np.random.default_rng(seed)
         .multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=resamples)
         .astype(np.float64)
     )
-    gold_counts = weights @ np.eye(len(order))[g]
-    diff = _macro_f1(weights, g, np.array([index[x] for x in candidate]), gold_counts, order)
-    diff -= _macro_f1(weights, g, np.array([index[x] for x in active]), gold_counts, order)
+    gold_counts = weights @ np.eye(len(order))[truths]
+    diff = _macro_f1(weights, truths, np.array([index[x] for x in candidate]), gold_counts)
+    diff -= _macro_f1(weights, truths, np.array([index[x] for x in active]), gold_counts)
     return PairedNoise(float(np.std(diff)), discordant, k)
 
 
 def _macro_f1(
-    weights: np.ndarray,
-    gold: np.ndarray,
-    predicted: np.ndarray,
-    gold_counts: np.ndarray,
-    order: Sequence[str],
-) -> np.ndarray:
+    weights: npt.NDArray[np.float64],
+    gold: npt.NDArray[np.int_],
+    predicted: npt.NDArray[np.int_],
+    gold_counts: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
     """Macro-F1 per resample (rows of ``weights``), over the labels present in it."""
-    onehot = np.eye(len(order))
+    onehot = np.eye(gold_counts.shape[1])
     right = weights @ (onehot[gold] * (gold == predicted)[:, None])
     predicted_counts = weights @ onehot[predicted]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -126,7 +126,8 @@ def _macro_f1(
             gold_counts + predicted_counts > 0, 2 * right / (gold_counts + predicted_counts), 0.0
         )
     seen = (gold_counts + predicted_counts) > 0
-    return (f1 * seen).sum(axis=1) / np.maximum(seen.sum(axis=1), 1)
+    macro: npt.NDArray[np.float64] = (f1 * seen).sum(axis=1) / np.maximum(seen.sum(axis=1), 1)
+    return macro
 
 
 @dataclass(frozen=True)
