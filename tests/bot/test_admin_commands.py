@@ -189,7 +189,7 @@ async def test_a_worse_candidate_is_kept_out_and_the_thread_says_why(admin_bot: 
     )
     assert outcome_text.startswith("Started retrain #2")
     await fake.wait_for(lambda: "*kept*" in _board(fake))
-    assert "macro-F1 would fall from" in _board(fake)
+    assert "macro-F1 on the starter test set would fall from" in _board(fake)
     assert admin_bot.svc.model.current().model_id == model_before
 
 
