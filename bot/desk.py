@@ -11,8 +11,10 @@
   ts; a request seen before (Slack delivered it again) changes nothing and posts nothing.
 
 A press is stored before it is acknowledged (``record_press``; Slack never delivers an
-acknowledged interaction again) and its Slack side (``sync``) is drawn after, by ``WORKERS``
-tasks of ``run``, off the request's path: the card is redrawn
+acknowledged interaction again), in an urgent group commit (``bot.group_commit``: it does not
+wait behind the Slack side's own reads and writes). Its Slack side, the ephemeral refusal or
+``sync``, is drawn after, by ``WORKERS`` tasks of ``run``, off the request's path (Bolt answers
+only once the listener returns, so nothing there may wait for Slack): the card is redrawn
 with status, owner and buttons (``TicketRouter.redraw``), the ticket carries the status emoji
 (the take emoji while in progress, the resolve emoji once resolved), and the requester's thread
 gets one short line per take and resolution, each recorded in ``routings`` (kind ``desk``)
@@ -104,6 +106,15 @@ class DeskAnswer:
 
 
 @dataclass(frozen=True)
+class _Notice:
+    """An ephemeral message for ``user`` in ``channel``, told by a worker of ``run``."""
+
+    channel: str
+    user: str
+    text: str
+
+
+@dataclass(frozen=True)
 class FirstResponse:
     """What ``TicketDesk.record_reply`` stored: the change, and whether Slack shows it already
     (only the time changed, on a ticket whose card was in line)."""
@@ -149,12 +160,13 @@ class TicketDesk:
         self._interval = interval
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         # Tickets whose Slack side is to be drawn, worked by ``WORKERS`` tasks (``run``).
-        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        # Also the ephemeral notices (``_Notice``), told by the same workers.
+        self._queue: asyncio.Queue[int | _Notice] = asyncio.Queue()
         self._queued: set[int] = set()
         # Tickets whose last sync failed mid-way: a thread line may be posted, unrecorded.
         self._uncertain: set[int] = set()
-        self._busy = 0  # tickets a worker is drawing now
-        self._idle = asyncio.Event()  # set while nothing is queued or being drawn
+        self._busy = 0  # tickets a worker is drawing now, notices it is telling
+        self._idle = asyncio.Event()  # set while nothing is queued or being worked on
         self._idle.set()
 
     @property
@@ -167,7 +179,7 @@ class TicketDesk:
     async def press(self, press: DeskPress) -> DeskAnswer:
         """Take it, Resolve or Reopen pressed on a card: ``record_press``, then ``follow_up``."""
         answer = await self.record_press(press)
-        await self.follow_up(answer)
+        self.follow_up(answer)
         return answer
 
     async def record_press(self, press: DeskPress) -> DeskAnswer:
@@ -213,7 +225,7 @@ class TicketDesk:
             key=key if change.event_ts else None,
             department=None,
         )
-        await self.follow_up(answer)
+        self.follow_up(answer)
         return answer
 
     async def is_agent(self, user: str, team: str | None) -> bool:
@@ -310,10 +322,14 @@ class TicketDesk:
         notice = desk_refusal(reason, state.assignee if state else None, dept)
         return DeskAnswer(outcome, done, notice, user=user, channel=channel)
 
-    async def follow_up(self, answer: DeskAnswer) -> None:
-        """The Slack side of a decided request: the ephemeral notice, or the ticket's sync."""
+    def follow_up(self, answer: DeskAnswer) -> None:
+        """The Slack side of a decided request, queued for the workers of ``run``: the
+        ephemeral notice, or the ticket's sync. Neither is waited for: Bolt answers Slack once
+        the listener returns (``process_before_response``), so a notice told here would hold
+        the acknowledgement for a Slack round trip."""
         if answer.notice is not None:
-            await self._tell(answer.channel, answer.user, answer.notice)
+            self._queue.put_nowait(_Notice(answer.channel, answer.user, answer.notice))
+            self._idle.clear()
         if answer.sync is not None:
             self.changed(answer.sync)
 
@@ -321,17 +337,20 @@ class TicketDesk:
         self, change: Callable[[AsyncConnection], Awaitable[DeskChange]]
     ) -> DeskChange:
         """Run a desk change in a (shared) transaction; a request racing its own redelivery
-        (the unique request key) is run again, and then answers DUPLICATE."""
+        (the unique request key) is run again, and then answers DUPLICATE. Urgent: Slack's
+        acknowledgement waits for it, not for the Slack side queued before it."""
         try:
-            return await self._commits.run(change)
+            return await self._commits.run(change, urgent=True)
         except IntegrityError:
-            return await self._commits.run(change)
+            return await self._commits.run(change, urgent=True)
 
     async def _tell(self, channel: str, user: str, text: str) -> None:
         try:
             await self._slack.post_ephemeral(channel, user, text)
         except SlackCallError:
             log.warning("Could not tell %s in %s: %s", user, channel, text)
+        except Exception:  # a worker tells the next one all the same
+            log.warning("Could not tell %s in %s: %s", user, channel, text, exc_info=True)
 
     async def _ticket(self, ticket_id: int) -> Ticket | None:
         async def read(conn: AsyncConnection) -> Ticket | None:
@@ -340,13 +359,13 @@ class TicketDesk:
             except tickets_repo.TicketNotFoundError:
                 return None
 
-        return await self._commits.run(read)
+        return await self._commits.run(read, urgent=True)
 
     async def _ticket_at(self, channel: str, ts: str) -> Ticket | None:
         async def read(conn: AsyncConnection) -> Ticket | None:
             return await routings_repo.ticket_at(conn, channel, ts)
 
-        return await self._commits.run(read)
+        return await self._commits.run(read, urgent=True)
 
     # -- the Slack side -------------------------------------------------------------------
 
@@ -365,7 +384,7 @@ class TicketDesk:
         await self._idle.wait()
 
     def _settled(self) -> None:
-        if not self._queued and not self._busy:
+        if self._queue.empty() and not self._busy:
             self._idle.set()
 
     async def sync(self, ticket_id: int, *, check: bool = False) -> bool:
@@ -502,11 +521,14 @@ class TicketDesk:
 
     async def _work(self) -> None:
         while True:
-            ticket_id = await self._queue.get()
-            self._queued.discard(ticket_id)
+            item = await self._queue.get()
             self._busy += 1
             try:
-                await self._sync_quietly(ticket_id)
+                if isinstance(item, _Notice):
+                    await self._tell(item.channel, item.user, item.text)
+                    continue
+                self._queued.discard(item)
+                await self._sync_quietly(item)
             finally:
                 self._busy -= 1
                 self._settled()
@@ -517,6 +539,9 @@ class TicketDesk:
         synced = 0
         while not self._queue.empty():
             ticket_id = self._queue.get_nowait()
+            if isinstance(ticket_id, _Notice):
+                await self._tell(ticket_id.channel, ticket_id.user, ticket_id.text)
+                continue
             self._queued.discard(ticket_id)
             synced += await self._sync_quietly(ticket_id)
         self._settled()

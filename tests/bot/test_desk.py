@@ -229,6 +229,19 @@ async def test_a_requester_pressing_take_it_is_refused_ephemerally_and_logged(
     assert len(await transitions(bot, ticket.ticket_id)) == 1
 
 
+async def test_a_refused_press_is_acknowledged_without_waiting_for_slack(bot: BotHarness) -> None:
+    """Bolt answers Slack once the listener returns: the refusal is told after, not in it."""
+    ticket = await routed(bot)
+    bot.fake.hold("chat.postEphemeral")  # Slack takes the refusal and does not answer
+    async with asyncio.timeout(20):  # a bound on a failure; the ack comes at once
+        await press(bot, press_payload("U0ALICE", ticket, "take"))
+    await bot.fake.wait_for(lambda: bool(bot.fake.held))
+    assert ephemerals(bot.fake, "U0ALICE") == []  # not answered yet: the ack did not wait
+    bot.fake.release()
+    await bot.fake.wait_for(lambda: bool(ephemerals(bot.fake, "U0ALICE")))
+    assert "Only agents" in ephemerals(bot.fake, "U0ALICE")[0]
+
+
 async def test_resolve_on_the_card_of_a_ticket_corrected_meanwhile(bot: BotHarness) -> None:
     ticket = await routed(bot)
     stale = press_payload("U0AGENT", ticket, "resolve")  # drawn for Billing

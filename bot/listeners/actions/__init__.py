@@ -41,11 +41,12 @@ def register(app: AsyncApp, services: Services) -> None:
         if press is None:
             await ack()
             return
-        # Stored, then acknowledged (an acknowledged press is never delivered again), then
-        # its Slack side: the card, the status emoji, the thread line or the refusal.
+        # Stored, then acknowledged (an acknowledged press is never delivered again); its
+        # Slack side (the card, the status emoji, the thread line or the refusal) is queued:
+        # Bolt answers Slack only once this function returns (process_before_response).
         answer = await services.desk.record_press(press)
         await ack()
-        await services.desk.follow_up(answer)
+        services.desk.follow_up(answer)
         log.info(
             "desk %s on #%s by %s: %s", press.action, press.ticket_id, press.user, answer.outcome
         )
