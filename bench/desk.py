@@ -14,8 +14,11 @@ Slack and 30 agents. Phases:
    wins, the other is told who has it); every twentieth take is delivered twice with the same
    ``action_ts`` (a redelivery: applied once). At a third and at two thirds of the actions the
    bot is restarted: first stopped with SIGTERM, then killed with SIGKILL (a crash); what is
-   sent while it is down fails and is sent again once it is back (a press as a new press, with
-   a new ``action_ts``, as an agent presses again; an event as Slack retries it).
+   sent while it is down fails and is sent again ``--retry-seconds`` later (the same request:
+   Slack retries a failed event, an agent presses again), until the bot takes it. Neither Slack
+   nor the agents hold requests back and release them all the moment the bot is back, which is
+   what ``--retry-seconds 0`` does (the bench's first version: about ten seconds of actions
+   arrive at once after each restart).
 3. Once the bot has settled: every transition in the database is compared with what was asked,
    and every card (its status line and owner), the ticket's status emoji and the thread lines
    with the ticket's state in the database.
@@ -78,6 +81,9 @@ BOT_TOKEN = "xoxb-bench-token"  # noqa: S105 - the fake Slack's token
 AGENTS = [f"U0AG{n:04d}" for n in range(30)]
 #: Seconds between a ticket's take, its reply and its resolution.
 LAG = 3.0
+#: Seconds before a send the bot could not take (it was down) is sent again: about when an
+#: agent whose press failed presses again, and longer than a restart takes here.
+RETRY_SECONDS = 10.0
 _STATUS = re.compile(r"\*Status:\* ([A-Za-z ]+?)(?: · owner <@(U[A-Z0-9]+)>)?$")
 _NAMES = {"Open": "open", "In progress": "in_progress", "Resolved": "resolved"}
 
@@ -106,9 +112,10 @@ async def serve_bot(slack_url: str, database: str) -> None:
     async def time_interactions(request: web.Request, handler: Any) -> web.StreamResponse:
         # The acknowledgement as the bot sees it: request in, response out (no TCP, no driver).
         started = time.perf_counter()
+        wall = time.time()
         response: web.StreamResponse = await handler(request)
         if request.content_type == "application/x-www-form-urlencoded":
-            handled.append(f"{(time.perf_counter() - started) * 1000:.3f}\n")
+            handled.append(f"{wall:.6f} {(time.perf_counter() - started) * 1000:.3f}\n")
         return response
 
     async def write_acks() -> None:
@@ -168,6 +175,9 @@ class Bot:
     process: asyncio.subprocess.Process | None = None
     url: str = ""
     up: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Wall-clock times the bot went down (a stop began) and came up (it listens).
+    downs: list[float] = field(default_factory=list)
+    ups: list[float] = field(default_factory=list)
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -186,18 +196,26 @@ class Bot:
             print(line.rstrip())
             line = (await self.process.stdout.readline()).decode()
         self.url = f"http://127.0.0.1:{line.split()[1]}{EVENTS_PATH}"
+        self.ups.append(time.time())
         self.up.set()
 
     async def stop(self, sig: int) -> None:
+        self.downs.append(time.time())
         self.up.clear()
         assert self.process is not None
         self.process.send_signal(sig)
         await self.process.wait()
 
 
-def read_acks(folder: Path) -> list[float]:
-    """The acknowledgement times every bot process wrote (milliseconds)."""
-    return [float(x) for path in folder.glob("acks-*.txt") for x in path.read_text().split()]
+def read_acks(folder: Path) -> list[tuple[float, float]]:
+    """When each acknowledgement began (wall clock) and its time (milliseconds), as every
+    bot process wrote them."""
+    found = []
+    for path in folder.glob("acks-*.txt"):
+        for line in path.read_text().splitlines():
+            wall, ms = line.split()
+            found.append((float(wall), float(ms)))
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -230,28 +248,44 @@ def query(database: Path, sql: str) -> list[tuple[Any, ...]]:
 @dataclass
 class Sent:
     acks_ms: list[float] = field(default_factory=list)
+    #: Per answered send: when it was sent (wall clock), its round trip (ms), whether it had
+    #: waited for the bot to come back (sent while it was down), and its content type.
+    trace: list[tuple[float, float, bool, str]] = field(default_factory=list)
     failed: int = 0  # sends that got no 200 (the bot was down): sent again
     actions: int = 0
     bot_cpu_s: float | None = None  # the bot's CPU time in the phase (runs without restarts)
+    #: Seconds before a send the bot could not take is sent again (0: wait for the bot to be
+    #: back, then send at once).
+    retry_seconds: float = 0.0
 
 
 async def deliver(
     bot: Bot, session: aiohttp.ClientSession, sent: Sent, body: str, content_type: str
 ) -> None:
     """Send until the bot answers 200; time each answered round trip."""
+    waited = False
     while True:
+        if not bot.up.is_set() and sent.retry_seconds > 0:  # refused: the bot is down
+            sent.failed += 1
+            waited = True
+            await asyncio.sleep(sent.retry_seconds)
+            continue
+        waited = waited or not bot.up.is_set()
         await bot.up.wait()
         sender = SlackSender(bot.url, SECRET, session)
-        started = time.monotonic()
+        wall, started = time.time(), time.monotonic()
         try:
             status, _ = await sender.post(body, content_type)
         except (aiohttp.ClientError, TimeoutError):
             status = 0
         if status == 200:
-            sent.acks_ms.append((time.monotonic() - started) * 1000)
+            ms = (time.monotonic() - started) * 1000
+            sent.acks_ms.append(ms)
+            sent.trace.append((wall, ms, waited, content_type))
             return
+        waited = True
         sent.failed += 1
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(sent.retry_seconds or 0.2)
 
 
 @dataclass(frozen=True)
@@ -518,7 +552,19 @@ def check(fake: FakeSlack, database: Path, cards: list[Card]) -> dict[str, int]:
     }
 
 
-async def run(tickets: int, rate: float, restarts_wanted: int) -> dict[str, Any]:
+def write_trace(path: Path, bot: Bot, sent: Sent, in_bot: list[tuple[float, float]]) -> None:
+    """Every acknowledgement as the driver and the bot saw it, and when the bot was down."""
+    found = {"downs": bot.downs, "ups": bot.ups, "driver": sent.trace, "bot": in_bot}
+    path.write_text(json.dumps(found))
+
+
+async def run(
+    tickets: int,
+    rate: float,
+    restarts_wanted: int,
+    trace: Path | None = None,
+    retry_seconds: float = 0.0,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         async with FakeSlack(token=BOT_TOKEN) as fake:
             fake.members[TRIAGE] = list(AGENTS)
@@ -532,7 +578,7 @@ async def run(tickets: int, rate: float, restarts_wanted: int) -> dict[str, Any]
                     f"{len(cards)} tickets routed and on the desk in {routed_s:.1f} s", flush=True
                 )
                 actions = schedule(cards, rate)
-                sent = Sent()
+                sent = Sent(retry_seconds=retry_seconds)
                 began = time.monotonic()
                 restarts = await act(bot, session, actions, rate, sent, restarts_wanted)
                 acted_s = time.monotonic() - began
@@ -546,7 +592,10 @@ async def run(tickets: int, rate: float, restarts_wanted: int) -> dict[str, Any]
                 waited = await settle(bot.database, len(cards))
             figures = check(fake, bot.database, cards)
             await bot.stop(signal.SIGTERM)
-            in_bot = read_acks(Path(tmp))
+            in_bot_trace = read_acks(Path(tmp))
+    in_bot = [ms for _wall, ms in in_bot_trace]
+    if trace is not None:
+        write_trace(trace, bot, sent, in_bot_trace)
     acks = sent.acks_ms
     return {
         "tickets": len(cards),
@@ -572,12 +621,22 @@ async def main() -> int:
     parser.add_argument("--tickets", type=int, default=5_000)
     parser.add_argument("--rate", type=float, default=50.0, help="actions a second, in all")
     parser.add_argument("--restarts", type=int, default=2, choices=(0, 1, 2))
+    parser.add_argument(
+        "--retry-seconds",
+        type=float,
+        default=RETRY_SECONDS,
+        help="a send the bot could not take is sent again this much later (0: at once when "
+        "the bot is back)",
+    )
+    parser.add_argument(
+        "--trace", type=Path, help="write every acknowledgement's time and timing here (JSON)"
+    )
     parser.add_argument("--serve-bot", nargs=2, metavar=("SLACK_URL", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bot:
         await serve_bot(*args.serve_bot)
         return 0
-    result = await run(args.tickets, args.rate, args.restarts)
+    result = await run(args.tickets, args.rate, args.restarts, args.trace, args.retry_seconds)
     print(
         f"\ntransitions {result['transitions']} (expected {result['expected_transitions']}): "
         f"lost {result['lost']}, applied twice {result['twice']}; answers missing "
