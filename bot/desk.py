@@ -14,7 +14,9 @@ A press is stored before it is acknowledged (``record_press``; Slack never deliv
 acknowledged interaction again), in an urgent group commit (``bot.group_commit``: it does not
 wait behind the Slack side's own reads and writes). Its Slack side, the ephemeral refusal or
 ``sync``, is drawn after, by ``WORKERS`` tasks of ``run``, off the request's path (Bolt answers
-only once the listener returns, so nothing there may wait for Slack): the card is redrawn
+only once the listener returns, so nothing there may wait for Slack), each step giving way to
+the requests in flight (``bot.requests_in_flight``: after a restart there is a backlog of Slack
+sides to draw, and acknowledgements must not wait behind it): the card is redrawn
 with status, owner and buttons (``TicketRouter.redraw``), the ticket carries the status emoji
 (the take emoji while in progress, the resolve emoji once resolved), and the requester's thread
 gets one short line per take and resolution, each recorded in ``routings`` (kind ``desk``)
@@ -48,6 +50,7 @@ from bot.errors import PermanentSlackError, SlackCallError
 from bot.group_commit import GroupCommit
 from bot.payloads import REOPEN, RESOLVE, TAKE, DeskPress, ReactionChange
 from bot.people import People
+from bot.requests_in_flight import RequestsInFlight
 from bot.routing import TicketRouter
 from bot.slack_gateway import TICKET_MESSAGE_EVENT, SlackGateway, ticket_calls
 from bot.views import desk_refusal, resolved_line, taken_line
@@ -145,7 +148,10 @@ class TicketDesk:
         resolve_emoji: str,
         owner: str,
         interval: float = SYNC_SECONDS,
+        in_flight: RequestsInFlight | None = None,
     ) -> None:
+        """``in_flight``: the requests Slack waits on; the Slack side gives way to them
+        between its steps (``bot.requests_in_flight``)."""
         self._db = db
         # The requests' transactions are small and many: they share commits with the tickets'.
         self._commits = commits
@@ -158,6 +164,7 @@ class TicketDesk:
         self.resolve_emoji = resolve_emoji
         self._owner = owner
         self._interval = interval
+        self._in_flight = in_flight or RequestsInFlight(clock)
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         # Tickets whose Slack side is to be drawn, worked by ``WORKERS`` tasks (``run``).
         # Also the ephemeral notices (``_Notice``), told by the same workers.
@@ -428,15 +435,20 @@ class TicketDesk:
                 await tickets_repo.get_ticket(conn, ticket_id),
             )
 
+        turn = self._in_flight.turn  # each step gives way to the requests Slack waits on
+        await turn()
         state, transitions, records, ticket = await self._commits.run(read)
         if state is None or ticket is None:
             return True  # withdrawn or deleted: nothing to show
+        await turn()
         await self._router.redraw(ticket_id, state)
+        await turn()
         await self._status_emoji(ticket, state, transitions)
         said = {r.label for r in records if r.kind == LINE}
         for transition in transitions:
             text = self._line(transition)
             if text is not None and f"t{transition.id}" not in said:
+                await turn()
                 await self._post_line(ticket, transition, text, check)
 
         async def synced(conn: AsyncConnection) -> bool:
@@ -525,6 +537,7 @@ class TicketDesk:
             self._busy += 1
             try:
                 if isinstance(item, _Notice):
+                    await self._in_flight.turn()
                     await self._tell(item.channel, item.user, item.text)
                     continue
                 self._queued.discard(item)

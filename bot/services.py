@@ -39,6 +39,7 @@ from bot.job_follower import JobFollower
 from bot.people import REFRESH_SECONDS, People
 from bot.policy import RoutingPolicy
 from bot.request_feedback import RequestFilterService
+from bot.requests_in_flight import RequestsInFlight
 from bot.requeue import POLL_SECONDS, RequeueWatcher
 from bot.response_timers import SWEEP_SECONDS, ResponseTimers
 from bot.routing import RequestCheck, TicketRouter
@@ -155,6 +156,8 @@ class Services:
     response_timers: ResponseTimers
     #: Take it / Resolve / Reopen, by button or emoji, and first responses.
     desk: TicketDesk
+    #: Requests from Slack being answered now (the desk's Slack side gives way to them).
+    in_flight: RequestsInFlight
 
     async def check_channels(self) -> list[str]:
         """Name every configured channel the bot is not in (one log line); returns their ids.
@@ -337,6 +340,7 @@ def build_services(
     queue = TicketQueue(router.process, workers=workers, clock=clock)
     closer = ConversationCloser(commits, queue, router, clock, intervals.conversations)
     requeue = RequeueWatcher(db, queue, router, intervals.requeue)
+    in_flight = RequestsInFlight(clock)
     desk = TicketDesk(
         db,
         commits,
@@ -349,6 +353,7 @@ def build_services(
         resolve_emoji=settings.resolve_emoji,
         owner=router.owner,
         interval=intervals.desk,
+        in_flight=in_flight,
     )
     inbox = Inbox(
         db,
@@ -440,6 +445,7 @@ def build_services(
             interval=intervals.response_timers,
         ),
         desk=desk,
+        in_flight=in_flight,
     )
 
 
