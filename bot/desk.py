@@ -23,8 +23,10 @@ gets one short line per take and resolution, each recorded in ``routings`` (kind
 right after it is posted. The ticket's row then records the version Slack shows
 (``synced_version``). A change whose Slack side was cut short (a crash, Slack down) is found by
 the background task (``run``, on the replica holding the ``desk-sync`` lease) and done again;
-a thread line it may have posted is looked for in Slack (message metadata) first, and a post
-whose answer was lost is never re-sent blindly (``ticket_calls``).
+a thread line it may have posted is looked for in Slack (message metadata) first, as is the
+missing line of any change this process did not store itself (the next change of a ticket
+after a restart draws its lines at once, before any sweep), and a post whose answer was lost
+is never re-sent blindly (``ticket_calls``).
 
 A reply is recorded in the transaction that places it (``bot.inbox`` deletes its
 ``incoming_messages`` row there), so a crash loses neither half: the row stays until both are
@@ -172,6 +174,10 @@ class TicketDesk:
         self._queued: set[int] = set()
         # Tickets whose last sync failed mid-way: a thread line may be posted, unrecorded.
         self._uncertain: set[int] = set()
+        # Transitions this process stored whose thread line is not yet recorded. A line of any
+        # other one (stored before a restart, or by another replica) may have been posted by
+        # a sync that was cut short: it is looked for in Slack before it is posted.
+        self._mine: set[int] = set()
         self._busy = 0  # tickets a worker is drawing now, notices it is telling
         self._idle = asyncio.Event()  # set while nothing is queued or being worked on
         self._idle.set()
@@ -320,6 +326,8 @@ class TicketDesk:
         outcome = _OUTCOMES[done.outcome]
         log.info("Desk %s of ticket %s by %s via %s: %s", action, ticket_id, user, source, outcome)
         if done.outcome == desk_repo.APPLIED:
+            if done.transition is not None and self._line(done.transition) is not None:
+                self._mine.add(done.transition.id)
             return DeskAnswer(outcome, done, sync=ticket_id)
         if done.outcome == desk_repo.DUPLICATE:
             return DeskAnswer(outcome, done)  # told the first time
@@ -449,7 +457,9 @@ class TicketDesk:
             text = self._line(transition)
             if text is not None and f"t{transition.id}" not in said:
                 await turn()
-                await self._post_line(ticket, transition, text, check)
+                foreign = transition.id not in self._mine
+                await self._post_line(ticket, transition, text, check or foreign)
+                self._mine.discard(transition.id)
 
         async def synced(conn: AsyncConnection) -> bool:
             return await desk_repo.mark_synced(conn, ticket_id, state.version)

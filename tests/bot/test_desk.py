@@ -451,6 +451,31 @@ async def test_a_thread_line_whose_answer_was_lost_is_looked_for_not_posted_agai
     await until_card_says(bot, ticket, "owner <@U0AGENT>")
 
 
+async def test_a_line_a_crash_cut_short_is_looked_for_when_the_next_change_is_drawn(
+    bot: BotHarness,
+) -> None:
+    """The process dies while posting a take's thread line (Slack took it, its answer never
+    came); after the restart the Resolve pressed next draws the ticket at once, before any
+    sweep: the take's line, a change of the process before, is looked for in Slack first."""
+    ticket = await routed(bot)
+
+    def live_lines(text: str) -> list[dict[str, Any]]:
+        return [m for m in bot.fake.live_messages(SUPPORT) if text in str(m.get("text"))]
+
+    bot.fake.hold("chat.postMessage", when=lambda params: "is on it" in str(params.get("text")))
+    await press(bot, press_payload("U0AGENT", ticket, "take"))
+    await bot.fake.wait_for(lambda: len(live_lines("is on it")) == 1)
+    await bot.stop()  # killed while it waits for Slack's answer
+    bot.fake.release()
+
+    await bot.start()
+    await press(bot, press_payload("U0AGENT", ticket, "resolve"))
+    await until_state(bot, ticket.ticket_id, "resolved")
+    assert len(live_lines("is on it")) == 1  # found, not posted again
+    assert len(live_lines("Resolved")) == 1
+    assert bot.fake.called("conversations.replies", channel=SUPPORT, ts=ticket.ts)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
