@@ -768,8 +768,8 @@ class _RetrainRun:
                 seed=settings.seed,
             )
             on_team = decide_promotion(
-                part(candidate, team).score,
-                part(active, team).score,
+                part(candidate, team).held_score(),
+                part(active, team).held_score(),
                 tolerance=settings.promote_tolerance,
                 max_recall_drop=settings.max_recall_drop,
                 min_lost_tickets=settings.recall_drop_min_tickets,

@@ -8,10 +8,10 @@ department added since it was trained) simply counts as a miss, rather than stop
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from admin.promotion import ModelScore
+from admin.promotion import ModelScore, held_macro_f1
 from classifier.evaluation import (
     EvalReport,
     compare_predictions,
@@ -52,6 +52,13 @@ class HoldoutResult:
                 if scores.support > 0
             },
         )
+
+    def held_score(self) -> ModelScore:
+        """``score`` with macro-F1 over the departments the holdout holds (see
+        ``admin.promotion.held_macro_f1``): what the gate compares on the team's tickets."""
+        score = self.score
+        f1 = {label: scores.f1 for label, scores in self.report.per_label.items()}
+        return replace(score, macro_f1=held_macro_f1(f1, score.support))
 
 
 async def score_on_holdout(

@@ -163,6 +163,9 @@ async def main() -> None:
                 learner=args.learner,
                 admin_users=(ADMIN,),
                 admin_channel=ADMIN_CHANNEL,
+                # Every ticket comes from one requester: with a grouping window they would
+                # all be one conversation that never closes (as bench/load.py, no window).
+                group_seconds=0,
                 log_level="WARNING",
             )
             db = Database(settings.database_url)
@@ -241,6 +244,10 @@ async def _measure(
         return out
 
     sender_task = asyncio.create_task(send_tickets())
+    # The bot may take a while to route its first ticket on a loaded machine (the request
+    # filter fits at start-up): the warm-up starts when it does, and the corrections below
+    # need routed tickets.
+    await fake.wait_for(lambda: bool(latencies(0, time.monotonic())), within=600, interval=0.1)
     await asyncio.sleep(3.0)  # warm-up: first-call costs are not what we measure
     before_start = time.monotonic()
     await asyncio.sleep(5.0)

@@ -404,3 +404,26 @@ async def test_a_young_model_is_not_refused_for_a_small_fall_on_the_starter_test
     assert 0 < by_role["active"] - by_role["candidate"] < 0.05
     assert learnt.status == "promoted", learnt.message
     assert "no team tickets held out yet; macro-F1 on the starter test set" in learnt.message
+
+
+async def test_a_fall_within_chance_on_the_team_tickets_does_not_keep_the_active_model(
+    make_context: Callable[..., AdminContext],
+) -> None:
+    ctx = make_context()
+    async with ctx.db.transaction() as conn:
+        for n in range(TEAM_TICKETS):
+            await add_labelled_ticket(conn, f"zebra quux request {n}", "Account", holdout=True)
+        for n in range(3):
+            await add_labelled_ticket(conn, f"zebra quux again {n}", "Account", holdout=False)
+    assert (await retrain(ctx, RetrainRequest())).status == "promoted"
+    async with ctx.db.transaction() as conn:
+        # New corrections move one held-out team ticket (request 7) to Billing: one ticket of
+        # twenty, which two equally good models differ on by chance.
+        for n in range(4):
+            await add_labelled_ticket(conn, f"request 7 billing {n}", "Billing", holdout=False)
+    outcome = await retrain(ctx, RetrainRequest())
+    scores = {e.role: e.result.score for e in outcome.evaluations}
+    assert scores["candidate"].macro_f1 < scores["active"].macro_f1
+    assert outcome.status == "promoted", outcome.message
+    assert f"on {TEAM_TICKETS} of the team's held-out tickets: macro-F1" in outcome.message
+    assert "within chance" in outcome.message
