@@ -108,8 +108,8 @@ async def main() -> None:
                 held = [test[i] for i in rows]
                 cand = [predictions[c][i] for i in rows]
                 act = [predictions[a][i] for i in rows]
-                c_score = score_predicted("c", "", held, cand, labels).score
-                a_score = score_predicted("a", "", held, act, labels).score
+                c_score = score_predicted("c", "", held, cand, labels).held_score()
+                a_score = score_predicted("a", "", held, act, labels).held_score()
                 noise = paired_noise(
                     [e.label for e in held], cand, act, resamples=args.resamples, seed=args.seed
                 )
