@@ -17,7 +17,12 @@ around each step), and while the loop is busy each handback waits up to the inte
 switch interval (5 ms): under load that convoy, not SQLite, set the acknowledgement's p99.
 When another connection holds the write lock (a ``triage`` command, another replica, an
 aiosqlite transaction of this process waiting for the loop), the batch goes to the thread and
-waits there, so the loop never blocks on a lock. The operations are the same ``async``
+waits there, so the loop never blocks on a lock. On the loop a transaction also stops taking
+operations once it has run for ``INLINE_BUDGET_SECONDS``: it commits those, and the rest go
+back to the head of the queue for the next one, after requests waiting on the loop (an
+acknowledgement) have run. Without that bound, a backlog made batches of 30-50 placements
+that held the loop 50-140 ms (measured in ``bench/load.py``, loaded), and the acknowledgements
+waiting behind them set the p99. The operations are the same ``async``
 functions; they get a connection whose ``execute`` finishes at once, so an operation must
 await nothing but the connection's ``execute``.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -47,13 +53,17 @@ Queued = tuple[Operation, "asyncio.Future[Any]"]
 #: Most operations in one transaction (keeps the write lock short for other processes, and
 #: a batch run on the event loop short for everything else on it).
 MAX_BATCH = 64
+#: How long a transaction run on the event loop keeps taking operations (see the module
+#: docstring); each operation is one ticket's step, a fraction of a millisecond.
+INLINE_BUDGET_SECONDS = 0.005
 
 
 class GroupCommit:
     """Runs database operations in shared transactions; see the module docstring."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, inline_budget_seconds: float = INLINE_BUDGET_SECONDS) -> None:
         self._db = db
+        self._budget = inline_budget_seconds
         self._pending: list[Queued] = []
         self._urgent: list[Queued] = []
         self._wake = asyncio.Event()
@@ -110,39 +120,52 @@ class GroupCommit:
             await self._wake.wait()
             self._wake.clear()
             while self._urgent or self._pending:
-                if self._urgent:
+                urgent = bool(self._urgent)
+                if urgent:
                     batch, self._urgent = self._urgent[:MAX_BATCH], self._urgent[MAX_BATCH:]
                 else:
                     batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._flush(batch)
+                rest = await self._flush(batch)
+                if rest:  # the budget ran out: first in the next transaction
+                    if urgent:
+                        self._urgent[:0] = rest
+                    else:
+                        self._pending[:0] = rest
                 # A batch on the loop blocks it: let the callers and new requests run first.
                 await asyncio.sleep(0)
 
-    async def _flush(self, batch: list[Queued] | None = None) -> None:
+    async def _flush(self, batch: list[Queued] | None = None) -> list[Queued]:
+        """Run ``batch`` (or what is queued) in one transaction; returns the operations the
+        on-loop budget left for the next one (see the module docstring)."""
         if batch is None:
             queued = self._urgent + self._pending
             batch, rest = queued[:MAX_BATCH], queued[MAX_BATCH:]
             self._urgent, self._pending = [], rest
+            rest_of_batch = await self._flush(batch)
+            self._pending[:0] = rest_of_batch
+            return []
         ops = [op for op, _future in batch]
         try:
             results = await self._together(ops)
         except Exception:
             if len(batch) == 1:
                 self._settle(batch[0][1], error=_current_error())
-                return
+                return []
             log.debug(
                 "A shared transaction of %d operations failed; running each alone", len(batch)
             )
             for (_op, future), (result, error) in zip(batch, await self._alone(ops), strict=True):
                 self._settle(future, result=result, error=error)
-            return
-        for (_op, future), result in zip(batch, results, strict=True):
+            return []
+        for (_op, future), result in zip(batch, results, strict=False):
             self._settle(future, result=result)
+        return batch[len(results) :]
 
     async def _together(self, ops: list[Operation]) -> list[Any]:
-        """Run ``ops`` in one transaction; their results, or the first error."""
+        """Run ``ops`` in one transaction; their results, or the first error. On the event
+        loop, only the first of them may have run (the budget): one result each, in order."""
         if self._inline is not None:
-            results = _run_inline(self._inline, ops)
+            results = _run_inline(self._inline, ops, self._budget)
             if results is not None:
                 return results
         if self._writer is not None and self._thread is not None:
@@ -203,8 +226,9 @@ def _run_blocking(writer: Engine, ops: list[Operation]) -> list[Any]:
         return [_finish_now(cast(Coroutine[Any, Any, Any], op(immediate))) for op in ops]
 
 
-def _run_inline(engine: Engine, ops: list[Operation]) -> list[Any] | None:
-    """Run ``ops`` in one transaction here and now; None when the write lock is taken (the
+def _run_inline(engine: Engine, ops: list[Operation], budget: float) -> list[Any] | None:
+    """Run ``ops`` in one transaction here and now, taking no more once ``budget`` seconds
+    have passed (at least one runs); their results. None when the write lock is taken (the
     caller runs them in the thread, which waits for it)."""
     with engine.connect() as conn:
         try:
@@ -215,7 +239,13 @@ def _run_inline(engine: Engine, ops: list[Operation]) -> list[Any] | None:
             raise
         with transaction:
             immediate = cast(AsyncConnection, _ImmediateConnection(conn))
-            return [_finish_now(cast(Coroutine[Any, Any, Any], op(immediate))) for op in ops]
+            deadline = time.perf_counter() + budget
+            results = []
+            for op in ops:
+                results.append(_finish_now(cast(Coroutine[Any, Any, Any], op(immediate))))
+                if time.perf_counter() >= deadline:
+                    break
+            return results
 
 
 def _current_error() -> BaseException:

@@ -124,3 +124,40 @@ async def test_an_urgent_operation_is_committed_before_those_queued_ahead_of_it(
         with contextlib.suppress(asyncio.CancelledError):
             await committing
         await db.close()
+
+
+@pytest.mark.parametrize(("budget", "transactions"), [(0.0, 6), (60.0, 1)])
+async def test_a_transaction_on_the_loop_stops_taking_operations_when_its_budget_is_spent(
+    sqlite_url: str, budget: float, transactions: int
+) -> None:
+    # A batch run on the event loop holds it (and the acknowledgements waiting on it): past its
+    # budget the transaction commits what ran, and the rest run next, in order, each once.
+    db = Database(sqlite_url)
+    await db.start()
+    commits = GroupCommit(db, inline_budget_seconds=budget)
+    committing = asyncio.create_task(commits.run_commits())
+    await asyncio.sleep(0)
+    seen: list[tuple[int, AsyncConnection]] = []  # (operation, the transaction it ran in)
+    try:
+
+        def store(n: int):  # type: ignore[no-untyped-def]
+            async def op(conn: AsyncConnection) -> int:
+                seen.append((n, conn))
+                ticket, _ = await repo.store_ticket(
+                    conn, repo.NewTicket("T", "C", f"{n}.0", "U", f"text {n}")
+                )
+                return ticket.id
+
+            return op
+
+        results = await asyncio.gather(*(commits.run(store(n)) for n in range(6)))
+        assert results == [1, 2, 3, 4, 5, 6]
+        assert [n for n, _conn in seen] == list(range(6))
+        assert len({id(conn) for _n, conn in seen}) == transactions
+        async with db.transaction() as conn:
+            assert await repo.count_by_status(conn) == {"received": 6}
+    finally:
+        committing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await committing
+        await db.close()
