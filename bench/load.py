@@ -98,6 +98,9 @@ class Phase:
     bot_cost: dict[str, float]
     slack_calls: int
     driver_cpu_s: float
+    #: How late this process's own event loop ran while sending (ms): what of the measured
+    #: acknowledgement is the load generator's, not the bot's.
+    driver_lag_ms: list[float]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -340,6 +343,16 @@ async def run_phase(
                     if status != 200:
                         non_200 += 1
 
+                lags: list[float] = []
+                sending = True
+
+                async def watch_lag() -> None:
+                    while sending:
+                        due = time.monotonic() + 0.002
+                        await asyncio.sleep(0.002)
+                        lags.append(max(0.0, time.monotonic() - due) * 1000)
+
+                watcher = asyncio.create_task(watch_lag())
                 begin = time.monotonic()
                 tasks = []
                 for n in range(total):
@@ -348,6 +361,8 @@ async def run_phase(
                         await asyncio.sleep(delay)
                     tasks.append(asyncio.create_task(send(n)))
                 await asyncio.gather(*tasks)
+                sending = False
+                await watcher
                 statuses: dict[str, int] = {}
                 deadline = time.monotonic() + 180
                 while time.monotonic() < deadline:
@@ -407,6 +422,7 @@ async def run_phase(
         bot_cost=cost,
         slack_calls=len(fake.calls),
         driver_cpu_s=driver_cpu,
+        driver_lag_ms=lags,
     )
 
 
@@ -443,6 +459,10 @@ def report(phase: Phase) -> None:
         f"  per ticket, Slack  {phase.slack_calls / n:.2f} calls; load generator and fake Slack "
         f"{phase.driver_cpu_s / n * 1000:.2f} ms CPU ({phase.driver_cpu_s / phase.wall_s:.0%} "
         "of a core)"
+    )
+    print(
+        f"  load generator     its event loop late p50 {percentile(phase.driver_lag_ms, 50):.1f} ms"
+        f"  p99 {percentile(phase.driver_lag_ms, 99):.1f} ms while sending (counted in the ack)"
     )
     current, peak = phase.memory_mb
     print(f"  bot memory         {current:.0f} MB resident at the end, {peak:.0f} MB peak")
@@ -537,6 +557,8 @@ def summary(phase: Phase) -> dict[str, Any]:
         "sent": n,
         "ack_p50_ms": rounded(statistics.median(phase.acks_ms)) if phase.acks_ms else None,
         "ack_p99_ms": rounded(percentile(phase.acks_ms, 99)),
+        "ack_inside_bot_p99_ms": rounded(cost["handled_p99_ms"]) if cost else None,
+        "driver_lag_p99_ms": rounded(percentile(phase.driver_lag_ms, 99)),
         "card_p50_ms": rounded(statistics.median(phase.card_ms)) if phase.card_ms else None,
         "card_p99_ms": rounded(percentile(phase.card_ms, 99)),
         "lost": phase.lost,
