@@ -185,30 +185,21 @@ class Inbox:
 
     async def _place(self, ids: list[int], received: Iterable[Incoming]) -> int:
         """``received``: these messages as they were stored (at least the thread replies)."""
-        agents = await self._agents(received)
-        outcomes = await asyncio.gather(*(self._place_one(i, i in agents) for i in ids))
+        replies = {m.id: m for m in received if m.thread_ts is not None and m.id is not None}
+        outcomes = await asyncio.gather(*(self._place_one(i, replies.get(i)) for i in ids))
         return sum(outcome is not None for outcome in outcomes)
 
-    async def _agents(self, received: Iterable[Incoming]) -> set[int]:
-        """The ids of the thread replies written by agents. Asked before the transaction that
-        places them (the answer may need Slack), which then records an agent's reply in
-        another's ticket as a response (``TicketDesk.record_reply``): a crash between placing
-        a reply and recording it cannot lose the first response."""
-        if self._desk is None:
-            return set()
-        return {
-            message.id
-            for message in received
-            if message.thread_ts is not None
-            and message.id is not None
-            and await self._desk.is_agent(message.user, message.team)
-        }
-
-    async def _place_one(self, message_id: int, agent: bool = False) -> Outcome | None:
-        """``agent``: the message's author is an agent (a reply of theirs in someone else's
-        ticket is recorded on the desk in the same transaction)."""
+    async def _place_one(self, message_id: int, reply: Incoming | None = None) -> Outcome | None:
+        """``reply``: the message, when it is a thread reply. Whether its author is an agent
+        is asked before the transaction that places it (the answer may need Slack, and only
+        this message waits for it), which then records an agent's reply in another's ticket
+        as a response (``TicketDesk.record_reply``): a crash between placing a reply and
+        recording it cannot lose the first response."""
         owner, until, window = self._router.owner, self._router.lease_until(), self.window
         desk = self._desk
+        agent = False
+        if desk is not None and reply is not None:
+            agent = await desk.is_agent(reply.user, reply.team)
 
         async def place(conn: AsyncConnection) -> Outcome | None:
             message = await inbox_repo.take(conn, message_id)
