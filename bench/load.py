@@ -19,7 +19,11 @@ tickets a second for ``--seconds`` seconds, then waits for the queue to drain, a
   limits the figures
 
 The bot runs in its own process (Slack is elsewhere in production); this process plays Slack
-(the fake Web API) and the load generator.
+(the fake Web API), and the load generator sends from a third (``--sender process``, the
+default), so that the acknowledgements it times do not also wait for this process's event loop,
+busy answering the bot's Slack calls. ``--sender inline`` sends from this process, as the
+figures before #14's third round were taken; either way the generator's own lateness is
+reported.
 
 Phases: no failures, then 10 % of Slack calls answered 429 (``--ratelimit 0`` skips it).
 Not a test: it prints figures, ends with one JSON line, and exits 1 only if a ticket was lost
@@ -275,6 +279,95 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+@dataclass
+class Sent:
+    """What the load generator saw: when it sent each ticket and how long its
+    acknowledgement took, on this machine's monotonic clock (shared by its processes)."""
+
+    begin: float
+    sent_at: dict[int, float]
+    acks_ms: list[float]
+    non_200: int
+    #: How late the sender's event loop ran (ms), sampled every 2 ms while sending.
+    lags_ms: list[float]
+    #: The CPU time the sending took (counted with the fake Slack's as the driver's).
+    cpu_s: float = 0.0
+
+
+async def send_tickets(url: str, total: int, rate: float) -> Sent:
+    """Send ``total`` signed message events to ``url`` at ``rate`` a second, each ticket from
+    its own requester (one conversation each)."""
+    texts = ticket_texts()
+    cpu = time.process_time()
+    sent_at: dict[int, float] = {}
+    acks: list[float] = []
+    non_200 = 0
+    lags: list[float] = []
+    sending = True
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sender = SlackSender(url, SECRET, session)
+
+        async def send(n: int) -> None:
+            nonlocal non_200
+            text = f"[bench#{n}] {texts[n % len(texts)]}"
+            event = message_event(SUPPORT, sender.new_ts(), text, f"U{n:08d}")
+            body = json.dumps(sender.envelope(event))
+            started = time.monotonic()
+            sent_at[n] = started
+            status, _ = await sender.post(body, "application/json")
+            acks.append((time.monotonic() - started) * 1000)
+            if status != 200:
+                non_200 += 1
+
+        async def watch_lag() -> None:
+            while sending:
+                due = time.monotonic() + 0.002
+                await asyncio.sleep(0.002)
+                lags.append(max(0.0, time.monotonic() - due) * 1000)
+
+        watcher = asyncio.create_task(watch_lag())
+        begin = time.monotonic()
+        tasks = []
+        for n in range(total):
+            delay = begin + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(n)))
+        await asyncio.gather(*tasks)
+        sending = False
+        await watcher
+    return Sent(begin, sent_at, acks, non_200, lags, time.process_time() - cpu)
+
+
+async def send_from_child(url: str, total: int, rate: float) -> Sent:
+    """``send_tickets`` in a process of its own, so that the acknowledgements it times do not
+    wait on this process, busy answering the bot's Slack calls (Slack's senders are not the
+    servers the bot calls)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--send",
+        url,
+        str(total),
+        str(rate),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"the sender process exited {child.returncode}")
+    line = next(x for x in out.decode().splitlines() if x.startswith("SENT "))
+    data = json.loads(line[5:])
+    return Sent(
+        data["begin"],
+        {int(k): v for k, v in data["sent_at"].items()},
+        data["acks_ms"],
+        data["non_200"],
+        data["lags_ms"],
+        data["cpu_s"],
+    )
+
+
 async def run_phase(
     name: str,
     seconds: float,
@@ -285,8 +378,8 @@ async def run_phase(
     retry_after: int = 0,
     pg_admin: str | None = None,
     group_seconds: float = 0.0,
+    separate_sender: bool = True,
 ) -> Phase:
-    texts = ticket_texts()
     pg_database = f"triage_load_{uuid.uuid4().hex[:10]}" if pg_admin else None
     if pg_admin:
         await postgres(pg_admin, f'CREATE DATABASE "{pg_database}"')
@@ -322,67 +415,39 @@ async def run_phase(
             driver_cpu = time.process_time()
             if ratelimit:
                 fake.fail_randomly(ratelimit, status=429, retry_after=retry_after, seed=1)
-            connector = aiohttp.TCPConnector(limit=0)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                sender = SlackSender(f"{base}{EVENTS_PATH}", SECRET, session)
-                total = int(seconds * rate)
-                sent_at: dict[int, float] = {}
-                acks: list[float] = []
-                non_200 = 0
-
-                async def send(n: int) -> None:
-                    nonlocal non_200
-                    text = f"[bench#{n}] {texts[n % len(texts)]}"
-                    # Each ticket from its own requester: one conversation each.
-                    event = message_event(SUPPORT, sender.new_ts(), text, f"U{n:08d}")
-                    body = json.dumps(sender.envelope(event))
-                    started = time.monotonic()
-                    sent_at[n] = started
-                    status, _ = await sender.post(body, "application/json")
-                    acks.append((time.monotonic() - started) * 1000)
-                    if status != 200:
-                        non_200 += 1
-
-                lags: list[float] = []
-                sending = True
-
-                async def watch_lag() -> None:
-                    while sending:
-                        due = time.monotonic() + 0.002
-                        await asyncio.sleep(0.002)
-                        lags.append(max(0.0, time.monotonic() - due) * 1000)
-
-                watcher = asyncio.create_task(watch_lag())
-                begin = time.monotonic()
-                tasks = []
-                for n in range(total):
-                    delay = begin + n / rate - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(send(n)))
-                await asyncio.gather(*tasks)
-                sending = False
-                await watcher
-                statuses: dict[str, int] = {}
-                deadline = time.monotonic() + 180
-                while time.monotonic() < deadline:
-                    # Ticket figures are not on the public /healthz: read them from the database.
-                    statuses = (
-                        await ticket_statuses_pg(pg_admin, pg_database)
-                        if pg_admin and pg_database
-                        else ticket_statuses(Path(tmp) / "bench.db")
-                    )
-                    done = statuses.get("routed", 0) + sum(statuses.get(s, 0) for s in NOT_ROUTED)
-                    if done >= total:
-                        break
-                    await asyncio.sleep(0.2)
-                wall = time.monotonic() - begin
-                skipped = (
-                    await skipped_tickets_pg(pg_admin, pg_database)
+            total = int(seconds * rate)
+            url = f"{base}{EVENTS_PATH}"
+            if separate_sender:
+                sent = await send_from_child(url, total, rate)
+            else:
+                sent = await send_tickets(url, total, rate)
+            begin, sent_at, acks, non_200, lags = (
+                sent.begin,
+                sent.sent_at,
+                sent.acks_ms,
+                sent.non_200,
+                sent.lags_ms,
+            )
+            statuses: dict[str, int] = {}
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                # Ticket figures are not on the public /healthz: read them from the database.
+                statuses = (
+                    await ticket_statuses_pg(pg_admin, pg_database)
                     if pg_admin and pg_database
-                    else skipped_tickets(Path(tmp) / "bench.db")
+                    else ticket_statuses(Path(tmp) / "bench.db")
                 )
-            driver_cpu = time.process_time() - driver_cpu
+                done = statuses.get("routed", 0) + sum(statuses.get(s, 0) for s in NOT_ROUTED)
+                if done >= total:
+                    break
+                await asyncio.sleep(0.2)
+            wall = time.monotonic() - begin
+            skipped = (
+                await skipped_tickets_pg(pg_admin, pg_database)
+                if pg_admin and pg_database
+                else skipped_tickets(Path(tmp) / "bench.db")
+            )
+            driver_cpu = time.process_time() - driver_cpu + (sent.cpu_s if separate_sender else 0)
             memory = memory_mb(child.pid)
             child.terminate()
             rest = (await child.stdout.read()).decode()
@@ -499,8 +564,21 @@ async def main() -> int:
         help="TRIAGE_GROUP_SECONDS of the bot (0: grouping off); card latency is counted from "
         "each conversation's close",
     )
+    parser.add_argument(
+        "--sender",
+        choices=("process", "inline"),
+        default="process",
+        help="send the events from a process of their own (default: like Slack, whose senders "
+        "are not the fake Web API the bot calls) or from this one, whose event loop then also "
+        "answers the bot's Slack calls (how the figures before #14's third round were taken)",
+    )
     parser.add_argument("--serve-bot", nargs=2, metavar=("SLACK_URL", "DB"), help=argparse.SUPPRESS)
+    parser.add_argument("--send", nargs=3, metavar=("URL", "TOTAL", "RATE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.send:
+        sent = await send_tickets(args.send[0], int(args.send[1]), float(args.send[2]))
+        print("SENT " + json.dumps(sent.__dict__), flush=True)
+        return 0
     if args.serve_bot:
         await serve_bot(
             args.serve_bot[0], args.serve_bot[1], args.learner, args.workers, args.group_seconds
@@ -521,6 +599,7 @@ async def main() -> int:
             args.workers,
             pg_admin=args.postgres,
             group_seconds=args.group_seconds,
+            separate_sender=args.sender == "process",
         )
     ]
     print(f"model {phases[0].model_id}")
@@ -538,6 +617,7 @@ async def main() -> int:
                 args.retry_after,
                 pg_admin=args.postgres,
                 group_seconds=args.group_seconds,
+                separate_sender=args.sender == "process",
             )
         )
         report(phases[-1])
