@@ -33,7 +33,8 @@ ModelLoader = Callable[[bytes], TrainedModel]
 #: Called after a model becomes active in this process (the bot swaps it in at once).
 ModelActivated = Callable[[int, TrainedModel], None]
 #: Trains a local learner outside this process; returns the artefact (see training_process).
-#: Arguments: learner, examples, labels, seed, progress, holdout, active artefact (or None).
+#: Arguments: learner, examples, labels, seed, progress, holdout, active artefact (or None),
+#: and the tickets to self-label when the child is to blend the taxonomy in (or None).
 OutOfProcessTrainer = Callable[
     [
         str,
@@ -43,6 +44,7 @@ OutOfProcessTrainer = Callable[
         ProgressCallback,
         Sequence[Example],
         bytes | None,
+        Sequence[str] | None,
     ],
     Awaitable[ChildTraining],
 ]
@@ -104,6 +106,7 @@ def build_admin_context(
         progress: ProgressCallback,
         holdout: Sequence[Example],
         active_artefact: bytes | None,
+        blend: Sequence[str] | None,
     ) -> ChildTraining:
         return await train_in_subprocess(
             name,
@@ -115,6 +118,7 @@ def build_admin_context(
             holdout=holdout,
             active_artefact=active_artefact,
             vector_cache=settings.vector_cache_dir,
+            blend=blend,
         )
 
     return AdminContext(

@@ -33,6 +33,7 @@ from admin.taxonomy_training import (
     cross_validate,
     learner_input,
     learner_input_with_tickets,
+    unlabelled_tickets,
 )
 from admin.training_data import TrainingData, assemble_training_data, read_starter
 from classifier.artifacts import unpack
@@ -472,9 +473,24 @@ class _RetrainRun:
             return saved, await asyncio.to_thread(self.ctx.load_model, artefact)
 
         learner = self.ctx.learners(self.learner_name)
-        given = await learner_input_with_tickets(
-            self.ctx.db, learner, self.learner_name, data.train, self.ctx.taxonomy, data.holdout
+        elsewhere = (
+            self.ctx.train_out_of_process is not None
+            and self.learner_name in LOCAL_NAMES
+            and not isinstance(learner, RemoteTrainingLearner)
         )
+        blend: list[str] | None = None
+        if elsewhere:
+            # The child blends the taxonomy in: self-labelling encodes thousands of texts, and
+            # here it would hold the encoder live tickets are routed with. What is read here is
+            # the taxonomy's own examples (for the labels and the message), no encoding.
+            blend = await unlabelled_tickets(self.ctx.db, data.holdout)
+            given = await asyncio.to_thread(
+                learner_input, self.learner_name, data.train, self.ctx.taxonomy
+            )
+        else:
+            given = await learner_input_with_tickets(
+                self.ctx.db, learner, self.learner_name, data.train, self.ctx.taxonomy, data.holdout
+            )
         labels = given.labels
         if len(labels) < 2:
             raise AdminError(
@@ -503,7 +519,7 @@ class _RetrainRun:
                 self.emit("train", f"following fine-tuning job {remote_id} after a restart")
             model = await learner.follow(remote_id, labels, progress=report)
             artefact = await asyncio.to_thread(model.to_bytes)
-        elif self.ctx.train_out_of_process is not None and self.learner_name in LOCAL_NAMES:
+        elif elsewhere and self.ctx.train_out_of_process is not None:
             # The child also predicts the holdout with the new and the active model, so the
             # bot's process only scores labels (inference is the other heavy part).
             async with self.ctx.db.transaction() as conn:
@@ -513,12 +529,13 @@ class _RetrainRun:
                 )
             child = await self.ctx.train_out_of_process(
                 self.learner_name,
-                given.examples,
+                data.train,
                 labels,
                 self.ctx.settings.seed,
                 report,
                 data.holdout,
                 active_artefact,
+                blend,
             )
             artefact = child.artefact
             self.child_predictions = child.predictions

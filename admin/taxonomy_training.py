@@ -90,15 +90,19 @@ async def learner_input_with_tickets(
     """``learner_input`` plus, for the embedding learner, the latest tickets outside the holdout
     to self-label (encoding runs in a worker thread)."""
     encode = encoder_for(learner) if is_local(learner_name) else None
-    unlabelled: list[str] = []
-    if encode is not None:
-        async with db.transaction() as conn:
-            texts = await recent_ticket_texts(conn, UNLABELLED_TICKETS)
-        held = {normalise_text(e.text) for e in holdout}
-        unlabelled = [t for t in texts if normalise_text(t) not in held]
+    unlabelled = await unlabelled_tickets(db, holdout) if encode is not None else []
     return await asyncio.to_thread(
         partial(learner_input, learner_name, train, taxonomy, unlabelled=unlabelled, encode=encode)
     )
+
+
+async def unlabelled_tickets(db: Database, holdout: Sequence[Example] = ()) -> list[str]:
+    """The latest tickets the bot has seen, outside the holdout: what a local learner with an
+    encoder self-labels (``learner_input``)."""
+    async with db.transaction() as conn:
+        texts = await recent_ticket_texts(conn, UNLABELLED_TICKETS)
+    held = {normalise_text(e.text) for e in holdout}
+    return [t for t in texts if normalise_text(t) not in held]
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,15 @@ latency climbs from milliseconds to seconds. A child process has its own interpr
 cancellable (killed), reports progress as JSON lines on stderr and writes the artefact to a
 file; the parent loads it back. Given a holdout (and the active model), the child also
 predicts it with the new model (and the active one), so the retrain's heaviest inference runs
-there too; the parent only scores the labels.
+there too; the parent only scores the labels. Given the team's examples and the tickets the bot
+has seen (``blend``), the child also blends the taxonomy in
+(``admin.taxonomy_training.learner_input``): the embedding learner's self-labelling encodes
+every training text and up to ``UNLABELLED_TICKETS`` tickets, which in the bot's process held
+its shared sentence encoder, and the routing of live tickets, for most of a minute.
 
-    python -m admin.training_process [--vector-cache DIR] LEARNER TAXONOMY SEED \
-        EXAMPLES.jsonl LABELS OUT [HOLDOUT.jsonl ACTIVE.triage|- PREDICTIONS.json]
+    python -m admin.training_process [--vector-cache DIR] [--blend-taxonomy UNLABELLED.json] \
+        LEARNER TAXONOMY SEED EXAMPLES.jsonl LABELS OUT \
+        [HOLDOUT.jsonl ACTIVE.triage|- PREDICTIONS.json]
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
 _PROGRESS = "progress "
 #: The optional first argument: the folder of the embedding learner's vector cache.
 VECTOR_CACHE_FLAG = "--vector-cache"
+#: The optional argument after it: blend the taxonomy into the examples here, self-labelling
+#: the texts in this JSON file (a list of strings).
+BLEND_FLAG = "--blend-taxonomy"
 _ERROR = "error "
 
 
@@ -54,8 +62,12 @@ async def train_in_subprocess(
     holdout: Sequence[Example] = (),
     active_artefact: bytes | None = None,
     vector_cache: Path | None = None,
+    blend: Sequence[str] | None = None,
 ) -> ChildTraining:
     """Train ``learner`` on ``examples`` in a child process (and predict ``holdout``).
+
+    ``blend``: ``examples`` are the team's alone; the child blends the taxonomy in, with these
+    tickets to self-label (see the module docstring). None: ``examples`` are final.
 
     Raises TrainingError with the child's message if training fails there.
     """
@@ -64,6 +76,11 @@ async def train_in_subprocess(
         await asyncio.to_thread(write_examples, folder / "examples.jsonl", examples)
         out = folder / "model.triage"
         extra: list[str] = []
+        flags = [VECTOR_CACHE_FLAG, str(vector_cache)] if vector_cache is not None else []
+        if blend is not None:
+            unlabelled = folder / "unlabelled.json"
+            await asyncio.to_thread(unlabelled.write_text, json.dumps(list(blend)), "utf-8")
+            flags += [BLEND_FLAG, str(unlabelled)]
         if holdout:
             await asyncio.to_thread(write_examples, folder / "holdout.jsonl", holdout)
             active = "-"
@@ -75,7 +92,7 @@ async def train_in_subprocess(
             sys.executable,
             "-m",
             "admin.training_process",
-            *([VECTOR_CACHE_FLAG, str(vector_cache)] if vector_cache is not None else []),
+            *flags,
             learner,
             str(taxonomy),
             str(seed),
@@ -123,6 +140,9 @@ def _child(argv: list[str]) -> int:
     vector_cache: Path | None = None
     if argv[:1] == [VECTOR_CACHE_FLAG]:
         vector_cache, argv = Path(argv[1]), argv[2:]
+    blend: list[str] | None = None
+    if argv[:1] == [BLEND_FLAG]:
+        blend, argv = json.loads(Path(argv[1]).read_text(encoding="utf-8")), argv[2:]
     name, taxonomy_path, seed, examples_path, labels_json, out = argv[:6]
     # Background work: whenever the bot needs the CPU, it gets it first.
     with contextlib.suppress(OSError, AttributeError):
@@ -140,6 +160,14 @@ def _child(argv: list[str]) -> int:
             # Warm start from the model this one may replace (e.g. its chosen configuration).
             learner = learner.warm_started(unpack(Path(argv[7]).read_bytes()).meta)
         examples = read_examples(Path(examples_path))
+        if blend is not None:
+            from admin.taxonomy_training import learner_input
+            from classifier.taxonomy_learning import encoder_for
+
+            given = learner_input(
+                name, examples, taxonomy, unlabelled=blend, encode=encoder_for(learner)
+            )
+            examples = list(given.examples)
         model = asyncio.run(
             learner.train(examples, json.loads(labels_json), seed=int(seed), progress=report)
         )

@@ -47,6 +47,23 @@ async def test_a_child_process_trains_the_model_and_reports_progress() -> None:
     ]
 
 
+async def test_the_child_blends_the_taxonomy_in_when_asked() -> None:
+    # A retrain hands the child the team's examples alone and lets it add the taxonomy's (and
+    # self-label seen tickets with the embedding learner): here two departments have tickets,
+    # and the other three learn from their descriptions only in the child.
+    examples = [Example(f"refund my invoice {i}", "Billing") for i in range(5)] + [
+        Example(f"the app crashes with error {i}", "Technical") for i in range(5)
+    ]
+    everyone = ["Technical", "Billing", "Account", "Product", "Other"]
+    alone = await train_in_subprocess("tfidf", DEFAULT_TAXONOMY, examples, everyone)
+    assert unpack(alone.artefact).meta["labels"] == ["Technical", "Billing"]
+    blended = await train_in_subprocess(
+        "tfidf", DEFAULT_TAXONOMY, examples, everyone, blend=["a ticket seen, unlabelled"]
+    )
+    assert unpack(blended.artefact).meta["labels"] == everyone
+    assert set(load_model(blended.artefact).labels) == set(everyone)
+
+
 async def test_a_failure_in_the_child_comes_back_as_its_message() -> None:
     with pytest.raises(TrainingError) as failure:
         await train_in_subprocess(
