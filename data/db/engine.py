@@ -49,8 +49,14 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
-def create_sqlite_writer(url: str, busy_timeout: float = 30.0) -> Engine | None:
+def create_sqlite_writer(
+    url: str, busy_timeout: float = 30.0, *, autocheckpoint: bool = True
+) -> Engine | None:
     """A blocking engine on the same SQLite file, for batches of writes.
+
+    ``autocheckpoint=False``: its commits never checkpoint the write-ahead log (SQLite does so
+    in the commit that takes the log past 1,000 pages, and that commit then copies the log
+    into the database file); whoever uses it checkpoints elsewhere (``checkpoint``).
 
     Each batch opens with ``BEGIN IMMEDIATE``: it takes the write lock first (waiting out
     other writers for ``busy_timeout`` seconds; 0: "database is locked" at once) instead of
@@ -73,6 +79,8 @@ def create_sqlite_writer(url: str, busy_timeout: float = 30.0) -> Engine | None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -145,3 +153,13 @@ async def migrate(engine: AsyncEngine) -> None:
         return
     async with engine.begin() as conn:  # pragma: no cover - only SQLite and PostgreSQL run
         await conn.run_sync(_upgrade)
+
+
+def checkpoint(writer: Engine) -> None:
+    """Copy what the write-ahead log holds into the database file, without waiting for or
+    stopping readers and writers (``PASSIVE``); blocking: call it off the event loop."""
+    raw = writer.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+    finally:
+        raw.close()

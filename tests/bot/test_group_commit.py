@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import sqlite3
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.group_commit import GroupCommit
@@ -161,3 +165,45 @@ async def test_a_transaction_on_the_loop_stops_taking_operations_when_its_budget
         with contextlib.suppress(asyncio.CancelledError):
             await committing
         await db.close()
+
+
+async def test_the_loop_never_checkpoints_the_log_a_thread_does(sqlite_url: str) -> None:
+    # SQLite checkpoints in the commit that takes the write-ahead log past 1,000 pages: on the
+    # event loop that held every card for about 2 s. The loop's connection does not; every
+    # ``checkpoint_every`` transactions a thread does, and the log is then empty of new pages.
+    db = Database(sqlite_url)
+    await db.start()
+    commits = GroupCommit(db, checkpoint_every=3)
+    committing = asyncio.create_task(commits.run_commits())
+    await asyncio.sleep(0)
+    try:
+
+        async def autocheckpoint(conn: AsyncConnection) -> int:
+            return int((await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one())
+
+        assert await commits.run(autocheckpoint) == 0
+
+        def store(n: int):  # type: ignore[no-untyped-def]
+            async def op(conn: AsyncConnection) -> int:
+                ticket, _ = await repo.store_ticket(
+                    conn, repo.NewTicket("T", "C", f"{n}.0", "U", f"text {n}")
+                )
+                return ticket.id
+
+            return op
+
+        for n in range(9):  # one transaction each: nothing else is queued
+            await commits.run(store(n))
+    finally:
+        committing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await committing  # waits for a checkpoint still running
+    assert commits.checkpoints >= 1
+    # The database file alone (without its log) holds what the checkpoints copied.
+    path = Path(sqlite_url.split("///", 1)[1])
+    alone = path.with_name("alone.db")
+    shutil.copyfile(path, alone)
+    with contextlib.closing(sqlite3.connect(alone)) as raw:
+        (copied,) = raw.execute("SELECT count(*) FROM tickets").fetchone()
+    assert copied >= 2
+    await db.close()
