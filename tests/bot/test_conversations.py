@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.conversations import next_look
 from classifier.examples import MAX_TEXT_CHARS
 from classifier.taxonomy import Taxonomy
 from data.db import tickets as tickets_repo
@@ -408,3 +410,20 @@ async def test_an_edit_after_routing_still_classifies_again(grouping: BotHarness
     await bot.drain()
     assert len(bot.fake.live_messages(ACCOUNT)) == 1
     assert len(bot.classifier.seen) == classified + 1
+
+
+def test_the_closer_looks_again_at_once_for_a_conversation_that_closed_during_its_look() -> None:
+    # The claim counts "now" before its turn in the group commit; a conversation that closes
+    # meanwhile is not claimed, and it is not held by another replica: look again now, not after
+    # the 2 s poll (every card behind it waited that long in bench/load.py).
+    looked_at = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+    now = looked_at + timedelta(milliseconds=40)
+    closed_meanwhile = looked_at + timedelta(milliseconds=10)
+    assert next_look([], closed_meanwhile, looked_at, now, poll=2.0) == 0.0
+    # Due when the claim looked and still not claimed: another replica holds it.
+    assert next_look([], looked_at - timedelta(seconds=1), looked_at, now, poll=2.0) == 2.0
+    # Otherwise: until the next close, at most the poll.
+    assert next_look([7], now + timedelta(seconds=0.5), looked_at, now, poll=2.0) == 0.5
+    assert next_look([], now + timedelta(seconds=9), looked_at, now, poll=2.0) == 2.0
+    assert next_look([7], looked_at, looked_at, now, poll=2.0) == 0.0
+    assert next_look([], None, looked_at, now, poll=2.0) == 2.0
