@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Longest sleep between two looks (conversations another replica opened and then stopped).
 POLL_SECONDS = 2.0
+#: Shortest wait between two looks: conversations that close within it are claimed together
+#: (at a hundred closes a second, one look each cost a claim transaction each).
+BATCH_SECONDS = 0.05
 
 
 class ConversationCloser:
@@ -41,12 +44,14 @@ class ConversationCloser:
         router: TicketRouter,
         clock: Clock,
         poll_seconds: float = POLL_SECONDS,
+        batch_seconds: float = BATCH_SECONDS,
     ) -> None:
         self._commits = commits
         self._queue = queue
         self._router = router
         self._clock = clock
         self._poll = poll_seconds
+        self._batch = batch_seconds
         self._wake = asyncio.Event()
         self._until: datetime | None = None  # when the current sleep ends
 
@@ -92,7 +97,9 @@ class ConversationCloser:
             delay = self._poll
             try:
                 claimed, upcoming, looked_at = await self._close_due()
-                delay = next_look(claimed, upcoming, looked_at, self._clock.now(), self._poll)
+                delay = next_look(
+                    claimed, upcoming, looked_at, self._clock.now(), self._poll, self._batch
+                )
             except Exception:
                 log.warning("Could not close conversations; trying again", exc_info=True)
             delay = max(delay, 0.0)
@@ -107,6 +114,7 @@ def next_look(
     looked_at: datetime,
     now: datetime,
     poll: float,
+    batch: float = 0.0,
 ) -> float:
     """Seconds until the closer looks again, after a look at ``looked_at`` (the time the claim
     counted as now) that claimed ``claimed`` and found the next close at ``upcoming``.
@@ -115,9 +123,10 @@ def next_look(
     again after ``poll``. One that closed only after that moment (the claim waits its turn in
     the group commit, and time passes meanwhile) is looked at now: treated as held elsewhere,
     it waited ``poll`` (2 s), with every card behind it (``bench/load.py``: cards' p99 2 s).
+    Never less than ``batch``, so closes that come close together share one claim.
     """
     if upcoming is None:
         return poll
     if not claimed and upcoming <= looked_at:
         return poll
-    return max(0.0, min(poll, (upcoming - now).total_seconds()))
+    return max(batch, min(poll, (upcoming - now).total_seconds()))

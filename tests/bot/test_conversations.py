@@ -427,3 +427,6 @@ def test_the_closer_looks_again_at_once_for_a_conversation_that_closed_during_it
     assert next_look([], now + timedelta(seconds=9), looked_at, now, poll=2.0) == 2.0
     assert next_look([7], looked_at, looked_at, now, poll=2.0) == 0.0
     assert next_look([], None, looked_at, now, poll=2.0) == 2.0
+    # Never sooner than the batch: closes that come close together share one claim.
+    assert next_look([7], looked_at, looked_at, now, poll=2.0, batch=0.05) == 0.05
+    assert next_look([], closed_meanwhile, looked_at, now, poll=2.0, batch=0.05) == 0.05
