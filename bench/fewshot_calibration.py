@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize_scalar
 from sklearn.model_selection import train_test_split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,23 +82,6 @@ SHOTS = 10
 def ece(probabilities: Scores, targets: Targets) -> float:
     right = probabilities.argmax(axis=1) == targets
     return expected_calibration_error(probabilities.max(axis=1).tolist(), right.tolist())
-
-
-def smoothed_temperature(scores: Scores, targets: Targets, pseudo: float) -> float:
-    """``fit_temperature`` with ``pseudo`` pseudo-counts of smoothing instead of one."""
-    n, k = scores.shape
-    smoothing = pseudo / (n + 2 * pseudo)
-    wanted = np.full((n, k), smoothing / max(k - 1, 1))
-    wanted[np.arange(n), targets] = 1.0 - smoothing
-
-    def nll(log_t: float) -> float:
-        logits = scores / math.exp(log_t)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return float(-np.mean((wanted * log_p).sum(axis=1)))
-
-    result = minimize_scalar(nll, bounds=(math.log(1e-3), math.log(1e3)), method="bounded")
-    return float(math.exp(result.x))
 
 
 def one_draw(
@@ -207,7 +189,7 @@ def main() -> None:
     }
     for pseudo in (3, 5, 12):
         rows[f"smoothing m={pseudo}"] = by_temperature(
-            lambda r, m=pseudo: smoothed_temperature(r["held_scores"], r["held_targets"], m)
+            lambda r, m=pseudo: fit_temperature(r["held_scores"], r["held_targets"], m)
         )
     for n0 in (5, 10, 20):
         values = []

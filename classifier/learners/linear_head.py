@@ -96,15 +96,19 @@ def fit_linear_weights(
     return coef.astype(np.float32), intercept.astype(np.float32)
 
 
-def fit_temperature(scores: FloatArray, targets: npt.NDArray[np.int64]) -> float:
+def fit_temperature(
+    scores: FloatArray, targets: npt.NDArray[np.int64], pseudo: float = 1.0
+) -> float:
     """The softmax temperature that minimises the cross-entropy against ``targets``.
 
     The targets are smoothed by 1/(n+2) (Laplace's rule of succession): after n right answers
     out of n, the right confidence is about (n+1)/(n+2), not 1. Without it a handful of
     separable examples would drive the temperature to zero and every confidence to 1.0.
+    ``pseudo``: that many pseudo-counts of smoothing instead of one (``pseudo``/(n+2·pseudo);
+    ``bench/fewshot_calibration.py`` compares stronger smoothing).
     """
     n, k = scores.shape
-    smoothing = 1.0 / (n + 2)
+    smoothing = pseudo / (n + 2 * pseudo)
     wanted = np.full((n, k), smoothing / max(k - 1, 1))
     wanted[np.arange(n), targets] = 1.0 - smoothing
 
