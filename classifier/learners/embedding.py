@@ -128,7 +128,14 @@ class EmbeddingModel(ProbabilityPredictor):
     ) -> None:
         self._features = features
         self._text_encoder = text_encoder
+        # The weights column by column: the TF-IDF columns' transpose is then one contiguous
+        # block that scipy multiplies in place; from the row-ordered array it copied all of it
+        # on every call: 0.1 ms a ticket with 5 labels and 19,000 n-grams, 3 ms with BANKING77's
+        # 77 labels and 36,000 (CPU, loaded machine).
+        head = LinearHead(np.asfortranarray(head.coef), head.intercept, head.temperature)
         self._head = head
+        # The embedding columns row by row, as numpy multiplied them before (same sums).
+        self._embedding_coef = np.ascontiguousarray(head.coef[:, features.size :])
         self._labels = tuple(labels)
         self._encoder = encoder
         self._configuration = configuration
@@ -164,7 +171,7 @@ class EmbeddingModel(ProbabilityPredictor):
             encoder = self._text_encoder or shared_encoder()
             embeddings = encode_view(encoder, texts, config.view)
             weighted = embeddings * np.float32(config.embedding_weight)
-            scores += (weighted @ head.coef[:, size:].T).astype(np.float64)
+            scores += (weighted @ self._embedding_coef.T).astype(np.float64)
         return softmax((scores + head.intercept.astype(np.float64)) / head.temperature)
 
     def to_bytes(self) -> bytes:
