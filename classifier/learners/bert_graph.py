@@ -1,24 +1,26 @@
 """A BERT sentence encoder (all-MiniLM-L6-v2) as an ONNX graph, run without PyTorch.
 
 The graph computes what sentence-transformers computes for this model (``BertModel``, mean
-pooling over real tokens, L2 normalisation), op for op as transformers' eager BERT does, so the
-vectors agree within float32 rounding (``tests/classifier/learners/test_encoder.py`` holds them
-to 1e-5). Inputs ``input_ids``, ``attention_mask`` and ``token_type_ids`` (int64, batch x
-tokens); output ``embedding`` (float32, batch x hidden size, unit length).
+pooling over real tokens, L2 normalisation) step for step as transformers' eager BERT does, with
+ONNX Runtime's fused operators for self-attention (``Attention``) and the feed-forward GELU
+(``BiasGelu``): the same sums in another order, so the vectors agree within float32 rounding
+(within 3e-7 of sentence-transformers' on the starter tickets;
+``tests/classifier/learners/test_encoder.py`` holds them to 1e-5). Inputs ``input_ids``,
+``attention_mask`` and ``token_type_ids`` (int64, batch x tokens); output ``embedding``
+(float32, batch x hidden size, unit length).
 
 The graph holds no weights: each weight is an initializer marked as external data, and
 ``session`` hands ONNX Runtime the arrays read from the model package's ``model.safetensors``
-(``runtime_weights``: Linear weights transposed). So the shipped graph, ``GRAPH_FILE``, is a
-few kilobytes, and running it needs neither torch nor the ``onnx`` package. ``build_graph``
-writes it node by node with onnx's helper API (dev extra only); regenerate it with
-``python -m classifier.learners.bert_graph`` after changing this module (a test checks that the
-shipped file is what it builds).
+(``runtime_weights``: Linear weights transposed, each layer's query, key and value side by
+side). So the shipped graph, ``GRAPH_FILE``, is a few kilobytes, and running it needs neither
+torch nor the ``onnx`` package. ``build_graph`` writes it node by node with onnx's helper API
+(dev extra only); regenerate it with ``python -m classifier.learners.bert_graph`` after changing
+this module (a test checks that the shipped file is what it builds).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,8 +36,10 @@ if TYPE_CHECKING:
 #: Inputs in the order the encoder feeds them.
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "embedding"
-#: ONNX opset: 17 has LayerNormalization; ONNX Runtime fuses the rest (attention, GELU).
+#: ONNX opset: 17 has LayerNormalization.
 OPSET = 17
+#: ONNX Runtime's own operators (``Attention``, ``BiasGelu``).
+CONTRIB = "com.microsoft"
 #: Where the graph says its weights are; they are handed to ONNX Runtime in memory instead.
 EXTERNAL_LOCATION = "weights-in-memory"
 #: The graph for all-MiniLM-L6-v2's configuration, built by ``build_graph``.
@@ -88,8 +92,11 @@ def runtime_weights(
 ) -> dict[str, npt.NDArray[np.float32]]:
     """The graph's initializers from a BERT checkpoint: name -> float32 array.
 
-    Linear weights become ``<name>.T``, transposed (the graph multiplies ``x @ W.T``); the
-    pooler and the position ids, which sentence-transformers does not use, are left out.
+    Linear weights become ``<name>.T``, transposed (the graph multiplies ``x @ W.T``); each
+    layer's query, key and value projections become one ``<layer>.attention.self.qkv.weight.T``
+    (query, key, value side by side) and ``...qkv.bias``, as ONNX Runtime's ``Attention`` takes
+    them. The pooler and the position ids, which sentence-transformers does not use, are left
+    out.
     """
     out: dict[str, npt.NDArray[np.float32]] = {}
     for name, array in checkpoint.items():
@@ -99,7 +106,23 @@ def runtime_weights(
             out[f"{name}.T"] = np.ascontiguousarray(np.asarray(array, dtype=np.float32).T)
         else:
             out[name] = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+    for prefix in sorted({name.rsplit(".", 2)[0] for name in checkpoint if _is_projection(name)}):
+        parts = [f"{prefix}.{part}" for part in _PROJECTIONS]
+        out[f"{prefix}.qkv.weight.T"] = np.concatenate(
+            [out.pop(f"{part}.weight.T") for part in parts], axis=1
+        )
+        out[f"{prefix}.qkv.bias"] = np.concatenate([out.pop(f"{part}.bias") for part in parts])
     return out
+
+
+#: The self-attention projections, in the order ``Attention`` takes them.
+_PROJECTIONS = ("query", "key", "value")
+
+
+def _is_projection(name: str) -> bool:
+    """Whether checkpoint tensor ``name`` is a self-attention query, key or value weight or bias."""
+    parts = name.split(".")
+    return parts[-4:-2] == ["attention", "self"] and parts[-2] in _PROJECTIONS
 
 
 class _Graph:
@@ -150,14 +173,15 @@ class _Graph:
         self.nodes.append(self._helper.make_node(op_type, list(inputs), [output], **attributes))
         return output
 
-    def linear(self, x: str, prefix: str) -> str:
-        """``x @ W.T + b``, as torch's ``nn.Linear``."""
-        product = self.op("MatMul", x, self.weight(f"{prefix}.weight.T"))
-        return self.op("Add", product, self.weight(f"{prefix}.bias"))
-
-    def heads(self, x: str, prefix: str, shape: str, perm: list[int]) -> str:
-        """A linear projection split into attention heads (batch, head, token, size)."""
-        return self.op("Transpose", self.op("Reshape", self.linear(x, prefix), shape), perm=perm)
+    def dense_residual_norm(self, x: str, residual: str, prefix: str, eps: float) -> str:
+        """``LayerNorm(x @ W.T + b + residual)``: torch's dense, dropout (none at inference),
+        residual and LayerNorm. (ONNX Runtime's ``SkipLayerNormalization`` would do the last
+        three in one node, but took 7 % more CPU than these.)"""
+        product = self.op("MatMul", x, self.weight(f"{prefix}.dense.weight.T"))
+        summed = self.op(
+            "Add", self.op("Add", product, self.weight(f"{prefix}.dense.bias")), residual
+        )
+        return self.layer_norm(summed, f"{prefix}.LayerNorm", eps)
 
     def layer_norm(self, x: str, prefix: str, eps: float) -> str:
         return self.op(
@@ -175,8 +199,6 @@ def build_graph(weights: Mapping[str, npt.NDArray[np.float32]], config: BertConf
     from onnx import TensorProto, helper
 
     g = _Graph(weights)
-    heads = config.num_attention_heads
-    head_size = config.hidden_size // heads
     eps = config.layer_norm_eps
     i64 = np.int64
 
@@ -192,40 +214,30 @@ def build_graph(weights: Mapping[str, npt.NDArray[np.float32]], config: BertConf
     hidden = g.op("Add", g.op("Add", words, kinds), where)
     hidden = g.layer_norm(hidden, "embeddings.LayerNorm", eps)
 
-    # Padding masks: 0 for real tokens, float32's lowest value for padding, per (batch, key).
+    # Padding: attention sees a 0/1 mask per (batch, key), pooling a float one.
     mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
-    mask4 = g.op("Unsqueeze", mask, g.constant("axes_1_2", np.array([1, 2], dtype=i64)))
-    one = g.constant("one_f", np.array(1.0, dtype=np.float32))
-    bias = g.op(
-        "Mul",
-        g.op("Sub", one, mask4),
-        g.constant("masked_score", np.array(MASKED_SCORE, dtype=np.float32)),
-    )
-
-    split_heads = g.constant("split_heads", np.array([0, 0, heads, head_size], dtype=i64))
-    join_heads = g.constant("join_heads", np.array([0, 0, config.hidden_size], dtype=i64))
-    scale = g.constant("scale", np.array(1.0 / math.sqrt(head_size), dtype=np.float32))
-    sqrt_two = g.constant("sqrt_two", np.array(math.sqrt(2.0), dtype=np.float32))
-    half = g.constant("half", np.array(0.5, dtype=np.float32))
+    key_mask = g.op("Cast", "attention_mask", to=TensorProto.INT32)
 
     for n in range(config.num_hidden_layers):
         p = f"encoder.layer.{n}"
-        attention_in = f"{p}.attention.self"
-        query = g.heads(hidden, f"{attention_in}.query", split_heads, [0, 2, 1, 3])
-        key = g.heads(hidden, f"{attention_in}.key", split_heads, [0, 2, 3, 1])  # keys transposed
-        value = g.heads(hidden, f"{attention_in}.value", split_heads, [0, 2, 1, 3])
-        scores = g.op("Add", g.op("Mul", g.op("MatMul", query, key), scale), bias)
-        attention = g.op("MatMul", g.op("Softmax", scores, axis=-1), value)
-        context = g.op("Reshape", g.op("Transpose", attention, perm=[0, 2, 1, 3]), join_heads)
-        attended = g.op("Add", g.linear(context, f"{p}.attention.output.dense"), hidden)
-        attended = g.layer_norm(attended, f"{p}.attention.output.LayerNorm", eps)
-        inner = g.linear(attended, f"{p}.intermediate.dense")
-        # Exact GELU, x * (1 + erf(x / sqrt(2))) * 0.5, in the order torch exports it: ONNX
-        # Runtime fuses that pattern with the bias into one BiasGelu (about 4 % less CPU).
-        erf = g.op("Erf", g.op("Div", inner, sqrt_two))
-        gelu = g.op("Mul", g.op("Mul", inner, g.op("Add", erf, one)), half)
-        output = g.op("Add", g.linear(gelu, f"{p}.output.dense"), attended)
-        hidden = g.layer_norm(output, f"{p}.output.LayerNorm", eps)
+        # ONNX Runtime's fused self-attention: query, key and value in one product, scores
+        # scaled by 1/sqrt(head size), padded keys given float32's lowest value (what
+        # transformers adds), softmax, the weighted values with the heads joined again.
+        context = g.op(
+            "Attention",
+            hidden,
+            g.weight(f"{p}.attention.self.qkv.weight.T"),
+            g.weight(f"{p}.attention.self.qkv.bias"),
+            key_mask,
+            domain=CONTRIB,
+            num_heads=config.num_attention_heads,
+            mask_filter_value=MASKED_SCORE,
+        )
+        attended = g.dense_residual_norm(context, hidden, f"{p}.attention.output", eps)
+        inner = g.op("MatMul", attended, g.weight(f"{p}.intermediate.dense.weight.T"))
+        # Exact (erf) GELU of the product plus its bias, in one pass.
+        gelu = g.op("BiasGelu", inner, g.weight(f"{p}.intermediate.dense.bias"), domain=CONTRIB)
+        hidden = g.dense_residual_norm(gelu, attended, f"{p}.output", eps)
 
     # Mean over real tokens (count clamped at 1e-9), then unit length (norm clamped at 1e-12).
     mask3 = g.op("Unsqueeze", mask, g.constant("axes_2", np.array([2], dtype=i64)))
@@ -253,7 +265,9 @@ def build_graph(weights: Mapping[str, npt.NDArray[np.float32]], config: BertConf
         g.initializers,
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="triage-bot"
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(CONTRIB, 1)],
+        producer_name="triage-bot",
     )
     helper.set_model_props(model, {CONFIG_KEY: config.to_json()})
     if g.weights != set(weights):
@@ -279,8 +293,10 @@ def session(
     graph built for another configuration. Idle threads sleep instead of spinning: that leaves
     the bot's event loop its core. Measured on a two-core box (one ticket of about 13 word
     pieces, median): one thread 6.1 ms, two sleeping threads 4.5 ms, two spinning threads
-    4.8 ms; with the other core busy, two sleeping threads were no slower than one. So every
-    batch, live or bulk, uses the same session on both cores.
+    4.8 ms; with the other core busy, two sleeping threads were no slower than one. A short
+    spin window (``session.intra_op.spin_duration_us`` 100 or 1,000) made the longest starter
+    tickets 20-30 % slower at a load average of 8-9 (interleaved runs). So every batch, live or
+    bulk, uses the same session on both cores, its threads sleeping when idle.
     """
     import onnxruntime
 
