@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -14,10 +16,40 @@ import pytest
 from admin.log_format import NOISY_LOGGERS
 from classifier.taxonomy import Taxonomy, load_taxonomy
 from data import DEFAULT_TAXONOMY
+from tests.databases import drop_postgres_template, migrated_sqlite, postgres_template
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TRIAGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A command test's terminal is as wide as it says (``COLUMNS`` in the command's
+    environment): a size in the session's own environment (pytest-xdist's workers get 80x24)
+    would be fixed in the commands' console when it is made, at collection."""
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is alive once the tests are collected (modules, their functions and classes) lives
+    as long as the session: it is frozen out of the garbage collector's reach. Each full
+    collection walked all of it again, a quarter of the suite's CPU time; the objects the tests
+    make are collected as before."""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _new_modules_frozen() -> Iterator[None]:
+    """Modules a test imported first (the learners', the encoder's, the SDKs') are frozen
+    after it, as the collected ones are (``pytest_collection_finish``): what that test left
+    behind is collected first, so nothing but the modules is kept."""
+    modules = len(sys.modules)
+    yield
+    if len(sys.modules) > modules:
+        gc.collect()
+        gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,8 +92,8 @@ def taxonomy() -> Taxonomy:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    """A fresh SQLite database file in the test's temporary folder."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'triage.db'}"
+    """A new SQLite database file at the newest schema, in the test's temporary folder."""
+    return migrated_sqlite(tmp_path / "triage.db")
 
 
 async def _postgres_admin(statement: str) -> None:
@@ -75,47 +107,73 @@ async def _postgres_admin(statement: str) -> None:
         await conn.close()
 
 
+_POSTGRES_SERVER = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+_POSTGRES_PREFIX = "triage_test_"
+
+
 @asynccontextmanager
-async def _fresh_postgres() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards.
+async def _fresh_postgres(*, migrated: bool) -> AsyncIterator[str]:
+    """A new PostgreSQL database, dropped afterwards: at the newest schema (a copy of this
+    process's migrated template, ``tests.databases``), or empty.
 
     Skips the test when no server answers, except in CI (``CI=true``), where it must be there.
     """
-    name = f"triage_test_{uuid.uuid4().hex[:12]}"
+    name = f"{_POSTGRES_PREFIX}{uuid.uuid4().hex[:12]}"
     try:
-        await _postgres_admin(f'CREATE DATABASE "{name}"')
+        if migrated:
+            template = await postgres_template(_postgres_admin, _POSTGRES_SERVER, _POSTGRES_PREFIX)
+            await _postgres_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        else:
+            await _postgres_admin(f'CREATE DATABASE "{name}"')
     except (OSError, ImportError) as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL not reachable: {exc}")
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
-        yield f"{base}/{name}"
+        yield f"{_POSTGRES_SERVER}/{name}"
     finally:
         await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_template_dropped() -> Iterator[None]:
+    """The migrated PostgreSQL template, if a test made one, is dropped when the session ends."""
+    yield
+    drop_postgres_template(_postgres_admin)
+
+
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database for this test (for PostgreSQL-only behaviour)."""
-    async with _fresh_postgres() as url:
+    """A new PostgreSQL database at the newest schema for this test (for PostgreSQL-only
+    behaviour)."""
+    async with _fresh_postgres(migrated=True) as url:
         yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The same test on each engine the data layer supports: a fresh SQLite file, then a
-    fresh PostgreSQL database (skipped as ``postgres_url`` is)."""
+    """The same test on each engine the data layer supports: a new SQLite file, then a new
+    PostgreSQL database (skipped as ``postgres_url`` is), each at the newest schema."""
+    if request.param == "sqlite":
+        yield migrated_sqlite(tmp_path / "triage.db")
+        return
+    async with _fresh_postgres(migrated=True) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """``database_url`` with no schema at all: for the migrations' own tests."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'triage.db'}"
         return
-    async with _fresh_postgres() as url:
+    async with _fresh_postgres(migrated=False) as url:
         yield url
 
 
 @pytest.fixture
 async def sqlite_engine(sqlite_url: str) -> AsyncIterator[object]:
-    """A migrated SQLite engine."""
+    """A migrated SQLite engine (``migrate`` on the copied schema finds nothing to do)."""
     from data.db.engine import create_engine, migrate
 
     engine = create_engine(sqlite_url)

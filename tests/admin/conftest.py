@@ -21,6 +21,7 @@ from data.db.database import Database
 from data.db.schema import tickets, training_examples
 from data.db.training_set import is_holdout_ticket
 from tests.admin.keyword_learner import ConstantLearner, KeywordLearner, load_test_model
+from tests.databases import sqlite_threads_finished
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 _TS = itertools.count(1)
@@ -63,6 +64,7 @@ async def db(sqlite_url: str) -> AsyncIterator[Database]:
     await database.start()
     yield database
     await database.close()
+    await sqlite_threads_finished()  # a job's heartbeat, cancelled mid-query, closed its own
 
 
 def learner_factory(extra: dict[str, Learner] | None = None) -> Callable[[str], Learner]:

@@ -31,6 +31,7 @@ from tests.admin.conftest import (
 )
 from tests.admin.keyword_learner import load_test_model
 from tests.bot.keyword_classifier import KeywordClassifier
+from tests.databases import migrated_sqlite, sqlite_threads_finished
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_events import SlackSender, message_event
 
@@ -73,6 +74,8 @@ class BotHarness:
         self.learners = learners
         self.is_request = is_request
         self.db_path = db_path
+        if not db_path.exists():  # a new bot's database: the schema copied, not migrated
+            migrated_sqlite(db_path)
         self.settings = Settings(
             slack_bot_token=fake.token,
             slack_signing_secret=SIGNING_SECRET,
@@ -166,6 +169,7 @@ class BotHarness:
         """Stop as a crash would: background tasks cancelled, nothing drained."""
         if self._stack is not None:
             await self._stack.aclose()
+            await sqlite_threads_finished()
         self.runtime = self._stack = self.sender = self.session = None
 
     async def restart(self, workers: int = 4) -> None:

@@ -31,6 +31,7 @@ from data.db import tickets as tickets_repo
 from data.db.admin_actions import list_actions
 from tests.bot.conftest import SIGNING_SECRET, SUPPORT, TRIAGE
 from tests.bot.keyword_classifier import KeywordClassifier
+from tests.databases import migrated_sqlite
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.fakes.slack_events import (
@@ -75,6 +76,8 @@ class SocketModeBot:
         self.fake = fake
         self.socket: FakeSocketMode = fake.socket_mode
         self.taxonomy = taxonomy
+        if not db_path.exists():  # the schema copied, not migrated (tests.databases)
+            migrated_sqlite(db_path)
         self.settings = _settings(fake, db_path, **overrides)
         self.clock = FakeClock()
         self.runtime: Runtime | None = None

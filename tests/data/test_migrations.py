@@ -26,8 +26,8 @@ async def _check_migrations(url: str) -> None:
         assert columns[name] == {c.name for c in table.columns}, name
 
 
-async def test_migrations(database_url: str) -> None:
-    await _check_migrations(database_url)
+async def test_migrations(empty_database_url: str) -> None:
+    await _check_migrations(empty_database_url)
 
 
 #: A bot process's start-up migration, run when a line arrives on stdin (so all start at once).
@@ -77,8 +77,8 @@ async def _migrate_together(url: str, replicas: int) -> list[tuple[int, str]]:
 
 
 async def test_replicas_migrating_a_fresh_database_together_all_succeed(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     """Defect #10.8: unserialised, some died with UniqueViolation on pg_type_typname_nsp_index."""
-    assert await _migrate_together(database_url, 6) == [(0, "")] * 6
-    await _check_migrations(database_url)
+    assert await _migrate_together(empty_database_url, 6) == [(0, "")] * 6
+    await _check_migrations(empty_database_url)
