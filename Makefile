@@ -39,9 +39,9 @@ demo: $(BIN)/.installed
 		"How do I export my dashboard to PDF?" \
 		"Please change the email address on my account"
 
-## Run the test suite.
+## Run the test suite, on two processes (pytest-xdist; `$(BIN)/pytest` alone runs it in one).
 test: $(BIN)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
