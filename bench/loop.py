@@ -30,8 +30,15 @@ that is never streamed (and never the test split); the figures chose the thresho
 MiniLM embeddings of every text are cached in ``out/loop/`` (gitignored), so reruns cost only
 training. Not a test: it prints its figures, then one JSON line.
 
+``--choosing-stream SEED`` streams instead the training tickets the benchmark streams after
+its first 1,000, reshuffled with SEED, and scores the curve on the validation slice: settings
+are compared there (``--young``, ``--every``, ``--index``, ``--set``), never on the reported
+stream or the test split. ``--tickets N`` stops each policy after N tickets.
+
     python bench/loop.py [--learner embedding|tfidf] [--start a|b] [--datasets PATH]
                          [--choose-threshold] [--policies loop,baseline] [--until 300]
+                         [--tickets N] [--choosing-stream SEED] [--young 5,10,20] [--every 20]
+                         [--index young_threshold=0.65]
 """
 
 from __future__ import annotations
