@@ -53,6 +53,7 @@ from classifier.learners.selection import (
     Validated,
     encode_chunked,
     is_long,
+    nearest_by_label,
     select,
     validate,
     validation_splits,
@@ -73,6 +74,8 @@ from classifier.protocols import ProgressCallback, ProgressEvent, no_progress
 
 NAME = "embedding"
 
+#: The arrays of a model that counts its nearest examples: their embeddings and labels.
+MEMORY_ARRAYS = ("memory", "memory_targets")
 #: Texts encoded per step of the training progress bar.
 ENCODE_BATCH = 256
 #: A warm-started retrain reuses the configuration the replaced model's selection chose until
@@ -110,6 +113,38 @@ class EncoderInfo:
     dimension: int
 
 
+@dataclass(frozen=True)
+class Memory:
+    """The training examples' embeddings (the configuration's view) and label indices, kept
+    by a model that counts each label's nearest example."""
+
+    embeddings: npt.NDArray[np.float32]
+    targets: npt.NDArray[np.int64]
+
+    def nearest(self, queries: npt.NDArray[np.float32], n_labels: int) -> npt.NDArray[np.float64]:
+        """Each label's highest cosine similarity to each query (``nearest_by_label``)."""
+        return nearest_by_label(queries, self.embeddings, self.targets, n_labels)
+
+    def to_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        return {"memory": self.embeddings, "memory_targets": self.targets}
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, npt.NDArray[np.generic]], n_labels: int, dimension: int
+    ) -> Memory:
+        """The memory of a loaded model; checks its shape against the labels and encoder."""
+        embeddings = np.asarray(arrays["memory"], dtype=np.float32)
+        targets = np.asarray(arrays["memory_targets"], dtype=np.int64)
+        if (
+            embeddings.ndim != 2
+            or embeddings.shape[1] != dimension
+            or targets.shape != (embeddings.shape[0],)
+            or (len(targets) and (targets.min() < 0 or targets.max() >= n_labels))
+        ):
+            raise ModelFormatError("The model file's examples do not match its labels or encoder.")
+        return cls(embeddings, targets)
+
+
 class EmbeddingModel(ProbabilityPredictor):
     """A trained model of the configuration selection chose; the encoder is the shared one."""
 
@@ -125,7 +160,13 @@ class EmbeddingModel(ProbabilityPredictor):
         configuration: Candidate = DEFAULT,
         meta: JsonObject | None = None,
         text_encoder: TextEncoder | None = None,
+        memory: Memory | None = None,
     ) -> None:
+        """``memory``: the training examples' embeddings and labels, required when the
+        configuration counts the nearest examples (``Candidate.neighbours``)."""
+        if configuration.neighbours > 0 and memory is None:
+            raise ModelFormatError("The model file lacks the examples its configuration reads.")
+        self._memory = memory if configuration.neighbours > 0 else None
         self._features = features
         self._text_encoder = text_encoder
         # The weights column by column: the TF-IDF columns' transpose is then one contiguous
@@ -141,6 +182,8 @@ class EmbeddingModel(ProbabilityPredictor):
         self._configuration = configuration
         self._meta = dict(meta or {})
         self._arrays = {**features.to_arrays(), **head_to_arrays(head)}
+        if self._memory is not None:
+            self._arrays.update(self._memory.to_arrays())
         digest = content_hash(
             self._arrays, *self._labels, encoder.name, encoder.version, configuration.name
         )
@@ -170,8 +213,12 @@ class EmbeddingModel(ProbabilityPredictor):
         if config.uses_embeddings:
             encoder = self._text_encoder or shared_encoder()
             embeddings = encode_view(encoder, texts, config.view)
-            weighted = embeddings * np.float32(config.embedding_weight)
-            scores += (weighted @ self._embedding_coef.T).astype(np.float64)
+            if config.embedding_feature:
+                weighted = embeddings * np.float32(config.embedding_weight)
+                scores += (weighted @ self._embedding_coef.T).astype(np.float64)
+            if self._memory is not None:
+                nearest = self._memory.nearest(embeddings, len(self._labels))
+                scores += config.neighbours * nearest
         return softmax((scores + head.intercept.astype(np.float64)) / head.temperature)
 
     def to_bytes(self) -> bytes:
@@ -199,6 +246,8 @@ class FittedHead:
     features: TextFeatures
     head: LinearHead
     selection: Selection
+    #: The examples' embeddings when the chosen configuration counts the nearest ones.
+    memory: Memory | None = None
 
 
 def fit_selected(
@@ -257,7 +306,11 @@ def fit_selected(
         sample_weight=sample_weight,
     )
     head = LinearHead(blocks.full_coef(chosen, coef), intercept, temperature)
-    return FittedHead(features, head, selection)
+    memory = None
+    if chosen.neighbours > 0:
+        order = np.argsort(targets, kind="stable")  # sorted by label: no reordering per ticket
+        memory = Memory(np.ascontiguousarray(views[chosen.view][order]), targets[order])
+    return FittedHead(features, head, selection, memory)
 
 
 class EmbeddingLearner:
@@ -362,6 +415,7 @@ class EmbeddingLearner:
             configuration=fitted.selection.chosen,
             meta=meta,
             text_encoder=self._text_encoder,
+            memory=fitted.memory,
         )
 
 
@@ -466,10 +520,14 @@ def load(meta: JsonObject, payload: bytes, context: LearnerContext | None = None
     info = _encoder_from_meta(meta)
     configuration = _configuration_from_meta(meta)
     settings = FeatureSettings.from_meta(meta.get("features", {}))
-    arrays = load_arrays(payload, FEATURE_ARRAYS + HEAD_ARRAYS)
+    memory_arrays = MEMORY_ARRAYS if configuration.neighbours > 0 else ()
+    arrays = load_arrays(payload, FEATURE_ARRAYS + HEAD_ARRAYS + memory_arrays)
     features = TextFeatures.from_arrays(arrays, settings)
     head = head_from_arrays(arrays, len(labels), features.size + info.dimension)
+    memory = Memory.from_arrays(arrays, len(labels), info.dimension) if memory_arrays else None
     kept = {k: v for k, v in meta.items() if k in (*KEPT_META, "selection")}
     if configuration.uses_embeddings:
         shared_encoder()  # loaded with the model, so the first ticket does not wait for it
-    return EmbeddingModel(features, head, labels, info, configuration=configuration, meta=kept)
+    return EmbeddingModel(
+        features, head, labels, info, configuration=configuration, meta=kept, memory=memory
+    )

@@ -15,7 +15,8 @@ are encoded (``first``: the encoder's first ``MAX_TOKENS`` word pieces; ``chunks
 the embeddings of ``CHUNK_WORDS``-word chunks); and the linear model (SVM or logistic
 regression) with its ``C``. Texts are encoded once (each view once) and TF-IDF is fitted once;
 every candidate reuses them. The search is staged to bound training time (see ``select``):
-first the feature mix with the default head, then the head on the mix picked.
+first the feature mix with the default head, then the head on the mix picked, then whether
+each label's nearest training example counts next to that head's score, and how much.
 
 Validation splits (``validation_splits``): when some label has fewer than ``FEW_SHOT_BELOW``
 examples, repeated splits that hold out one example of each label; up to ``KFOLD_UP_TO``
@@ -143,15 +144,27 @@ class Candidate:
     view: str = "first"
     head: str = "svm"
     c: float = 0.5
+    #: How much each label's nearest training example counts next to the linear score: the
+    #: score of a label gains this times the highest cosine similarity between the ticket's
+    #: embedding and that label's examples' (``nearest_by_label``); 0 = none.
+    neighbours: float = 0.0
 
     def __post_init__(self) -> None:
         if self.view not in ("first", "chunks") or self.head not in HEAD_KINDS:
+            raise ModelFormatError("The model file's configuration is corrupt.")
+        if self.neighbours < 0:
             raise ModelFormatError("The model file's configuration is corrupt.")
         if not self.tfidf and self.embedding_weight <= 0:
             raise ModelFormatError("The model file's configuration has no features.")
 
     @property
     def uses_embeddings(self) -> bool:
+        """Whether the ticket's embedding is read (as a feature or for its nearest examples)."""
+        return self.embedding_weight > 0 or self.neighbours > 0
+
+    @property
+    def embedding_feature(self) -> bool:
+        """Whether the weighted embedding is part of the linear model's features."""
         return self.embedding_weight > 0
 
     @property
@@ -160,10 +173,11 @@ class Candidate:
         parts = []
         if self.tfidf:
             parts.append("tfidf")
-        if self.uses_embeddings:
+        if self.embedding_feature:
             weight = f"{self.embedding_weight:g}*" if self.tfidf else ""
             parts.append(f"{weight}emb[{self.view}]")
-        return f"{'+'.join(parts)} {self.head} C={self.c:g}"
+        nearest = f" +{self.neighbours:g}*nearest[{self.view}]" if self.neighbours > 0 else ""
+        return f"{'+'.join(parts)} {self.head} C={self.c:g}{nearest}"
 
     def to_meta(self) -> JsonObject:
         return {
@@ -173,6 +187,7 @@ class Candidate:
             "view": self.view,
             "head": self.head,
             "c": self.c,
+            "neighbours": self.neighbours,
         }
 
     @classmethod
@@ -184,6 +199,10 @@ class Candidate:
                 view=str(json_field(meta, "view")),
                 head=str(json_field(meta, "head")),
                 c=json_float(json_field(meta, "c")),
+                # Models from before the nearest examples existed have none.
+                neighbours=json_float(meta.get("neighbours", 0.0))
+                if isinstance(meta, dict)
+                else 0.0,
             )
         except (KeyError, TypeError, ValueError):
             raise ModelFormatError("The model file's configuration is corrupt.") from None
@@ -203,9 +222,13 @@ MIXES: tuple[Candidate, ...] = (
 #: regression won on 10-shot validation splits of BANKING77's training data (85.0-85.2 % against
 #: the SVM's 83.5 %), C 3-30 alike; the SVM held its own on full data.
 HEADS: tuple[tuple[str, float], ...] = (("svm", 0.1), ("logreg", 3.0), ("logreg", 30.0))
+#: Stage 3, the nearest examples on the head picked: their weights (``Candidate.neighbours``).
+#: On a 20 % hold-out of BANKING77's training data (the SVM fitted on the other 8,002) adding the
+#: nearest example's similarity at weight 1-4 took the accuracy from 92.80 % to 93.05-93.10 %.
+NEIGHBOURS: tuple[float, ...] = (1.0, 2.0)
 
 
-def preference(candidate: Candidate) -> tuple[bool, int, bool, float, str]:
+def preference(candidate: Candidate) -> tuple[bool, int, float, bool, float, str]:
     """Where ``candidate`` stands in the order of preference among candidates that validation
     cannot tell apart (``one_standard_error_pick``); lower comes first.
 
@@ -213,14 +236,23 @@ def preference(candidate: Candidate) -> tuple[bool, int, bool, float, str]:
     shipped with before selection existed (the incumbent, whose behaviour in the bot is known: a
     change has to earn its place); then the feature mix in ``MIXES`` order (both kinds of
     features, which hedge between short intents and long reports, before either alone; TF-IDF
-    alone, which needs no encoder, before the embedding alone); then the encoder's first word
+    alone, which needs no encoder, before the embedding alone); then without the nearest
+    examples before with them, the lighter weight first (a model that keeps no training
+    tickets is smaller and predicts faster); then the encoder's first word
     pieces before chunk means (one encoder pass a ticket instead of up to ``MAX_CHUNKS``); then
     the smaller ``C`` (the more regularised head: both heads put the same L2 penalty against a
     hinge or logistic loss of like scale, so ``C`` orders them across kinds too).
     """
     mix = Candidate(candidate.embedding_weight, candidate.tfidf)
     rank = MIXES.index(mix) if mix in MIXES else len(MIXES)
-    return (candidate != DEFAULT, rank, candidate.view == "chunks", candidate.c, candidate.head)
+    return (
+        candidate != DEFAULT,
+        rank,
+        candidate.neighbours,
+        candidate.view == "chunks",
+        candidate.c,
+        candidate.head,
+    )
 
 
 @dataclass(frozen=True)
@@ -315,7 +347,7 @@ class FeatureBlocks:
         if tfidf is None:
             tfidf = self.tfidf if rows is None else self.tfidf[rows]
         embeddings = None
-        if candidate.uses_embeddings:
+        if candidate.embedding_feature:
             view = self.views[candidate.view]
             embeddings = view if rows is None else view[rows]
         if not candidate.tfidf:
@@ -363,7 +395,7 @@ class FeatureBlocks:
         if candidate.tfidf:
             out[:, :size] = coef[:, :size]
             start = size
-        if candidate.uses_embeddings:
+        if candidate.embedding_feature:
             out[:, size:] = coef[:, start : start + dimension]
         return out
 
@@ -434,6 +466,31 @@ class Validated:
     split_accuracies: tuple[float, ...] = ()
 
 
+def nearest_by_label(
+    queries: Embeddings,
+    memory: Embeddings,
+    memory_targets: npt.NDArray[np.int64],
+    n_labels: int,
+) -> FloatArray:
+    """For each query and label, the highest cosine similarity between the query and that
+    label's rows of ``memory`` (unit-length rows; 0 for a label with no row).
+
+    A label's nearest example is evidence a linear model blurs: a paraphrase of one training
+    ticket scores high here even when the label's weights, averaged over all its tickets, do
+    not point at it.
+    """
+    out = np.zeros((len(queries), n_labels), dtype=np.float64)
+    if len(memory) == 0 or len(queries) == 0:
+        return out
+    if np.any(np.diff(memory_targets) < 0):  # a model's memory is kept sorted: no copy then
+        order = np.argsort(memory_targets, kind="stable")
+        memory, memory_targets = memory[order], memory_targets[order]
+    present, starts = np.unique(memory_targets, return_index=True)
+    similarities = np.asarray(queries, dtype=np.float32) @ memory.T
+    out[:, present] = np.maximum.reduceat(similarities, starts, axis=1)
+    return out
+
+
 def validate(
     blocks: FeatureBlocks,
     candidate: Candidate,
@@ -462,7 +519,12 @@ def validate(
         held = matrix[held_rows]
         if candidate.tfidf:
             held = blocks.matrix(candidate, held_rows, blocks.unseen_dropped((fit_rows, held_rows)))
-        scores.append(LinearHead(coef, intercept, 1.0).scores(held))
+        held_scores = LinearHead(coef, intercept, 1.0).scores(held)
+        if candidate.neighbours > 0:
+            view = blocks.views[candidate.view]
+            nearest = nearest_by_label(view[held_rows], view[fit_rows], targets[fit_rows], n_labels)
+            held_scores += candidate.neighbours * nearest
+        scores.append(held_scores)
         wanted.append(targets[held_rows])
     held_scores = np.vstack(scores)
     held_targets = np.concatenate(wanted)
@@ -561,6 +623,14 @@ def stage_two(mix: Candidate) -> list[Candidate]:
     return [Candidate(mix.embedding_weight, mix.tfidf, mix.view, kind, c) for kind, c in HEADS]
 
 
+def stage_three(pick: Candidate) -> list[Candidate]:
+    """The pick so far with its nearest examples counted at each of ``NEIGHBOURS``."""
+    return [
+        Candidate(pick.embedding_weight, pick.tfidf, pick.view, pick.head, pick.c, weight)
+        for weight in NEIGHBOURS
+    ]
+
+
 def select(
     blocks: FeatureBlocks,
     targets: npt.NDArray[np.int64],
@@ -575,14 +645,15 @@ def select(
 
     Each stage keeps the candidate ``one_standard_error_pick`` picks. Stage 1 tries the
     feature ``MIXES``; with long texts, the pick among the mixes that read embeddings is tried
-    again on chunk means. Stage 2 tries ``HEADS`` on the pick so far; the last pick is over
-    every candidate tried. When the candidates were fitted on a sample (large data), the
-    chosen one is refitted on every non-held-out row so its held-out scores (and the
-    temperature fitted on them) are those of a full-size model.
+    again on chunk means. Stage 2 tries ``HEADS`` on the pick so far, stage 3 ``NEIGHBOURS``
+    on the pick after it; the last pick is over every candidate tried. When the candidates
+    were fitted on a sample (large data), the chosen one is refitted on every non-held-out
+    row so its held-out scores (and the temperature fitted on them) are those of a full-size
+    model.
     """
     scheme, splits = validation_splits(targets, seed, always_fit)
     long_texts = "chunks" in blocks.views
-    planned = len(MIXES) + int(long_texts) + len(HEADS)
+    planned = len(MIXES) + int(long_texts) + len(HEADS) + len(NEIGHBOURS)
     results: list[Validated] = []
 
     def run(candidates: Sequence[Candidate]) -> Candidate:
@@ -604,9 +675,9 @@ def select(
 
     mix = run(MIXES)
     if long_texts:
-        reading = [r for r in results if r.score.candidate.uses_embeddings]
+        reading = [r for r in results if r.score.candidate.embedding_feature]
         mix = run([chunked_twin(one_standard_error_pick(reading).chosen.score.candidate)])
-    run(stage_two(mix))
+    run(stage_three(run(stage_two(mix))))
     pick = one_standard_error_pick(results)
     chosen = pick.chosen
     if len(splits) == 1 and len(splits[0][0]) + len(splits[0][1]) < len(targets):

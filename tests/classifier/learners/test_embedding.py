@@ -10,7 +10,12 @@ import pytest
 from classifier.artifacts import load_model, pack, unpack
 from classifier.errors import ModelFormatError
 from classifier.examples import Example
-from classifier.learners.embedding import EmbeddingLearner, EmbeddingModel, reusable_configuration
+from classifier.learners.embedding import (
+    EmbeddingLearner,
+    EmbeddingModel,
+    Memory,
+    reusable_configuration,
+)
 from classifier.learners.encoder import SentenceEncoder, encoder_available, shared_encoder
 from classifier.learners.selection import CHUNK_WORDS, DEFAULT, Candidate
 from tests.classifier.learners.conftest import LABELS
@@ -111,6 +116,48 @@ async def test_a_tfidf_only_configuration_never_encodes(
     fast.probabilities(PROBES)
     assert recording.calls == []
     assert fast.model_id != model.model_id or model.configuration == tfidf_only
+
+
+def test_nearest_examples_add_to_the_scores_and_travel_with_the_model(
+    encoder: SentenceEncoder, model: EmbeddingModel
+) -> None:
+    examples = encoder.encode(["refund my double charge", "the app keeps crashing"])
+    memory = Memory(examples, np.array([0, 1], dtype=np.int64))
+    nearest = Candidate(
+        model.configuration.embedding_weight,
+        model.configuration.tfidf,
+        neighbours=2.0,
+    )
+    plain = EmbeddingModel(
+        model._features,
+        model._head,
+        model.labels,
+        model._encoder,
+        configuration=Candidate(nearest.embedding_weight, nearest.tfidf),
+    )
+    counted = EmbeddingModel(
+        model._features,
+        model._head,
+        model.labels,
+        model._encoder,
+        configuration=nearest,
+        memory=memory,
+    )
+    # The head's scores plus twice each label's best cosine, through the same softmax.
+    head = model._head
+    raw = np.log(plain.probabilities(PROBES)) * head.temperature
+    boost = 2.0 * memory.nearest(encoder.encode(PROBES), len(model.labels))
+    expected = np.exp((raw + boost) / head.temperature)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(counted.probabilities(PROBES), expected, atol=1e-5)
+    loaded = load_model(counted.to_bytes())
+    assert isinstance(loaded, EmbeddingModel)
+    assert loaded.configuration == nearest
+    np.testing.assert_allclose(loaded.probabilities(PROBES), counted.probabilities(PROBES))
+    with pytest.raises(ModelFormatError):
+        EmbeddingModel(
+            model._features, model._head, model.labels, model._encoder, configuration=nearest
+        )
 
 
 async def test_long_texts_get_a_chunked_view_encoded_once(encoder: SentenceEncoder) -> None:

@@ -18,6 +18,7 @@ from classifier.learners.selection import (
     HEADS,
     MAX_CHUNKS,
     MIXES,
+    NEIGHBOURS,
     Candidate,
     CandidateScore,
     FeatureBlocks,
@@ -25,6 +26,7 @@ from classifier.learners.selection import (
     chunked_twin,
     encode_chunked,
     expected_calibration_error,
+    nearest_by_label,
     one_standard_error_pick,
     paired_standard_error,
     preference,
@@ -124,7 +126,8 @@ def test_selection_finds_the_features_that_carry_the_label() -> None:
     assert by_name["emb[first] svm C=0.5"] > by_name["tfidf svm C=0.5"] + 0.3
     tried = [s.candidate for s in selection.scores]
     assert tried[: len(MIXES)] == list(MIXES)
-    assert len(tried) == len(MIXES) + len(HEADS)
+    assert len(tried) == len(MIXES) + len(HEADS) + len(NEIGHBOURS)
+    assert [c.neighbours for c in tried[-len(NEIGHBOURS) :]] == list(NEIGHBOURS)
     assert all(0 <= s.accuracy <= 1 for s in selection.scores)
     assert best.score.candidate == selection.chosen
     assert selection.best is not None
@@ -150,7 +153,7 @@ def test_long_texts_try_the_best_embedding_mix_on_chunk_means() -> None:
     long_blocks = FeatureBlocks(blocks.tfidf, {**blocks.views, "chunks": chunks})
     selection, _ = select(long_blocks, targets, 3, seed=0)
     tried = [s.candidate for s in selection.scores]
-    assert len(tried) == len(MIXES) + 1 + len(HEADS)
+    assert len(tried) == len(MIXES) + 1 + len(HEADS) + len(NEIGHBOURS)
     twin = tried[len(MIXES)]
     assert twin.view == "chunks"
     assert twin == chunked_twin(max(selection.scores[: len(MIXES)], key=_accuracy).candidate)
@@ -188,6 +191,29 @@ def test_candidate_round_trips_and_refuses_nonsense() -> None:
         Candidate(embedding_weight=0.0, tfidf=False)
     with pytest.raises(ModelFormatError):
         Candidate(embedding_weight=1.0, head="forest")
+    with pytest.raises(ModelFormatError):
+        Candidate(embedding_weight=1.0, neighbours=-1.0)
+
+
+def test_candidate_with_nearest_examples_round_trips_and_old_ones_have_none() -> None:
+    nearest = Candidate(embedding_weight=0.0, neighbours=2.0)
+    assert nearest.name == "tfidf svm C=0.5 +2*nearest[first]"
+    assert nearest.uses_embeddings
+    assert not nearest.embedding_feature
+    assert Candidate.from_meta(nearest.to_meta()) == nearest
+    old = {k: v for k, v in DEFAULT.to_meta().items() if k != "neighbours"}
+    assert Candidate.from_meta(old) == DEFAULT
+    assert preference(DEFAULT) < preference(Candidate(3.0, neighbours=1.0))
+    assert preference(Candidate(3.0, neighbours=1.0)) < preference(Candidate(3.0, neighbours=2.0))
+
+
+def test_nearest_by_label_is_each_labels_best_cosine() -> None:
+    memory = np.array([[1, 0], [0, 1], [0.6, 0.8], [-1, 0]], dtype=np.float32)
+    targets = np.array([0, 1, 0, 1], dtype=np.int64)
+    queries = np.array([[0.8, 0.6], [-1, 0]], dtype=np.float32)
+    got = nearest_by_label(queries, memory, targets, 3)
+    np.testing.assert_allclose(got, [[0.96, 0.6, 0.0], [-0.6, 1.0, 0.0]], atol=1e-6)
+    assert nearest_by_label(queries, memory[:0], targets[:0], 3).shape == (2, 3)
 
 
 def test_logistic_head_gives_one_row_per_label_even_for_two() -> None:
