@@ -586,6 +586,13 @@ class Pick:
     gap_se: tuple[float | None, ...]
 
 
+def gap_error(best: Validated, other: Validated) -> float | None:
+    """The paired standard error of ``other``'s gap to ``best`` (None on other rows)."""
+    if not np.array_equal(other.held_targets, best.held_targets):
+        return None
+    return paired_standard_error(best, other)
+
+
 def one_standard_error_pick(results: Sequence[Validated]) -> Pick:
     """The most preferred candidate (``preference``) whose validation accuracy is within one
     paired standard error of the best one's.
@@ -631,6 +638,17 @@ def stage_three(pick: Candidate) -> list[Candidate]:
     ]
 
 
+def last_stage_pick(
+    earlier: Sequence[Validated], head: Candidate, last: Sequence[Validated]
+) -> Pick:
+    """The pick among ``head`` (the earlier stages' pick, found in ``earlier``) and the last
+    stage's candidates (``stage_three``): it asks only whether the head gains from its nearest
+    examples, so a lead of the last stage over ``head`` cannot bring back an earlier candidate
+    that the one-standard-error rule had passed over for ``head``."""
+    picked = next(r for r in earlier if r.score.candidate == head)
+    return one_standard_error_pick([picked, *last])
+
+
 def select(
     blocks: FeatureBlocks,
     targets: npt.NDArray[np.int64],
@@ -645,11 +663,13 @@ def select(
 
     Each stage keeps the candidate ``one_standard_error_pick`` picks. Stage 1 tries the
     feature ``MIXES``; with long texts, the pick among the mixes that read embeddings is tried
-    again on chunk means. Stage 2 tries ``HEADS`` on the pick so far, stage 3 ``NEIGHBOURS``
-    on the pick after it; the last pick is over every candidate tried. When the candidates
-    were fitted on a sample (large data), the chosen one is refitted on every non-held-out
-    row so its held-out scores (and the temperature fitted on them) are those of a full-size
-    model.
+    again on chunk means. Stage 2 tries ``HEADS`` on the pick so far, its pick being over
+    every candidate tried; stage 3 tries ``NEIGHBOURS`` on that pick and picks among them and
+    it alone (a lead of stage 3 must not reopen the earlier stages' choice among candidates
+    validation could not tell apart). Every candidate's ``gap_se`` is to the last pick's best.
+    When the candidates were fitted on a sample (large data), the chosen one is refitted on
+    every non-held-out row so its held-out scores (and the temperature fitted on them) are
+    those of a full-size model.
     """
     scheme, splits = validation_splits(targets, seed, always_fit)
     long_texts = "chunks" in blocks.views
@@ -677,8 +697,10 @@ def select(
     if long_texts:
         reading = [r for r in results if r.score.candidate.embedding_feature]
         mix = run([chunked_twin(one_standard_error_pick(reading).chosen.score.candidate)])
-    run(stage_three(run(stage_two(mix))))
-    pick = one_standard_error_pick(results)
+    head = run(stage_two(mix))
+    before = len(results)
+    run(stage_three(head))
+    pick = last_stage_pick(results[:before], head, results[before:])
     chosen = pick.chosen
     if len(splits) == 1 and len(splits[0][0]) + len(splits[0][1]) < len(targets):
         chosen = validate(
@@ -691,8 +713,8 @@ def select(
             sample_weight=sample_weight,
         )
     scores = tuple(
-        CandidateScore(r.score.candidate, r.score.accuracy, error)
-        for r, error in zip(results, pick.gap_se, strict=True)
+        CandidateScore(r.score.candidate, r.score.accuracy, gap_error(pick.best, r))
+        for r in results
     )
     selection = Selection(
         chosen=chosen.score.candidate,

@@ -26,6 +26,7 @@ from classifier.learners.selection import (
     chunked_twin,
     encode_chunked,
     expected_calibration_error,
+    last_stage_pick,
     nearest_by_label,
     one_standard_error_pick,
     paired_standard_error,
@@ -341,6 +342,26 @@ def test_a_lead_within_one_paired_standard_error_keeps_the_preferred_candidate()
     assert pick.gap_se == (0.0, pytest.approx(error))
 
 
+def test_the_last_stage_cannot_reopen_the_head_choice() -> None:
+    # Stage 2 kept the default over logistic regression (within one error); the default with
+    # its nearest examples then beats the default clearly (7 more rows, none fewer) and leads
+    # logistic regression by less than one error: the nearest examples win, not the logreg.
+    n, both = 2000, 1790
+    logreg = [i < both or both <= i < both + 40 for i in range(n)]
+    default = [i < both or both + 40 <= i < both + 77 for i in range(n)]
+    nearest = [d or both + 77 <= i < both + 84 for i, d in enumerate(default)]
+    with_nearest = Candidate(embedding_weight=3.0, neighbours=1.0)
+    earlier = [_rows_right(DEFAULT, default), _rows_right(LOGREG_30, logreg)]
+    last = [_rows_right(with_nearest, nearest)]
+    assert one_standard_error_pick([*earlier, *last]).chosen.score.candidate == LOGREG_30
+    pick = last_stage_pick(earlier, DEFAULT, last)
+    assert pick.chosen.score.candidate == with_nearest
+    assert [r.score.candidate for r in pick.within] == [with_nearest]
+    # Without a clear gain the head picked stays.
+    level = [_rows_right(with_nearest, default)]
+    assert last_stage_pick(earlier, DEFAULT, level).chosen.score.candidate == DEFAULT
+
+
 def test_a_lead_beyond_one_paired_standard_error_wins() -> None:
     best_right, default_right = _pair(2000, 1790, 80, 7)  # 3.65 points, SE about 0.47
     best = _rows_right(LOGREG_30, best_right)
@@ -405,4 +426,5 @@ def test_selection_records_the_best_the_candidates_within_one_se_and_why() -> No
         assert isinstance(row, dict)
         within = row["name"] in meta["within_one_se"]
         gap = float(best_row["accuracy"]) - float(row["accuracy"])
-        assert within == (gap <= float(row["gap_se"]) + 1e-4)
+        if within or "nearest" in str(row["name"]):  # the last stage's comparison
+            assert within == (gap <= float(row["gap_se"]) + 1e-4)
