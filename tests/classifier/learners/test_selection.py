@@ -215,6 +215,10 @@ def test_nearest_by_label_is_each_labels_best_cosine() -> None:
     got = nearest_by_label(queries, memory, targets, 3)
     np.testing.assert_allclose(got, [[0.96, 0.6, 0.0], [-0.6, 1.0, 0.0]], atol=1e-6)
     assert nearest_by_label(queries, memory[:0], targets[:0], 3).shape == (2, 3)
+    # One live ticket goes through the other product: the same figures.
+    for row in range(2):
+        one = nearest_by_label(queries[row : row + 1], memory, targets, 3)
+        np.testing.assert_allclose(one, got[row : row + 1], atol=1e-6)
 
 
 def test_logistic_head_gives_one_row_per_label_even_for_two() -> None:
