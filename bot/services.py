@@ -291,7 +291,9 @@ def build_services(
     intervals = intervals or Intervals()
     check_emoji(settings, taxonomy)
     http = aiohttp.ClientSession()
-    slack = SlackGateway(create_slack_client(slack_config.bot_token, slack_config.api_url, http))
+    slack = SlackGateway(
+        create_slack_client(slack_config.bot_token, slack_config.api_url, http, sleep=clock.sleep)
+    )
     model = ActiveModel(db, loader)
     policy = policy or routing_policy(settings)
     triage_threshold = TriageThreshold(

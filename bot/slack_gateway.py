@@ -118,12 +118,19 @@ class RateLimitRetryHandler(AsyncRetryHandler):
     slack_sdk's own handler adds up to a whole second of jitter to every wait, which at a few
     hundred calls a second turns one 429 into a second of latency; this keeps the jitter small
     and refuses waits longer than ``max_wait`` or than the calling context allows
-    (``ticket_calls``): those calls fail with the 429 and are retried later.
+    (``ticket_calls``): those calls fail with the 429 and are retried later. The wait is
+    ``sleep`` (the runtime clock's), so a test's fake clock decides when it ends.
     """
 
-    def __init__(self, max_retry_count: int = 3, max_wait: float = MAX_RETRY_AFTER_SECONDS):
+    def __init__(
+        self,
+        max_retry_count: int = 3,
+        max_wait: float = MAX_RETRY_AFTER_SECONDS,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
+        self.sleep = sleep
 
     async def _can_retry_async(
         self,
@@ -149,14 +156,19 @@ class RateLimitRetryHandler(AsyncRetryHandler):
     ) -> None:
         assert response is not None
         state.next_attempt_requested = True
-        await asyncio.sleep(retry_after(response.headers) + random.uniform(0, 0.05))
+        await self.sleep(retry_after(response.headers) + random.uniform(0, 0.05))
         state.increment_current_attempt()
 
 
 def create_slack_client(
-    token: str, base_url: str, session: aiohttp.ClientSession | None, retries: int = 3
+    token: str,
+    base_url: str,
+    session: aiohttp.ClientSession | None,
+    retries: int = 3,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncWebClient:
-    """The process's one Slack client: shared HTTP session, bounded retries."""
+    """The process's one Slack client: shared HTTP session, bounded retries; a 429 is waited
+    out with ``sleep`` (the runtime clock's)."""
     sdk_log = logging.getLogger("slack_sdk.web.async_base_client")
     if sdk_log.level == logging.NOTSET:
         # slack_sdk formats every request and response for DEBUG when its logger's own level
@@ -170,7 +182,7 @@ def create_slack_client(
         logger=sdk_log,
         timeout=10,
         retry_handlers=[
-            RateLimitRetryHandler(max_retry_count=retries),
+            RateLimitRetryHandler(max_retry_count=retries, sleep=sleep),
             ServerErrorRetryHandler(max_retry_count=retries),
             ConnectionErrorRetryHandler(max_retry_count=retries),
         ],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ from classifier.taxonomy import Taxonomy
 from data.db import routings as routings_repo
 from data.db import tickets as tickets_repo
 from tests.bot.conftest import SUPPORT, TRIAGE, BotHarness
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
+from tests.fakes.clock import FakeClock
+from tests.fakes.slack_api import BOT_USER_ID, FakeSlack, SlackCall
 from tests.fakes.slack_events import message_event
 
 BILLING = "C0BILLING"
@@ -26,23 +29,80 @@ def _is_reply(params: dict[str, object]) -> bool:
     return bool(params.get("thread_ts"))
 
 
-async def test_a_429_storm_is_ridden_out_honouring_retry_after(bot: BotHarness) -> None:
-    fake = bot.fake
+@pytest.fixture
+async def clocked_bot(
+    fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
+) -> AsyncIterator[BotHarness]:
+    """The bot on a FakeClock, with the fake Slack stamping calls on that clock: every wait a
+    429 asks for (in the Slack client or in the ticket queue) ends only when the test moves
+    time on."""
+    clock = FakeClock()
+    fake_slack.monotonic = clock.monotonic
+    harness = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy, clock=clock)
+    await harness.start()
+    yield harness
+    await harness.stop()
+
+
+def _clock(bot: BotHarness) -> FakeClock:
+    assert isinstance(bot.clock, FakeClock)
+    return bot.clock
+
+
+async def _drain_moving_time(bot: BotHarness, step: float = 0.05, within: float = 60.0) -> None:
+    """Move the bot's clock on by ``step`` whenever the bot has gone quiet, until every queued
+    ticket is finished (``within`` bounds it in real time). Time never jumps past a wait by
+    more than ``step``, so a retry comes at most ``step`` after Retry-After allows."""
+    clock = _clock(bot)
+    drained = asyncio.create_task(bot.svc.drain())
+    try:
+        async with asyncio.timeout(within):
+            while not drained.done():
+                await asyncio.wait({drained}, timeout=0.01)
+                if not drained.done():
+                    await clock.advance(step)
+    finally:
+        drained.cancel()
+
+
+async def test_a_429_storm_is_ridden_out_honouring_retry_after(clocked_bot: BotHarness) -> None:
+    bot, fake = clocked_bot, clocked_bot.fake
     fake.fail("chat.postMessage", retry_after=1, times=1)
     fake.fail("chat.postMessage", retry_after=0, times=2)
     fake.fail("reactions.add", times=3)
     fake.fail("chat.getPermalink", status=500, error="internal_error", times=2)
-    ts = await bot.ticket("refund my invoice please")
+    ts = bot.send.new_ts()
+    assert (await bot.send.event(message_event(SUPPORT, ts, "refund my invoice please")))[0] == 200
+    await _drain_moving_time(bot)
 
     limited = [c for c in fake.calls if c.answered == 429]
     assert len(limited) == 6
     first_429 = next(c for c in fake.calls if c.method == "chat.postMessage")
     retried = next(c for c in fake.calls if c.method == "chat.postMessage" and c.at > first_429.at)
-    assert retried.at - first_429.at >= 1.0  # Retry-After honoured
+    assert retried.at - first_429.at >= 1.0  # Retry-After honoured, on the bot's clock
     assert len(fake.posts(BILLING)) == 1
     assert len(fake.posts(SUPPORT, threads=True)) == 1
     assert fake.reactions_on(SUPPORT, ts) == {"moneybag": {BOT_USER_ID}}
     assert await _statuses(bot) == {"routed": 1}
+
+
+async def test_a_429_waited_out_in_place_sleeps_on_the_runtime_clock(
+    clocked_bot: BotHarness,
+) -> None:
+    """A call made outside a ticket (start-up, admin work) waits out Retry-After itself, on the
+    runtime's clock: it is retried once that clock has moved on that far, not before, and
+    without waiting for the 30 seconds to pass in real time."""
+    bot, fake = clocked_bot, clocked_bot.fake
+    fake.fail("chat.getPermalink", retry_after=30, times=1)  # the longest waited in place
+    asked = asyncio.create_task(bot.svc.slack.permalink(SUPPORT, "1.000001"))
+    await fake.wait_for(lambda: any(c.method == "chat.getPermalink" for c in fake.calls))
+    await _clock(bot).advance(29.9)
+    assert not asked.done()
+    assert [c.answered for c in fake.calls if c.method == "chat.getPermalink"] == [429]
+    await _clock(bot).advance(0.2)  # past Retry-After and its jitter (at most 0.05 s)
+    async with asyncio.timeout(10):  # one loopback call; the real 30 s would fail here
+        assert await asked
+    assert [c.answered for c in fake.calls if c.method == "chat.getPermalink"] == [429, 200]
 
 
 async def test_a_storm_longer_than_the_client_retries_comes_back_later(bot: BotHarness) -> None:
@@ -58,25 +118,34 @@ async def test_a_storm_longer_than_the_client_retries_comes_back_later(bot: BotH
 async def test_a_rate_limited_ticket_waits_in_the_queue_not_in_a_worker(
     fake_slack: FakeSlack, tmp_path: Path, taxonomy: Taxonomy
 ) -> None:
-    """With one worker, a ticket told to wait a second does not hold up the next one."""
-    bot = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy)
+    """With one worker, a ticket told to wait a second does not hold up the next one: the
+    next one is routed while the bot's clock stands still."""
+    clock = FakeClock()
+    fake_slack.monotonic = clock.monotonic
+    bot = BotHarness(fake_slack, tmp_path / "triage.db", taxonomy, clock=clock)
     await bot.start(workers=1)
     try:
         fake_slack.fail("chat.postMessage", retry_after=1, times=1)  # the first card
         first = await bot.send.event(message_event(SUPPORT, bot.send.new_ts(), "refund please"))
         second = await bot.send.event(message_event(SUPPORT, bot.send.new_ts(), "app crashes"))
         assert first[0] == second[0] == 200
-        await bot.drain()
-        cards = [c for c in fake_slack.calls if c.method == "chat.postMessage"]
-        limited = next(c for c in cards if c.answered == 429)
-        billing = [c for c in cards if c.params.get("channel") == BILLING and c.answered == 200]
-        technical = [
-            c for c in cards if c.params.get("channel") == "C0TECHNICAL" and c.answered == 200
-        ]
-        assert len(billing) == 1
-        assert len(technical) == 1
-        assert technical[0].at < limited.at + 1.0  # the second ticket did not wait
-        assert billing[0].at - limited.at >= 1.0  # Retry-After honoured
+
+        def posted(channel: str) -> list[SlackCall]:
+            return [
+                c
+                for c in fake_slack.calls
+                if c.method == "chat.postMessage"
+                and c.params.get("channel") == channel
+                and c.answered == 200
+            ]
+
+        await fake_slack.wait_for(lambda: len(posted("C0TECHNICAL")) == 1)
+        assert posted(BILLING) == []  # still waiting out Retry-After, in the queue
+        limited = next(c for c in fake_slack.calls if c.answered == 429)
+        assert posted("C0TECHNICAL")[0].at == limited.at  # no time had to pass for it
+        await _drain_moving_time(bot)
+        assert len(posted(BILLING)) == 1
+        assert posted(BILLING)[0].at - limited.at >= 1.0  # Retry-After honoured
         assert await _statuses(bot) == {"routed": 2}
         async with bot.svc.db.transaction() as conn:
             assert (await tickets_repo.get_ticket(conn, 1)).attempts == 0

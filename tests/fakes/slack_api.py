@@ -124,7 +124,7 @@ class SlackCall:
 
     method: str
     params: Params
-    at: float  # time.monotonic() when it arrived
+    at: float  # ``FakeSlack.monotonic()`` when it arrived
     answered: int  # HTTP status answered
 
     @property
@@ -154,6 +154,9 @@ class FakeSlack:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
     latency: float = 0.0  # seconds each call takes, to model a slow network
+    #: The time calls are stamped with (``SlackCall.at``): a test on a FakeClock passes its
+    #: ``monotonic`` so call times are on the bot's clock.
+    monotonic: Callable[[], float] = time.monotonic
     _failures: list[_Failure] = field(default_factory=list)
     _random_failure: tuple[float, int, str, int, random.Random] | None = None
     _messages: dict[tuple[str, str], Params] = field(default_factory=dict)
@@ -359,7 +362,7 @@ class FakeSlack:
         params = await self._params(request)
         if self.latency:
             await asyncio.sleep(self.latency)
-        now = time.monotonic()
+        now = self.monotonic()
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or params.get("token", "")
         auth_error = self._auth_error(method, token)
