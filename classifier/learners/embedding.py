@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -48,12 +48,12 @@ from classifier.learners.selection import (
     LONG_TEXT_SHARE,
     Candidate,
     FeatureBlocks,
+    LabelledRows,
     Selection,
     TextEncoder,
     Validated,
     encode_chunked,
     is_long,
-    nearest_by_label,
     select,
     validate,
     validation_splits,
@@ -120,10 +120,15 @@ class Memory:
 
     embeddings: npt.NDArray[np.float32]
     targets: npt.NDArray[np.int64]
+    #: The rows grouped by label once, not on every ticket.
+    grouped: LabelledRows = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grouped", LabelledRows.group(self.embeddings, self.targets))
 
     def nearest(self, queries: npt.NDArray[np.float32], n_labels: int) -> npt.NDArray[np.float64]:
         """Each label's highest cosine similarity to each query (``nearest_by_label``)."""
-        return nearest_by_label(queries, self.embeddings, self.targets, n_labels)
+        return self.grouped.nearest(queries, n_labels)
 
     def to_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
         return {"memory": self.embeddings, "memory_targets": self.targets}

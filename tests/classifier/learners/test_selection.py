@@ -22,6 +22,7 @@ from classifier.learners.selection import (
     Candidate,
     CandidateScore,
     FeatureBlocks,
+    LabelledRows,
     Validated,
     chunked_twin,
     encode_chunked,
@@ -219,6 +220,33 @@ def test_nearest_by_label_is_each_labels_best_cosine() -> None:
     for row in range(2):
         one = nearest_by_label(queries[row : row + 1], memory, targets, 3)
         np.testing.assert_allclose(one, got[row : row + 1], atol=1e-6)
+
+
+def test_rows_grouped_once_give_each_labels_best_cosine() -> None:
+    rng = np.random.default_rng(0)
+    memory = rng.standard_normal((60, 8)).astype(np.float32)
+    memory /= np.linalg.norm(memory, axis=1, keepdims=True)
+    targets = rng.integers(0, 4, size=60).astype(np.int64)  # label 4 has no rows
+    queries = rng.standard_normal((5, 8)).astype(np.float32)
+    grouped = LabelledRows.group(memory, targets)
+    order = np.argsort(targets, kind="stable")
+    np.testing.assert_array_equal(grouped.rows, memory[order])
+    assert grouped.present.tolist() == [0, 1, 2, 3]
+    assert grouped.starts.tolist() == [int(np.argmax(targets[order] == t)) for t in range(4)]
+    for rows in (queries, queries[:1]):  # a batch (BLAS) and one live ticket (einsum)
+        got = grouped.nearest(rows, 5)
+        np.testing.assert_array_equal(got, nearest_by_label(rows, memory, targets, 5))
+        expected = [
+            [
+                max(float(q @ m) for m, t in zip(memory, targets, strict=True) if t == label)
+                for label in range(4)
+            ]
+            + [0.0]
+            for q in rows
+        ]
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    empty = LabelledRows.group(memory[:0], targets[:0])
+    np.testing.assert_array_equal(empty.nearest(queries, 5), np.zeros((5, 5)))
 
 
 def test_logistic_head_gives_one_row_per_label_even_for_two() -> None:
