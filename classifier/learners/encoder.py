@@ -126,14 +126,18 @@ class SentenceEncoder:
         # One forward pass at a time: they would only fight over two cores. The lock is taken
         # per length group, not per call: a retrain encoding 10,000 texts in the bot's process
         # held it for ~58 s, and every ticket routed meanwhile waited (bench/retrain.py).
-        for rows in length_groups([len(p.ids) for p in pieces]):
+        groups = length_groups([len(p.ids) for p in pieces])
+        for number, rows in enumerate(groups, start=1):
             batch = {
                 name: _padded([ids[i] for i in rows], self._pad[name])
                 for name, ids in rows_of.items()
             }
             with self._lock:
                 out[rows] = np.asarray(self._session.run(None, batch)[0], dtype=np.float32)
-            time.sleep(0)  # let a waiting caller (a ticket) take the lock before the next group
+            if number < len(groups):
+                # Let a waiting caller (a ticket) take the lock before the next group; not after
+                # the last, where a busy machine could keep this thread off a core for a while.
+                time.sleep(0)
         return out
 
 
