@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,9 +16,11 @@ from classifier.learners.embedding import (
     EmbeddingModel,
     Memory,
     reusable_configuration,
+    side_thread,
 )
 from classifier.learners.encoder import SentenceEncoder, encoder_available, shared_encoder
-from classifier.learners.selection import CHUNK_WORDS, DEFAULT, Candidate
+from classifier.learners.linear_head import softmax
+from classifier.learners.selection import CHUNK_WORDS, DEFAULT, Candidate, nearest_by_label
 from tests.classifier.learners.conftest import LABELS
 
 pytestmark = [
@@ -158,6 +161,59 @@ def test_nearest_examples_add_to_the_scores_and_travel_with_the_model(
         EmbeddingModel(
             model._features, model._head, model.labels, model._encoder, configuration=nearest
         )
+
+
+def _counting_model(encoder: SentenceEncoder, model: EmbeddingModel) -> EmbeddingModel:
+    """``model``'s features and head, counting two remembered examples: every part in use."""
+    examples = encoder.encode(["refund my double charge", "the app keeps crashing"])
+    configuration = Candidate(model.configuration.embedding_weight, tfidf=True, neighbours=2.0)
+    return EmbeddingModel(
+        model._features,
+        model._head,
+        model.labels,
+        model._encoder,
+        configuration=configuration,
+        memory=Memory(examples, np.array([1, 0], dtype=np.int64)),
+    )
+
+
+def _parts_in_order(model: EmbeddingModel, texts: list[str]) -> npt.NDArray[np.float64]:
+    """The probabilities computed one part after the other, as before the side thread."""
+    head, config = model._head, model.configuration
+    scores = np.zeros((len(texts), len(model.labels)), dtype=np.float64)
+    text_scores = model._features.transform(texts) @ head.coef[:, : model._features.size].T
+    scores += np.asarray(text_scores, dtype=np.float64)
+    embeddings = shared_encoder().encode(texts)
+    weighted = embeddings * np.float32(config.embedding_weight)
+    embedding_coef = np.ascontiguousarray(head.coef[:, model._features.size :])
+    scores += (weighted @ embedding_coef.T).astype(np.float64)
+    scores += config.neighbours * nearest_by_label(
+        embeddings, np.asarray(model._memory.embeddings), model._memory.targets, 3
+    )
+    return softmax((scores + head.intercept.astype(np.float64)) / head.temperature)
+
+
+def test_tfidf_beside_the_encoder_gives_the_same_probabilities_to_the_bit(
+    encoder: SentenceEncoder, model: EmbeddingModel
+) -> None:
+    counted = _counting_model(encoder, model)
+    for texts in (PROBES, PROBES[:1], PROBES[2:]):
+        np.testing.assert_array_equal(counted.probabilities(texts), _parts_in_order(counted, texts))
+
+
+def test_a_busy_side_thread_leaves_the_tfidf_part_to_the_caller(
+    encoder: SentenceEncoder, model: EmbeddingModel
+) -> None:
+    counted = _counting_model(encoder, model)
+    release = threading.Event()
+    blocker = side_thread().submit(release.wait)
+    try:
+        # The side thread waits on ``release``: the ticket's TF-IDF job never starts there.
+        got = counted.probabilities(PROBES[:1])
+    finally:
+        release.set()
+    assert blocker.result() is True
+    np.testing.assert_array_equal(got, _parts_in_order(counted, PROBES[:1]))
 
 
 async def test_long_texts_get_a_chunked_view_encoded_once(encoder: SentenceEncoder) -> None:
