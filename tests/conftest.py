@@ -169,14 +169,3 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
         return
     async with _fresh_postgres(migrated=False) as url:
         yield url
-
-
-@pytest.fixture
-async def sqlite_engine(sqlite_url: str) -> AsyncIterator[object]:
-    """A migrated SQLite engine (``migrate`` on the copied schema finds nothing to do)."""
-    from data.db.engine import create_engine, migrate
-
-    engine = create_engine(sqlite_url)
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
