@@ -10,11 +10,14 @@ selection and final fit (``classifier.learners.selection``). Its raw scores on t
 are then turned into probabilities by several temperatures, and each one's expected calibration
 error (15 bins) on those rows is printed per draw and as a mean:
 
-- ``shipped``: the learner's, fitted on the chosen candidate's out-of-fold scores;
+- ``one cut``: fitted on the chosen candidate's out-of-fold scores from selection alone (the
+  learner's before the cuts were pooled);
+- ``shipped``: the learner's: those pooled with the out-of-fold scores of more cuts until there
+  are ``CALIBRATION_ROWS`` (``classifier.learners.selection.calibration_scores``);
 - ``fold-seeds``: fitted on the out-of-fold scores of ``--fold-seeds`` different 5-fold cuts
   pooled (less noise from how the examples fell into folds);
-- ``smoothing m``: Laplace smoothing of the targets with m pseudo-counts instead of 1;
-- ``uniform n0``: the shipped probabilities blended with the uniform by n0 / (n + n0);
+- ``smoothing m``: one cut, Laplace smoothing of the targets with m pseudo-counts instead of 1;
+- ``uniform n0``: the one-cut probabilities blended with the uniform by n0 / (n + n0);
 - ``one T for all``: the single temperature best for every draw at once, chosen on the
   held-back rows themselves (hindsight: a bound, not a method);
 - ``oracle T``: each draw's best temperature on the held-back rows (hindsight: the floor any
@@ -62,6 +65,7 @@ from classifier.learners.linear_head import (  # noqa: E402
 )
 from classifier.learners.selection import (  # noqa: E402
     FeatureBlocks,
+    calibration_scores,
     encode_chunked,
     expected_calibration_error,
     is_long,
@@ -127,8 +131,13 @@ def one_draw(
         _, splits = validation_splits(data.targets, fold_seed, always)
         again = validate(blocks, config, data.targets, n_labels, splits, sample_weight=weights)
         pooled.append((again.held_scores, again.held_targets))
+    calibration, calibration_targets, cuts = calibration_scores(
+        blocks, chosen, data.targets, n_labels, sample_weight=weights, always_fit=always
+    )
     return {
         "chosen": config.name,
+        "calibration": (calibration, calibration_targets),
+        "cuts": cuts,
         "held_scores": chosen.held_scores,
         "held_targets": chosen.held_targets,
         "pooled": pooled,
@@ -164,7 +173,8 @@ def main() -> None:
         print(
             f"draw {seed}: {run['chosen']}, out-of-fold accuracy "
             f"{np.mean(held.argmax(axis=1) == run['held_targets']):.3f}, held-back accuracy "
-            f"{np.mean(run['scores'].argmax(axis=1) == run['targets']):.3f}",
+            f"{np.mean(run['scores'].argmax(axis=1) == run['targets']):.3f}, temperature on "
+            f"{run['cuts']} cuts",
             file=sys.stderr,
             flush=True,
         )
@@ -173,8 +183,11 @@ def main() -> None:
     def by_temperature(pick: Callable[[dict[str, Any]], float]) -> list[float]:
         return [ece(softmax(r["scores"] / pick(r)), r["targets"]) for r in runs]
 
-    def shipped(r: dict[str, Any]) -> float:
+    def one_cut(r: dict[str, Any]) -> float:
         return fit_temperature(r["held_scores"], r["held_targets"])
+
+    def shipped(r: dict[str, Any]) -> float:
+        return fit_temperature(*r["calibration"])
 
     def pooled(r: dict[str, Any]) -> float:
         parts = r["pooled"]
@@ -184,6 +197,7 @@ def main() -> None:
         )
 
     rows: dict[str, list[float]] = {
+        "one cut": by_temperature(one_cut),
         "shipped": by_temperature(shipped),
         f"fold-seeds ({args.fold_seeds})": by_temperature(pooled),
     }
@@ -195,7 +209,7 @@ def main() -> None:
         values = []
         for r in runs:
             share = n0 / (len(r["held_targets"]) + n0)
-            probabilities = softmax(r["scores"] / shipped(r)) * (1 - share) + share / n_labels
+            probabilities = softmax(r["scores"] / one_cut(r)) * (1 - share) + share / n_labels
             values.append(ece(probabilities, r["targets"]))
         rows[f"uniform n0={n0}"] = values
     grid = np.exp(np.linspace(math.log(0.02), math.log(5.0), 120))

@@ -54,6 +54,7 @@ from classifier.learners.selection import (
     Selection,
     TextEncoder,
     Validated,
+    calibration_scores,
     encode_chunked,
     is_long,
     select,
@@ -273,6 +274,9 @@ class FittedHead:
     selection: Selection
     #: The examples' embeddings when the chosen configuration counts the nearest ones.
     memory: Memory | None = None
+    #: How many held-out predictions the temperature was fitted on, from how many cuts.
+    calibration_rows: int = 0
+    calibration_cuts: int = 1
 
 
 def fit_selected(
@@ -292,7 +296,8 @@ def fit_selected(
     CPU work only: ``views`` are the precomputed embeddings ("first", and "chunks" for long
     texts). The winner's softmax temperature comes from its out-of-fold scores. With
     ``reuse`` (a warm start) that configuration is fitted without a search; its temperature
-    comes from the first validation split alone.
+    comes from the first validation split alone. Either way, held-out scores fewer than
+    ``CALIBRATION_ROWS`` are pooled with those of more cuts (``calibration_scores``).
     """
     features = TextFeatures.fit(texts, FeatureSettings())
     blocks = FeatureBlocks(features.transform(texts), views, features.part_starts)
@@ -320,7 +325,16 @@ def fit_selected(
         )
     chosen = selection.chosen
     progress(ProgressEvent("train", f"fitting {chosen.name} on {len(texts)} examples", 0.0))
-    temperature = fit_temperature(best.held_scores, best.held_targets)
+    held_scores, held_targets, cuts = calibration_scores(
+        blocks,
+        best,
+        targets,
+        n_labels,
+        seed=seed,
+        sample_weight=sample_weight,
+        always_fit=always_fit,
+    )
+    temperature = fit_temperature(held_scores, held_targets)
     coef, intercept = fit_linear_weights(
         blocks.matrix(chosen),
         targets,
@@ -335,7 +349,7 @@ def fit_selected(
     if chosen.neighbours > 0:
         order = np.argsort(targets, kind="stable")  # sorted by label: no reordering per ticket
         memory = Memory(np.ascontiguousarray(views[chosen.view][order]), targets[order])
-    return FittedHead(features, head, selection, memory)
+    return FittedHead(features, head, selection, memory, len(held_targets), cuts)
 
 
 class EmbeddingLearner:
@@ -430,7 +444,12 @@ class EmbeddingLearner:
         meta: JsonObject = {
             "n_train": len(data.texts),
             "train_seconds": round(time.perf_counter() - start_time, 3),
-            "selection": {**selection, "temperature": fitted.head.temperature},
+            "selection": {
+                **selection,
+                "temperature": fitted.head.temperature,
+                "temperature_rows": fitted.calibration_rows,
+                "temperature_cuts": fitted.calibration_cuts,
+            },
         }
         return EmbeddingModel(
             fitted.features,

@@ -20,7 +20,14 @@ from classifier.learners.embedding import (
 )
 from classifier.learners.encoder import SentenceEncoder, encoder_available, shared_encoder
 from classifier.learners.linear_head import softmax
-from classifier.learners.selection import CHUNK_WORDS, DEFAULT, Candidate, nearest_by_label
+from classifier.learners.selection import (
+    CALIBRATION_CUTS,
+    CALIBRATION_ROWS,
+    CHUNK_WORDS,
+    DEFAULT,
+    Candidate,
+    nearest_by_label,
+)
 from tests.classifier.learners.conftest import LABELS
 
 pytestmark = [
@@ -63,7 +70,9 @@ def test_probabilities_equal_the_head_on_stacked_features(model: EmbeddingModel)
     )
 
 
-def test_selection_is_recorded_and_travels_with_the_model(model: EmbeddingModel) -> None:
+def test_selection_is_recorded_and_travels_with_the_model(
+    model: EmbeddingModel, tickets: list[Example]
+) -> None:
     selection = model.selection
     assert selection is not None
     assert selection["chosen"]["name"] == model.configuration.name
@@ -73,6 +82,10 @@ def test_selection_is_recorded_and_travels_with_the_model(model: EmbeddingModel)
     assert "emb[first] svm C=0.5" in names
     assert all(0 <= c["accuracy"] <= 1 for c in selection["candidates"])
     assert selection["scheme"] == "stratified 5-fold"  # 8 tickets a label
+    # Few held-out predictions a cut: the temperature pools more cuts of the same tickets.
+    cuts = min(CALIBRATION_CUTS, -(-CALIBRATION_ROWS // len(tickets)))
+    assert selection["temperature_cuts"] == cuts > 1
+    assert selection["temperature_rows"] == cuts * len(tickets)
     loaded = load_model(model.to_bytes())
     assert isinstance(loaded, EmbeddingModel)
     assert loaded.selection == selection

@@ -12,6 +12,8 @@ from scipy.sparse import csr_matrix
 from classifier.errors import ModelFormatError
 from classifier.learners.linear_head import fit_linear_weights
 from classifier.learners.selection import (
+    CALIBRATION_CUTS,
+    CALIBRATION_ROWS,
     CHUNK_WORDS,
     DEFAULT,
     FEW_SHOT_REPEATS,
@@ -24,6 +26,7 @@ from classifier.learners.selection import (
     FeatureBlocks,
     LabelledRows,
     Validated,
+    calibration_scores,
     chunked_twin,
     encode_chunked,
     expected_calibration_error,
@@ -35,6 +38,7 @@ from classifier.learners.selection import (
     select,
     selection_optimism,
     text_chunks,
+    validate,
     validation_splits,
 )
 
@@ -279,6 +283,30 @@ def test_large_data_selects_on_a_sample_and_validates_the_winner_full_size() -> 
     assert best.held_scores.shape == (900, 3)
     assert best.score.candidate == selection.chosen
     assert selection.chosen.tfidf
+
+
+def test_few_held_out_scores_are_pooled_with_more_cuts_for_the_temperature() -> None:
+    blocks, targets = _blocks(10, words_tell=True)  # 30 examples: 30 held out a cut
+    always = np.zeros(len(targets), dtype=np.bool_)
+    _, splits = validation_splits(targets, 0, always)
+    first = validate(blocks, DEFAULT, targets, 3, splits)
+    scores, wanted, cuts = calibration_scores(blocks, first, targets, 3, always_fit=always)
+    assert cuts == min(CALIBRATION_CUTS, -(-CALIBRATION_ROWS // 30)) > 1
+    assert scores.shape == (30 * cuts, 3)
+    assert np.array_equal(scores[:30], first.held_scores)  # selection's cut comes first
+    # Every cut holds out each example once; the next cut is the next seed's splits.
+    assert np.bincount(wanted).tolist() == [10 * cuts] * 3
+    _, next_splits = validation_splits(targets, 1, always)
+    assert next_splits[0][1].tolist() != splits[0][1].tolist()
+    again = validate(blocks, DEFAULT, targets, 3, next_splits)
+    assert np.allclose(scores[30:60], again.held_scores)
+    # Enough held-out rows already: selection's scores alone.
+    big, big_targets = _blocks(110, words_tell=True)
+    _, big_splits = validation_splits(big_targets, 0)
+    many = validate(big, DEFAULT, big_targets, 3, big_splits)
+    scores, wanted, cuts = calibration_scores(big, many, big_targets, 3)
+    assert cuts == 1
+    assert np.array_equal(scores, many.held_scores)
 
 
 def _validated(per_split: Sequence[float], name: float = 1.0) -> Validated:
