@@ -1,19 +1,22 @@
 """How well can a temperature fitted on 10 examples a label calibrate? (not a test)
 
     python bench/fewshot_calibration.py [--dataset nlbse24_issue_reports] [--draws 10]
-                                        [--validation 748] [--fold-seeds 6]
+                                        [--validation 748] [--fold-seeds 6] [--split-seed 123]
 
-Training split only: the dataset's training split is cut (stratified, seed 123) into a pool and
-``--validation`` held-back rows; each draw takes 10 examples a label from the pool (seeds 0..),
-adds the dataset's taxonomy as ``bench/quality.py`` does, and runs the embedding learner's own
-selection and final fit (``classifier.learners.selection``). Its raw scores on the held-back rows
-are then turned into probabilities by several temperatures, and each one's expected calibration
-error (15 bins) on those rows is printed per draw and as a mean:
+Training split only: the dataset's training split is cut (stratified, seed ``--split-seed``) into a
+pool and ``--validation`` held-back rows; each draw takes 10 examples a label from the pool (seeds
+0..), adds the dataset's taxonomy as ``bench/quality.py`` does, and runs the embedding learner's
+own selection and final fit (``classifier.learners.selection``). Its raw scores on the held-back
+rows are then turned into probabilities by several temperatures, and each one's expected
+calibration error (15 bins) on those rows is printed per draw and as a mean:
 
 - ``one cut``: fitted on the chosen candidate's out-of-fold scores from selection alone (the
   learner's before the cuts were pooled);
 - ``shipped``: the learner's: those pooled with the out-of-fold scores of more cuts until there
-  are ``CALIBRATION_ROWS`` (``classifier.learners.selection.calibration_scores``);
+  are ``CALIBRATION_ROWS`` (``classifier.learners.selection.calibration_scores``), smoothed as
+  the examples once (one pseudo-count a cut);
+- ``pooled, smoothed as rows``: the same pooled scores smoothed by one pseudo-count in all (as
+  if each pooled row were a new example: weaker smoothing, more confident);
 - ``fold-seeds``: fitted on the out-of-fold scores of ``--fold-seeds`` different 5-fold cuts
   pooled (less noise from how the examples fell into folds);
 - ``smoothing m``: one cut, Laplace smoothing of the targets with m pseudo-counts instead of 1;
@@ -153,13 +156,14 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--validation", type=int, default=748)
     parser.add_argument("--fold-seeds", type=int, default=6)
+    parser.add_argument("--split-seed", type=int, default=123)
     args = parser.parse_args()
     train, _ = load_dataset(args.datasets, args.dataset)  # the test split is never read
     pool_rows, held_rows = train_test_split(
         np.arange(len(train)),
         test_size=args.validation,
         stratify=[e.label for e in train],
-        random_state=123,
+        random_state=args.split_seed,
     )
     pool = [train[i] for i in pool_rows]
     held_back = [train[i] for i in held_rows]
@@ -187,6 +191,9 @@ def main() -> None:
         return fit_temperature(r["held_scores"], r["held_targets"])
 
     def shipped(r: dict[str, Any]) -> float:
+        return fit_temperature(*r["calibration"], pseudo=r["cuts"])
+
+    def as_rows(r: dict[str, Any]) -> float:
         return fit_temperature(*r["calibration"])
 
     def pooled(r: dict[str, Any]) -> float:
@@ -199,6 +206,7 @@ def main() -> None:
     rows: dict[str, list[float]] = {
         "one cut": by_temperature(one_cut),
         "shipped": by_temperature(shipped),
+        "pooled, smoothed as rows": by_temperature(as_rows),
         f"fold-seeds ({args.fold_seeds})": by_temperature(pooled),
     }
     for pseudo in (3, 5, 12):

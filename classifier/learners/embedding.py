@@ -334,7 +334,7 @@ def fit_selected(
         sample_weight=sample_weight,
         always_fit=always_fit,
     )
-    temperature = fit_temperature(held_scores, held_targets)
+    temperature = fit_temperature(held_scores, held_targets, pseudo=cuts)
     coef, intercept = fit_linear_weights(
         blocks.matrix(chosen),
         targets,

@@ -104,8 +104,10 @@ def fit_temperature(
     The targets are smoothed by 1/(n+2) (Laplace's rule of succession): after n right answers
     out of n, the right confidence is about (n+1)/(n+2), not 1. Without it a handful of
     separable examples would drive the temperature to zero and every confidence to 1.0.
-    ``pseudo``: that many pseudo-counts of smoothing instead of one (``pseudo``/(n+2·pseudo);
-    ``bench/fewshot_calibration.py`` compares stronger smoothing).
+    ``pseudo``: that many pseudo-counts of smoothing instead of one (``pseudo``/(n+2·pseudo));
+    the scores of k cuts of the same examples pooled count as the examples once with k (the
+    smoothing is that of the examples, 1/(n/k+2): repeating cuts adds no evidence);
+    ``bench/fewshot_calibration.py`` compares stronger smoothing.
     """
     n, k = scores.shape
     smoothing = pseudo / (n + 2 * pseudo)

@@ -86,8 +86,7 @@ FEW_SHOT_REPEATS = 5
 #: The softmax temperature is fitted on at least this many held-out predictions: when one cut of
 #: the validation splits holds out fewer (few examples), the chosen candidate is validated again
 #: on fresh cuts (``calibration_scores``). On 10-shot validation splits of the training data
-#: (``bench/fewshot_calibration.py``) one cut's 30 predictions (NLBSE, 3 labels) gave an ECE of
-#: 0.096, six cuts pooled 0.081; on Bitext (110 predictions) 0.023 and 0.013.
+#: (``bench/fewshot_calibration.py``; figures in the README).
 CALIBRATION_ROWS = 300
 #: At most this many cuts in all (30 examples: 10 cuts, 45 more small fits).
 CALIBRATION_CUTS = 10
@@ -596,9 +595,9 @@ def calibration_scores(
     the held-out scores are pooled. With few examples, which examples happen to fall into which
     fold moves the temperature a lot: on one cut of 30 the model may look right on two thirds
     of them and be right on under half of new tickets. Pooling cuts averages that luck out
-    (the luck of which 30 examples were drawn stays). It also lessens the pull of the
-    temperature's smoothing (``fit_temperature``), which counts pooled rows, so a model right on
-    nearly every held-out example is not made less confident than it is.
+    (the luck of which 30 examples were drawn stays). Fit the temperature with ``pseudo`` = the
+    number of cuts (``fit_temperature``): repeated cuts of the same examples are no new
+    evidence, so the smoothing stays that of the examples.
     """
     scores = [first.held_scores]
     wanted = [first.held_targets]

@@ -10,7 +10,7 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from classifier.errors import ModelFormatError
-from classifier.learners.linear_head import fit_linear_weights
+from classifier.learners.linear_head import fit_linear_weights, fit_temperature
 from classifier.learners.selection import (
     CALIBRATION_CUTS,
     CALIBRATION_ROWS,
@@ -300,6 +300,13 @@ def test_few_held_out_scores_are_pooled_with_more_cuts_for_the_temperature() -> 
     assert next_splits[0][1].tolist() != splits[0][1].tolist()
     again = validate(blocks, DEFAULT, targets, 3, next_splits)
     assert np.allclose(scores[30:60], again.held_scores)
+    # Repeated cuts of the same examples are no new evidence: smoothed as the examples once,
+    # k copies of one cut's scores give that cut's temperature; smoothed as rows, k copies
+    # would weaken the smoothing and make the model more confident.
+    copies = np.vstack([first.held_scores] * cuts), np.concatenate([first.held_targets] * cuts)
+    alone = fit_temperature(first.held_scores, first.held_targets)
+    assert fit_temperature(*copies, pseudo=cuts) == pytest.approx(alone, rel=1e-3)
+    assert fit_temperature(*copies) < alone
     # Enough held-out rows already: selection's scores alone.
     big, big_targets = _blocks(110, words_tell=True)
     _, big_splits = validation_splits(big_targets, 0)
