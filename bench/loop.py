@@ -13,7 +13,9 @@ Two policies run on the same stream in the same run:
 
 - ``loop``: what the bot now does: automatic retrains on ``admin.retrain_schedule``'s young
   schedule (5, 10, 20, then every 20 corrections), the holdout rule of the settings
-  (``TRIAGE_HOLDOUT_CAP``), and near-duplicate routing over recent corrections;
+  (``TRIAGE_HOLDOUT_CAP``), near-duplicate routing over recent corrections, and the team's
+  vote (each ticket's model probabilities blended with the labels of its most similar
+  corrected or confirmed team tickets, ``classifier.near_duplicates``);
 - ``baseline``: today's habit as the issue measured it: a retrain every 50 corrections, 20 %
   of corrections held out from the first one, no near-duplicate routing.
 
@@ -33,12 +35,14 @@ training. Not a test: it prints its figures, then one JSON line.
 ``--choosing-stream SEED`` streams instead the training tickets the benchmark streams after
 its first 1,000, reshuffled with SEED, and scores the curve on the validation slice: settings
 are compared there (``--young``, ``--every``, ``--index``, ``--set``), never on the reported
-stream or the test split. ``--tickets N`` stops each policy after N tickets.
+stream or the test split. ``--tickets N`` stops each policy after N tickets. ``--vote`` changes
+the team vote's settings (``weight=0`` turns it off); ``--trace FILE`` writes each ticket's
+model probabilities for ``bench/loop_vote.py``, which replays a trace with other vote settings.
 
     python bench/loop.py [--learner embedding|tfidf] [--start a|b] [--datasets PATH]
                          [--choose-threshold] [--policies loop,baseline] [--until 300]
                          [--tickets N] [--choosing-stream SEED] [--young 5,10,20] [--every 20]
-                         [--index young_threshold=0.65]
+                         [--index young_threshold=0.65] [--vote weight=0.6] [--trace FILE]
 """
 
 from __future__ import annotations
@@ -74,7 +78,16 @@ from bench.banking77 import find_datasets, read_banking77  # noqa: E402
 from classifier.calibration import adaptive_threshold  # noqa: E402
 from classifier.examples import Example  # noqa: E402
 from classifier.learners import LearnerContext, get_learner  # noqa: E402
-from classifier.near_duplicates import CorrectedTicket, NearDuplicateIndex  # noqa: E402
+from classifier.near_duplicates import (  # noqa: E402
+    VOTE_FLOOR,
+    VOTE_FULL_AT,
+    VOTE_NEIGHBOURS,
+    VOTE_TEMPERATURE,
+    CorrectedTicket,
+    NearDuplicateIndex,
+    blended,
+    vote_weight_for,
+)
 from classifier.protocols import TrainedModel  # noqa: E402
 from classifier.taxonomy import load_taxonomy  # noqa: E402
 from data import DEFAULT_TAXONOMY, STARTER_TEST, STARTER_TRAIN  # noqa: E402
@@ -188,6 +201,10 @@ class Policy:
     near_duplicates: bool
     #: Near-duplicate index settings other than the bot's (``NearDuplicateIndex`` keywords).
     index_settings: dict[str, Any] = field(default_factory=dict)
+    #: The team's vote (``classifier.near_duplicates``): off for the baseline; the bot's
+    #: settings for the learner unless given (``weight``, ``neighbours``, ``temperature``).
+    vote: bool = False
+    vote_settings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -212,6 +229,9 @@ class LoopRun:
     stream_trace: list[tuple[str, str, str | None, float]] = field(default_factory=list)
     #: Per streamed ticket: the routed answer's confidence, and whether it was right.
     outcomes: list[tuple[float, bool]] = field(default_factory=list)
+    #: Per streamed ticket (``--trace``): its text, true label, the model's probability of
+    #: each label, the routed label, and whether it was corrected.
+    trace: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def run_loop(
@@ -236,6 +256,29 @@ async def run_loop(
         **{"threshold": threshold, "young_threshold": young, **policy.index_settings},
     )
     clock = StreamClock(per_day)
+    vote = {
+        "weight": vote_weight_for(learner) if policy.vote else 0.0,
+        "neighbours": VOTE_NEIGHBOURS,
+        "temperature": VOTE_TEMPERATURE,
+        "floor": VOTE_FLOOR,
+        "full_at": VOTE_FULL_AT,
+        **(policy.vote_settings if policy.vote else {}),
+    }
+    #: Tickets routed right and not corrected, waiting to count as confirmed (the bot's rule).
+    unconfirmed: list[tuple[datetime, CorrectedTicket]] = []
+
+    def routed_with_vote(predictions: list[Any], texts: Sequence[str]) -> list[Any]:
+        if vote["weight"] <= 0.0:
+            return predictions
+        votes = index.vote(
+            texts,
+            neighbours=int(vote["neighbours"]),
+            temperature=vote["temperature"],
+            floor=vote["floor"],
+        )
+        weight = index.vote_weight(vote["weight"], int(vote["full_at"]))
+        return [blended(p, v, weight) for p, v in zip(predictions, votes, strict=True)]
+
     with tempfile.TemporaryDirectory(prefix="triage-loop-") as tmp:
         settings = Settings(
             database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'loop.db'}",
@@ -245,6 +288,7 @@ async def run_loop(
             log_level="WARNING",
             **policy.settings,
         )
+        confirm_after = timedelta(hours=settings.confirm_after_hours)
         db = Database(settings.database_url)
         await db.start()
         active: list[TrainedModel] = []
@@ -279,9 +323,10 @@ async def run_loop(
 
         async def checkpoint(count: int) -> None:
             model = active[0]
-            predicted = [p.label for p in await model.predict([e.text for e in test])]
+            raw = await model.predict([e.text for e in test])
             truth = [e.label for e in test]
-            run.model_curve[str(count)] = _accuracy(predicted, truth)
+            run.model_curve[str(count)] = _accuracy([p.label for p in raw], truth)
+            predicted = [p.label for p in routed_with_vote(raw, [e.text for e in test])]
             if policy.near_duplicates:
                 matches = index.nearest([e.text for e in test])
                 predicted = [m.label if m else p for m, p in zip(matches, predicted, strict=True)]
@@ -319,7 +364,10 @@ async def run_loop(
             ):  # the daily rule (the count rule answers right after a correction)
                 seen, last_retrain_at = run.corrections, clock.now()
                 await retrain_now()
-            prediction = (await active[0].predict([example.text]))[0]
+            while unconfirmed and clock.now() - unconfirmed[0][0] >= confirm_after:
+                index.add([unconfirmed.pop(0)[1]])
+            raw = (await active[0].predict([example.text]))[0]
+            prediction = routed_with_vote([raw], [example.text])[0]
             model_label = prediction.label
             routed, confidence = model_label, prediction.confidence
             found = index.similarities([example.text])[0]
@@ -337,6 +385,16 @@ async def run_loop(
                 run.routed_by_correction += 1
                 run.routed_by_correction_right += routed == example.label
             run.outcomes.append((confidence, routed == example.label))
+            run.trace.append(
+                {
+                    "text": example.text,
+                    "truth": example.label,
+                    "probabilities": dict(raw.ranking),
+                    "routed": routed,
+                    "corrections": run.corrections,
+                    "retrains": run.retrains,
+                }
+            )
             if number < RIGHT_FIRST_TIME_OVER:
                 right_first += routed == example.label
             async with db.transaction() as conn:
@@ -355,6 +413,13 @@ async def run_loop(
                     conn, ticket.id, kind=CARD, label=routed, channel=f"C0{routed}", ts="1.0"
                 )
             if routed == example.label:
+                if vote["weight"] > 0.0:
+                    unconfirmed.append(
+                        (
+                            clock.now(),
+                            CorrectedTicket(ticket.id, example.text, routed, "", confirmed=True),
+                        )
+                    )
                 continue
             async with db.transaction() as conn:
                 await record_correction(
@@ -413,6 +478,7 @@ def policies(
     overrides: Sequence[str] = (),
     schedule: RetrainSchedule | None = None,
     index_settings: Sequence[str] = (),
+    vote_settings: Sequence[str] = (),
 ) -> list[Policy]:
     """The loop policy (the bot's defaults, or ``overrides``, ``schedule`` and
     ``index_settings``) and today's baseline."""
@@ -421,7 +487,15 @@ def policies(
         k: float(v) if "." in v else int(v) for k, v in (i.split("=", 1) for i in index_settings)
     }
     known = {
-        "loop": Policy("loop", schedule or RetrainSchedule(), settings, near_duplicates, index),
+        "loop": Policy(
+            "loop",
+            schedule or RetrainSchedule(),
+            settings,
+            near_duplicates,
+            index,
+            vote=near_duplicates,
+            vote_settings={k: float(v) for k, v in (i.split("=", 1) for i in vote_settings)},
+        ),
         "baseline": Policy(
             "baseline", EVERY_50, {"holdout_cap": None, "confirm_after_hours": 0}, False
         ),
@@ -614,6 +688,22 @@ async def main() -> None:
         metavar="KEYWORD=VALUE",
         help="a near-duplicate index setting of the loop policy (e.g. young_threshold=0.6)",
     )
+    parser.add_argument(
+        "--vote",
+        action="append",
+        default=[],
+        metavar="KEYWORD=VALUE",
+        help="a setting of the loop policy's team vote: weight (0 = off), neighbours, "
+        "temperature, floor, full_at (default: the bot's)",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write each policy's per-ticket trace (text, truth, the model's probabilities, "
+        "the routed label) to FILE as JSON, to study routing levers offline",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     schedule = None
@@ -682,8 +772,11 @@ async def main() -> None:
             overrides=args.set,
             schedule=schedule,
             index_settings=args.index,
+            vote_settings=args.vote,
         )
     ]
+    if args.trace is not None:
+        args.trace.write_text(json.dumps({run.policy: run.trace for run in runs}))
     print_table(args.learner, runs, full)
     by_name = {run.policy: run for run in runs}
     loop = by_name.get("loop", runs[0])

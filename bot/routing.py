@@ -526,10 +526,14 @@ class TicketRouter:
     async def _like_a_correction(
         self, ticket: Ticket, text: str, prediction: Prediction
     ) -> Prediction:
-        """The prediction, or the label of a recent correction this ticket nearly repeats."""
+        """The prediction blended with the vote of the team's labelled tickets most like it, or
+        the label of a recent correction this ticket nearly repeats."""
         if self._near_duplicates is None:
             return prediction
         try:
+            voted = await self._near_duplicates.voted(text, prediction, exclude=ticket.id)
+            if self._taxonomy.get(voted.label) is not None:  # not a department since removed
+                prediction = voted
             match = await self._near_duplicates.nearest(text, exclude=ticket.id)
         except Exception:  # the model's answer still routes the ticket
             log.warning("Ticket %s: near-duplicate lookup failed", ticket.id, exc_info=True)

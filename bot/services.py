@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -313,6 +314,11 @@ def build_services(
             db,
             lambda: str(getattr(model.current(), "learner", "")) if model.ready else "",
             monotonic=clock.monotonic,
+            confirm_after=timedelta(hours=settings.confirm_after_hours)
+            if settings.confirm_after_hours > 0
+            else None,
+            exclude_channels=[policy.triage_channel] if policy.triage_channel else [],
+            now=clock.now,
         )
         if settings.near_duplicates
         else None

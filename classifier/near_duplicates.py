@@ -11,6 +11,20 @@ installed (``embedding_vectors``), else hashed character n-grams (``ngram_vector
 learner's kind of feature; stateless, so adding a correction never refits anything). The
 thresholds were chosen with ``bench/loop.py --choose-threshold`` on a validation split of
 BANKING77's training data, never on the test split the benchmark reports.
+
+**The team's tickets vote.** With sentence embeddings the index also holds the team's
+confirmed tickets (routed to a department, nobody corrected them), and every ticket's model
+probabilities are blended with a vote of its ``VOTE_NEIGHBOURS`` most similar labelled team
+tickets, corrected or confirmed, at least ``VOTE_FLOOR`` similar (each weighted
+``exp(similarity / VOTE_TEMPERATURE)``, shares summing to 1): ``(1 - w) * model + w * vote``
+with ``w = VOTE_WEIGHT`` once ``VOTE_FULL_AT`` team tickets are indexed, less before
+(``vote``, ``vote_weight``, ``blended``). A
+model starts from starter data unlike the team's tickets, retrains only every so many
+corrections, and never trains on the held-out fifth; the vote uses every labelled team ticket
+from the moment it is labelled. Only corrections are near-duplicates (the card names them);
+confirmed tickets only vote. Chosen with ``bench/loop_vote.py`` on traces of
+``bench/loop.py --choosing-stream 1`` and ``2`` (never the benchmark's own stream or the test
+split; bench/results/loop.md).
 """
 
 from __future__ import annotations
@@ -37,12 +51,26 @@ Vectoriser: TypeAlias = Callable[[Sequence[str]], npt.NDArray[np.float32] | spar
 #: each is never below "no near-duplicate routing" at any point of the curve, and the young
 #: ones gain 3-5 points at 25-100 corrections (see bench/results/loop.md).
 EMBEDDING_THRESHOLD = 0.8
-EMBEDDING_YOUNG_THRESHOLD = 0.65
+#: With the team's vote (below) a lower young threshold for embeddings costs (right first time
+#: replayed on choosing streams 1 / 2: 92.4 / 93.2 % with 0.80 throughout, 90.8 / 90.7 % with
+#: 0.65 while young; ``bench/loop_vote.py``), so the young one is the same.
+EMBEDDING_YOUNG_THRESHOLD = 0.8
 NGRAM_THRESHOLD = 0.75
 NGRAM_YOUNG_THRESHOLD = 0.65
 YOUNG_UNTIL = 100
-#: Corrections kept in the index (the most recent ones).
+#: Corrections kept in the index (the most recent ones), and as many confirmed tickets.
 CAPACITY = 2_000
+#: The team's vote (embeddings only): how many labelled team tickets vote, how sharply the
+#: more similar count more, and the vote's share of the blended probabilities.
+VOTE_NEIGHBOURS = 5
+VOTE_TEMPERATURE = 0.05
+VOTE_WEIGHT = 0.6
+#: Neighbours less similar than this do not vote (an unrelated ticket is no evidence), and the
+#: vote's weight grows with the labelled tickets indexed, in full from ``VOTE_FULL_AT``: the
+#: first correction alone must not pull every ticket to its department. Both cost at most 0.3
+#: points right first time on the choosing streams (bench/results/loop.md).
+VOTE_FLOOR = 0.3
+VOTE_FULL_AT = 10
 #: Hashed n-gram features: enough buckets that unrelated tickets rarely share one.
 NGRAM_FEATURES = 2**18
 
@@ -55,6 +83,9 @@ class CorrectedTicket:
     text: str
     label: str
     corrected_by: str
+    #: Labelled because nobody corrected where the bot routed it: it votes, but is never a
+    #: near-duplicate match.
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +113,12 @@ def ngram_vectors(texts: Sequence[str]) -> sparse.csr_matrix:
     return sparse.csr_matrix(vectoriser.transform(list(texts)), dtype=np.float32)
 
 
+def vote_weight_for(learner: str) -> float:
+    """The team's vote's share of the blended probabilities next to ``learner``'s model: measured
+    with sentence embeddings only, so none with n-grams."""
+    return VOTE_WEIGHT if learner == "embedding" else 0.0
+
+
 def embedding_vectors(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     """The shared MiniLM encoder's unit-length sentence embeddings."""
     from classifier.learners.encoder import shared_encoder
@@ -90,10 +127,11 @@ def embedding_vectors(texts: Sequence[str]) -> npt.NDArray[np.float32]:
 
 
 class NearDuplicateIndex:
-    """The most recent corrections as unit vectors; thread-safe.
+    """The most recent corrections (and confirmed tickets) as unit vectors; thread-safe.
 
     ``add`` replaces a ticket's earlier entry (the latest human label wins) and ``remove``
-    forgets a ticket whose correction was undone.
+    forgets a ticket whose correction was undone. Corrections and confirmed tickets each keep
+    at most ``capacity`` entries (the newest).
     """
 
     def __init__(
@@ -116,15 +154,21 @@ class NearDuplicateIndex:
         self._entries: OrderedDict[int, tuple[CorrectedTicket, Any]] = OrderedDict()
         self._matrix: Any = None
         self._order: list[CorrectedTicket] = []
+        self._corrected: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """How many corrections are indexed (confirmed tickets not counted)."""
+        return self._corrections
+
+    @property
+    def _corrections(self) -> int:
+        return sum(not ticket.confirmed for ticket, _ in self._entries.values())
 
     @property
     def threshold(self) -> float:
         """The similarity a match needs now (lower while few corrections are indexed)."""
-        if self._young_threshold is not None and len(self._entries) < self._young_until:
+        if self._young_threshold is not None and self._corrections < self._young_until:
             return self._young_threshold
         return self._threshold
 
@@ -143,14 +187,16 @@ class NearDuplicateIndex:
             for row, ticket in enumerate(tickets):
                 self._entries.pop(ticket.ticket_id, None)
                 self._entries[ticket.ticket_id] = (ticket, vectors[row : row + 1])
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
+            for confirmed in (False, True):
+                kind = [k for k, (t, _) in self._entries.items() if t.confirmed == confirmed]
+                for ticket_id in kind[: max(0, len(kind) - self._capacity)]:
+                    del self._entries[ticket_id]
             self._matrix = None
 
     def ticket_ids(self) -> list[int]:
-        """The tickets indexed, oldest first."""
+        """The corrected tickets indexed, oldest first (not the confirmed ones)."""
         with self._lock:
-            return list(self._entries)
+            return [k for k, (ticket, _) in self._entries.items() if not ticket.confirmed]
 
     def remove(self, ticket_id: int) -> None:
         """Forget ``ticket_id`` (its correction was undone)."""
@@ -158,32 +204,43 @@ class NearDuplicateIndex:
             if self._entries.pop(ticket_id, None) is not None:
                 self._matrix = None
 
-    def _snapshot(self) -> tuple[Any, list[CorrectedTicket]]:
+    def _snapshot(self) -> tuple[Any, list[CorrectedTicket], npt.NDArray[np.bool_]]:
         with self._lock:
             if self._matrix is None and self._entries:
                 rows = [vector for _, vector in self._entries.values()]
                 self._order = [ticket for ticket, _ in self._entries.values()]
+                self._corrected = np.array([not t.confirmed for t in self._order], dtype=bool)
                 stack = sparse.vstack if sparse.issparse(rows[0]) else np.vstack
                 self._matrix = stack(rows)
-            return self._matrix, self._order
+            return self._matrix, self._order, self._corrected
+
+    def _scores(
+        self, texts: Sequence[str], exclude: Sequence[int | None]
+    ) -> tuple[npt.NDArray[np.float64] | None, list[CorrectedTicket], npt.NDArray[np.bool_]]:
+        """Each text's similarity to every indexed ticket (-inf for the one it excludes)."""
+        matrix, order, corrected = self._snapshot()
+        if matrix is None or not texts:
+            return None, order, corrected
+        product = self._vectorise(texts) @ matrix.T
+        scores = np.array(product.toarray() if sparse.issparse(product) else product, dtype=float)
+        for row in range(len(texts)):
+            skip = exclude[row] if row < len(exclude) else None
+            if skip is not None:
+                scores[row, [t.ticket_id == skip for t in order]] = -np.inf
+        return scores, order, corrected
 
     def similarities(
         self, texts: Sequence[str], *, exclude: Sequence[int | None] = ()
     ) -> list[tuple[CorrectedTicket, float] | None]:
-        """Each text's most similar indexed ticket and the similarity, whatever the threshold.
+        """Each text's most similar corrected ticket and the similarity, whatever the threshold.
 
         ``exclude``: per text, a ticket id not to match (the ticket itself, when re-routed).
         """
-        matrix, order = self._snapshot()
-        if matrix is None or not texts:
+        scores, order, corrected = self._scores(texts, exclude)
+        if scores is None or not corrected.any():
             return [None] * len(texts)
-        product = self._vectorise(texts) @ matrix.T
-        scores = np.asarray(product.toarray() if sparse.issparse(product) else product)
         out: list[tuple[CorrectedTicket, float] | None] = []
-        for row, text_scores in enumerate(scores):
-            skip = exclude[row] if row < len(exclude) else None
-            if skip is not None:
-                text_scores = np.where([t.ticket_id == skip for t in order], -np.inf, text_scores)
+        for text_scores in np.where(corrected, scores, -np.inf):
             best = int(np.argmax(text_scores))
             similarity = float(text_scores[best])
             out.append(None if similarity == -np.inf else (order[best], similarity))
@@ -204,6 +261,65 @@ class NearDuplicateIndex:
                 NearDuplicate(ticket.ticket_id, ticket.label, ticket.corrected_by, similarity)
             )
         return out
+
+    def vote(
+        self,
+        texts: Sequence[str],
+        *,
+        neighbours: int = VOTE_NEIGHBOURS,
+        temperature: float = VOTE_TEMPERATURE,
+        floor: float = VOTE_FLOOR,
+        exclude: Sequence[int | None] = (),
+    ) -> list[dict[str, float]]:
+        """Per text, the labels of its ``neighbours`` most similar indexed tickets (corrected or
+        confirmed) at least ``floor`` similar, each weighted ``exp(similarity / temperature)``,
+        as shares summing to 1 (empty when none is)."""
+        scores, order, _ = self._scores(texts, exclude)
+        if scores is None:
+            return [{} for _ in texts]
+        out: list[dict[str, float]] = []
+        for text_scores in scores:
+            top = np.argsort(-text_scores, kind="stable")[:neighbours]
+            top = top[text_scores[top] >= floor - 1e-6]
+            if not len(top):
+                out.append({})
+                continue
+            weights = np.exp((text_scores[top] - text_scores[top].max()) / temperature)
+            shares: dict[str, float] = {}
+            for i, weight in zip(top, weights / weights.sum(), strict=True):
+                shares[order[i].label] = shares.get(order[i].label, 0.0) + float(weight)
+            out.append(shares)
+        return out
+
+    def vote_weight(self, weight: float, full_at: int = VOTE_FULL_AT) -> float:
+        """``weight`` in full once ``full_at`` labelled tickets are indexed, in proportion
+        before."""
+        with self._lock:
+            labelled = len(self._entries)
+        return weight * min(1.0, labelled / max(1, full_at))
+
+
+def blended(prediction: Prediction, vote: dict[str, float], weight: float) -> Prediction:
+    """``prediction`` with its probabilities blended with the team's ``vote``:
+    ``(1 - weight) * model + weight * vote`` per label (a label the model did not rank counts
+    0 there). The label, confidence and ranking follow the blend; the model id stays."""
+    if not vote or weight <= 0.0:
+        return prediction
+    model = dict(prediction.ranking) or {prediction.label: prediction.confidence}
+    labels = list(dict.fromkeys([*model, *vote]))
+    mixed = {
+        label: (1.0 - weight) * model.get(label, 0.0) + weight * vote.get(label, 0.0)
+        for label in labels
+    }
+    ranking = tuple(sorted(mixed.items(), key=lambda item: -item[1]))
+    return Prediction(
+        ranking[0][0],
+        ranking[0][1],
+        ranking,
+        prediction.model_id,
+        prediction.latency_ms,
+        dict(prediction.usage),
+    )
 
 
 #: The model id of a prediction taken from a near-duplicate's correction: ``like:123:U0BOB``.

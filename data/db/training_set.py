@@ -156,9 +156,11 @@ async def confirmed_examples(
     before: datetime,
     exclude_channels: Collection[str] = (),
     limit: int = CONFIRMED_LIMIT,
+    after: datetime | None = None,
 ) -> list[StoredExample]:
-    """The newest ``limit`` tickets routed before ``before`` that nobody corrected, labelled
-    with the department whose channel has their card (oldest first; ``id`` is 0: no row).
+    """The newest ``limit`` tickets routed before ``before`` (and at or after ``after``, when
+    given) that nobody corrected, labelled with the department whose channel has their card
+    (oldest first; ``id`` is 0: no row).
 
     A ticket counts only if its status is routed, its card is still up and not in one of
     ``exclude_channels`` (the triage channel: a card there is a question, not an answer), and
@@ -185,6 +187,8 @@ async def confirmed_examples(
     )
     if exclude_channels:
         query = query.where(routings.c.channel.notin_(list(exclude_channels)))
+    if after is not None:
+        query = query.where(tickets.c.created_at >= after)
     rows = list(await conn.execute(query))
     return [
         StoredExample(

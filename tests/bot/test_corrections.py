@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from classifier.protocols import Prediction
 from classifier.taxonomy import Taxonomy
 from data.db import corrections as corrections_repo
@@ -216,3 +218,30 @@ async def test_an_undone_correction_no_longer_routes_its_near_duplicates(
         again = await tickets_repo.latest_prediction(conn, 2)
     assert again is not None
     assert (again.label, again.model_id) == ("Technical", "keywords-test")
+
+
+async def test_the_teams_labelled_tickets_vote_on_a_ticket_like_them(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The vote runs next to sentence embeddings; here with the test model's n-grams, in full
+    # from the first labelled ticket.
+    monkeypatch.setattr("admin.near_duplicates.vote_weight_for", lambda _learner: 0.6)
+    monkeypatch.setattr("admin.near_duplicates.VOTE_FULL_AT", 1)
+    first = await bot.ticket("The app crashes with an error when I export my report")
+    await _react(bot, True, "U0BOSS", "moneybag", SUPPORT, first)
+
+    # Like it, but not a near-duplicate (n-gram similarity 0.65, under the threshold): the
+    # model says Technical (73 %), the correction's vote (60 % of the blend) says Billing.
+    await bot.ticket("exporting a report crashes")
+    # Nothing labelled is like this one: the model's call.
+    await bot.ticket("Please reset my password")
+
+    async with bot.svc.db.transaction() as conn:
+        voted = await tickets_repo.latest_prediction(conn, 2)
+        unrelated = await tickets_repo.latest_prediction(conn, 3)
+    assert voted is not None
+    assert (voted.label, voted.model_id) == ("Billing", "keywords-test")
+    assert voted.confidence == pytest.approx(0.6 + 0.4 * 0.1 / 1.5)
+    assert "corrected by" not in str(bot.fake.live_messages(BILLING)[-1]["blocks"])
+    assert unrelated is not None
+    assert unrelated.label == "Account"

@@ -6,10 +6,14 @@ import pytest
 
 from classifier.near_duplicates import (
     NGRAM_THRESHOLD,
+    VOTE_WEIGHT,
     CorrectedTicket,
     NearDuplicateIndex,
+    blended,
     ngram_vectors,
+    vote_weight_for,
 )
+from classifier.protocols import Prediction
 
 
 def _index(capacity: int = 100) -> NearDuplicateIndex:
@@ -76,3 +80,76 @@ def test_a_young_index_takes_a_lower_threshold_until_it_holds_enough_corrections
     index.add([CorrectedTicket(2, "password reset link expired", "Account", "U1")])
     assert index.threshold == 0.9
     assert index.nearest(["I need a refund for an invoice from march"]) == [None]
+
+
+def test_a_confirmed_ticket_votes_but_is_never_a_near_duplicate() -> None:
+    index = _index()
+    text = "I was charged twice for my subscription this month"
+    index.add([CorrectedTicket(9, text, "Billing", "", confirmed=True)])
+    assert len(index) == 0  # corrections only
+    assert index.nearest([text]) == [None]
+    assert index.similarities([text]) == [None]
+    assert index.vote([text]) == [{"Billing": pytest.approx(1.0)}]
+    # Corrected later: the same ticket is now a correction, and a near-duplicate.
+    index.add([CorrectedTicket(9, text, "Account", "UBOB")])
+    (match,) = index.nearest([text])
+    assert match is not None
+    assert match.label == "Account"
+
+
+def test_the_vote_weights_the_more_similar_tickets_more() -> None:
+    index = _index()
+    index.add(
+        [
+            CorrectedTicket(1, "refund my last invoice please", "Billing", "U1"),
+            CorrectedTicket(2, "refund the invoice I paid twice", "Billing", "", confirmed=True),
+            CorrectedTicket(3, "the password reset link has expired", "Account", "U1"),
+        ]
+    )
+    (near_billing,) = index.vote(["please refund my last invoice"], neighbours=3, floor=0.0)
+    assert set(near_billing) == {"Billing", "Account"}
+    assert sum(near_billing.values()) == pytest.approx(1.0)
+    assert near_billing["Billing"] > 0.9
+    (only_nearest,) = index.vote(["please refund my last invoice"], neighbours=1)
+    assert only_nearest == {"Billing": pytest.approx(1.0)}
+    # A flat temperature counts each of the neighbours nearly alike.
+    (flat,) = index.vote(
+        ["please refund my last invoice"], neighbours=3, temperature=1e6, floor=0.0
+    )
+    assert flat["Account"] == pytest.approx(1 / 3, abs=1e-3)
+    assert index.vote(["x"], exclude=[1], floor=0.0)[0]["Billing"] > 0  # the other Billing one
+    # The bot's floor: the unrelated password ticket does not vote, nor anything for "x".
+    assert set(index.vote(["please refund my last invoice"], neighbours=3)[0]) == {"Billing"}
+    assert index.vote(["x"]) == [{}]
+    assert _index().vote(["anything"]) == [{}]
+    # The weight grows with the labelled tickets indexed: 3 of 10, in full from 3.
+    assert index.vote_weight(0.6) == pytest.approx(0.18)
+    assert index.vote_weight(0.6, full_at=3) == pytest.approx(0.6)
+
+
+def test_confirmed_tickets_do_not_push_corrections_out() -> None:
+    index = _index(capacity=1)
+    index.add([CorrectedTicket(1, "invoice refund charged twice", "Billing", "U1")])
+    index.add(
+        [
+            CorrectedTicket(2, "password reset link expired", "Account", "", confirmed=True),
+            CorrectedTicket(3, "dark mode for the app", "Product", "", confirmed=True),
+        ]
+    )
+    assert len(index) == 1
+    assert index.nearest(["invoice refund charged twice"])[0] is not None
+    assert index.vote(["password reset link expired"], neighbours=5)[0].get("Account") is None
+
+
+def test_the_blend_moves_a_hesitant_model_and_keeps_a_sure_one() -> None:
+    hesitant = Prediction("Product", 0.4, (("Product", 0.4), ("Billing", 0.35)), "m1", 2.0)
+    moved = blended(hesitant, {"Billing": 1.0}, 0.6)
+    assert (moved.label, moved.model_id, moved.latency_ms) == ("Billing", "m1", 2.0)
+    assert moved.confidence == pytest.approx(0.4 * 0.35 + 0.6)
+    assert moved.ranking[1] == ("Product", pytest.approx(0.4 * 0.4))
+    sure = Prediction("Product", 0.98, (("Product", 0.98), ("Billing", 0.02)), "m1")
+    assert blended(sure, {"Billing": 0.5, "Product": 0.5}, 0.6).label == "Product"
+    assert blended(hesitant, {}, 0.6) is hesitant
+    assert blended(hesitant, {"Billing": 1.0}, 0.0) is hesitant
+    assert vote_weight_for("embedding") == VOTE_WEIGHT
+    assert vote_weight_for("tfidf") == 0.0

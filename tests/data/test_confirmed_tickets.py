@@ -92,6 +92,20 @@ async def test_only_routed_uncorrected_department_cards_before_the_cutoff_count(
         await db.close()
 
 
+async def test_only_tickets_from_a_moment_on_are_read_when_asked(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    await db.start()
+    try:
+        async with db.transaction() as conn:
+            await _routed(conn, 1, "Billing", at=T0 - timedelta(minutes=5))
+            since = await _routed(conn, 2, "Account", at=T0)
+            later = await _routed(conn, 3, "Product", at=T0 + timedelta(minutes=5))
+            found = await confirmed_examples(conn, before=CUTOFF, after=T0)
+        assert [e.ticket_id for e in found] == [since, later]
+    finally:
+        await db.close()
+
+
 async def test_confirmed_tickets_join_the_holdout_up_to_the_cap_in_arrival_order(
     sqlite_url: str,
 ) -> None:
