@@ -78,8 +78,11 @@ def test_selection_is_recorded_and_travels_with_the_model(
     assert selection["chosen"]["name"] == model.configuration.name
     names = [c["name"] for c in selection["candidates"]]
     assert model.configuration.name in names
-    assert "tfidf svm C=0.5" in names  # TF-IDF alone and the embedding alone were tried
-    assert "emb[first] svm C=0.5" in names
+    # TF-IDF alone and the embedding alone were tried, with the few-shot incumbent's head
+    # (8 tickets a label: logistic regression, see selection.incumbent_for).
+    assert "tfidf logreg C=3" in names
+    assert "emb[first] logreg C=3" in names
+    assert any(name.endswith("svm C=0.5") for name in names)  # the SVM in stage 2
     assert all(0 <= c["accuracy"] <= 1 for c in selection["candidates"])
     assert selection["scheme"] == "stratified 5-fold"  # 8 tickets a label
     # Few held-out predictions a cut: the temperature pools more cuts of the same tickets.

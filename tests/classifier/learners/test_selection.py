@@ -16,8 +16,11 @@ from classifier.learners.selection import (
     CALIBRATION_ROWS,
     CHUNK_WORDS,
     DEFAULT,
+    FEW_SHOT_BELOW,
+    FEW_SHOT_DEFAULT,
     FEW_SHOT_REPEATS,
     HEADS,
+    LOGISTIC_BELOW,
     MAX_CHUNKS,
     MIXES,
     NEIGHBOURS,
@@ -30,13 +33,16 @@ from classifier.learners.selection import (
     chunked_twin,
     encode_chunked,
     expected_calibration_error,
+    incumbent_for,
     last_stage_pick,
+    mixes_for,
     nearest_by_label,
     one_standard_error_pick,
     paired_standard_error,
     preference,
     select,
     selection_optimism,
+    stage_two,
     text_chunks,
     validate,
     validation_splits,
@@ -495,3 +501,46 @@ def test_selection_records_the_best_the_candidates_within_one_se_and_why() -> No
         gap = float(best_row["accuracy"]) - float(row["accuracy"])
         if within or "nearest" in str(row["name"]):  # the last stage's comparison
             assert within == (gap <= float(row["gap_se"]) + 1e-4)
+
+
+def test_the_incumbent_is_logistic_regression_from_five_to_nine_real_examples_a_label() -> None:
+    def rows(per_label: int, taxonomy_rows: int = 0) -> tuple[npt.NDArray[np.int64], ...]:
+        targets = np.repeat(np.arange(3), per_label + taxonomy_rows).astype(np.int64)
+        always = np.tile([False] * per_label + [True] * taxonomy_rows, 3)
+        return targets, always
+
+    assert incumbent_for(*rows(FEW_SHOT_BELOW)) == FEW_SHOT_DEFAULT
+    assert incumbent_for(*rows(LOGISTIC_BELOW - 1, taxonomy_rows=20)) == FEW_SHOT_DEFAULT
+    assert incumbent_for(*rows(LOGISTIC_BELOW)) == DEFAULT
+    assert incumbent_for(*rows(FEW_SHOT_BELOW - 1, taxonomy_rows=20)) == DEFAULT
+    only_taxonomy, always = rows(0, taxonomy_rows=FEW_SHOT_BELOW)
+    assert incumbent_for(only_taxonomy, always) == DEFAULT  # no real example: as before
+    assert incumbent_for(np.repeat(np.arange(3), FEW_SHOT_BELOW)) == FEW_SHOT_DEFAULT
+    # Taxonomy rows do not count: 5 real and 20 taxonomy rows a label is still few-shot.
+    assert incumbent_for(*rows(FEW_SHOT_BELOW, taxonomy_rows=20)) == FEW_SHOT_DEFAULT
+
+
+def test_the_few_shot_incumbent_leads_the_order_and_every_stage_keeps_its_head() -> None:
+    assert preference(FEW_SHOT_DEFAULT, FEW_SHOT_DEFAULT) < preference(DEFAULT, FEW_SHOT_DEFAULT)
+    assert preference(DEFAULT) < preference(FEW_SHOT_DEFAULT)
+    assert [(m.embedding_weight, m.tfidf) for m in mixes_for(FEW_SHOT_DEFAULT)] == [
+        (m.embedding_weight, m.tfidf) for m in MIXES
+    ]
+    assert {(m.head, m.c) for m in mixes_for(FEW_SHOT_DEFAULT)} == {("logreg", 3.0)}
+    assert mixes_for(DEFAULT) == MIXES
+    heads = {(c.head, c.c) for c in stage_two(FEW_SHOT_DEFAULT)}
+    assert heads == {("svm", 0.5), ("svm", 0.1), ("logreg", 30.0)}
+    assert [(c.head, c.c) for c in stage_two(DEFAULT)] == list(HEADS)
+
+
+def test_selection_with_five_examples_a_label_tries_the_mixes_with_logistic_regression() -> None:
+    blocks, targets = _blocks(FEW_SHOT_BELOW, words_tell=False)
+    selection, _ = select(blocks, targets, 3, seed=0)
+    tried = [s.candidate for s in selection.scores]
+    assert tried[: len(MIXES)] == list(mixes_for(FEW_SHOT_DEFAULT))
+    assert len(tried) == len(MIXES) + len(HEADS) + len(NEIGHBOURS)
+    stage_2 = tried[len(MIXES) : len(MIXES) + len(HEADS)]
+    assert ("svm", 0.5) in {(c.head, c.c) for c in stage_2}  # the SVM is still tried
+    big_blocks, big_targets = _blocks(LOGISTIC_BELOW, words_tell=False)
+    big, _ = select(big_blocks, big_targets, 3, seed=0)
+    assert [s.candidate for s in big.scores][: len(MIXES)] == list(MIXES)
