@@ -60,6 +60,9 @@ NGRAM_YOUNG_THRESHOLD = 0.65
 YOUNG_UNTIL = 100
 #: Corrections kept in the index (the most recent ones), and as many confirmed tickets.
 CAPACITY = 2_000
+#: How many recent single texts keep their vectors (``NearDuplicateIndex._query_vectors``):
+#: more than the tickets routed at once, so a ticket's second question finds its first's.
+ASKED_CAPACITY = 64
 #: The team's vote (embeddings only): how many labelled team tickets vote, how sharply the
 #: more similar count more, and the vote's share of the blended probabilities.
 VOTE_NEIGHBOURS = 5
@@ -155,6 +158,10 @@ class NearDuplicateIndex:
         self._matrix: Any = None
         self._order: list[CorrectedTicket] = []
         self._corrected: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        #: The last few single texts asked about and their vectors: a ticket is asked about
+        #: twice (its vote, then whether it nearly repeats a correction), and with sentence
+        #: embeddings each vectorising is an encoder pass.
+        self._asked: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -204,6 +211,23 @@ class NearDuplicateIndex:
             if self._entries.pop(ticket_id, None) is not None:
                 self._matrix = None
 
+    def _query_vectors(self, texts: Sequence[str]) -> Any:
+        """``texts`` vectorised; a single text asked about recently is not vectorised again."""
+        if len(texts) != 1:
+            return self._vectorise(texts)
+        (text,) = texts
+        with self._lock:
+            known = self._asked.get(text)
+            if known is not None:
+                self._asked.move_to_end(text)
+                return known
+        vectors = self._vectorise(texts)
+        with self._lock:
+            self._asked[text] = vectors
+            while len(self._asked) > ASKED_CAPACITY:
+                self._asked.popitem(last=False)
+        return vectors
+
     def _snapshot(self) -> tuple[Any, list[CorrectedTicket], npt.NDArray[np.bool_]]:
         with self._lock:
             if self._matrix is None and self._entries:
@@ -221,7 +245,7 @@ class NearDuplicateIndex:
         matrix, order, corrected = self._snapshot()
         if matrix is None or not texts:
             return None, order, corrected
-        product = self._vectorise(texts) @ matrix.T
+        product = self._query_vectors(texts) @ matrix.T
         scores = np.array(product.toarray() if sparse.issparse(product) else product, dtype=float)
         for row in range(len(texts)):
             skip = exclude[row] if row < len(exclude) else None

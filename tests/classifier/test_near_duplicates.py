@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from classifier.near_duplicates import (
+    ASKED_CAPACITY,
     NGRAM_THRESHOLD,
     VOTE_WEIGHT,
     CorrectedTicket,
@@ -153,3 +157,29 @@ def test_the_blend_moves_a_hesitant_model_and_keeps_a_sure_one() -> None:
     assert blended(hesitant, {"Billing": 1.0}, 0.0) is hesitant
     assert vote_weight_for("embedding") == VOTE_WEIGHT
     assert vote_weight_for("tfidf") == 0.0
+
+
+def test_a_ticket_asked_about_twice_is_vectorised_once() -> None:
+    """Its vote and its near-duplicate question share one vectorising (one encoder pass with
+    sentence embeddings); a batch and a ticket not asked about recently are vectorised anew."""
+    asked: list[list[str]] = []
+
+    def counting(texts: Sequence[str]) -> Any:
+        asked.append(list(texts))
+        return ngram_vectors(texts)
+
+    index = NearDuplicateIndex(counting, threshold=NGRAM_THRESHOLD)
+    index.add([CorrectedTicket(1, "The export to CSV button does nothing", "Technical", "UBOB")])
+    ticket = "the export to csv button does nothing!"
+    (vote,) = index.vote([ticket])
+    (match,) = index.nearest([ticket])
+    assert match is not None
+    assert match.label == "Technical"
+    assert vote == {"Technical": pytest.approx(1.0)}
+    assert asked == [["The export to CSV button does nothing"], [ticket]]
+    index.nearest(["Please refund my last invoice", ticket])  # a batch: vectorised as one
+    assert asked[-1] == ["Please refund my last invoice", ticket]
+    for n in range(ASKED_CAPACITY):  # the ticket drops out of the recent ones
+        index.vote([f"another ticket number {n}"])
+    index.vote([ticket])
+    assert asked[-1] == [ticket]
