@@ -17,21 +17,20 @@ import sqlite3
 import tempfile
 import threading
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
-from sqlalchemy import event
-from sqlalchemy.pool import Pool
 
 from data.db.engine import create_engine, migrate
 
 _lock = threading.Lock()
-#: Every aiosqlite connection opened in this process (see ``sqlite_threads_finished``).
-_sqlite_connections: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
+#: The threads of the aiosqlite connections told to stop (see ``sqlite_threads_finished``).
+_stopping: set[threading.Thread] = set()
+_stopping_lock = threading.Lock()  # not ``_lock``: a template is made while that is held
 _sqlite_template: Path | None = None
 _postgres_template: str | None = None
 
@@ -108,11 +107,19 @@ def drop_postgres_template(admin: Callable[[str], Awaitable[None]]) -> None:
         _in_own_loop(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@event.listens_for(Pool, "connect")
-def _track_sqlite_connection(dbapi_connection: object, _record: object) -> None:
-    driver = getattr(dbapi_connection, "_connection", None)
-    if isinstance(driver, aiosqlite.Connection):
-        _sqlite_connections.add(driver)
+def _tracked_stop(self: aiosqlite.Connection) -> asyncio.Future[Any] | None:
+    with _stopping_lock:
+        _stopping.add(self._thread)  # aiosqlite keeps no public handle on its thread
+    return _untracked_stop(self)
+
+
+# Every aiosqlite connection told to stop is remembered by its thread, whether its pool ever
+# handed it out or not: a connection whose opening was cancelled (a bot stopped as a crash
+# would, mid-connect) never reaches the pool and may be garbage before the test ends, and its
+# thread still answers the test's event loop when the opening ends (seen under stress-ng:
+# "Event loop is closed" reported on the next test).
+_untracked_stop = aiosqlite.Connection.stop
+aiosqlite.Connection.stop = _tracked_stop  # type: ignore[method-assign]
 
 
 async def sqlite_threads_finished(seconds: float = 30.0) -> None:
@@ -124,11 +131,8 @@ async def sqlite_threads_finished(seconds: float = 30.0) -> None:
     reports on whichever test runs then (seen under load). Waiting here, on the test's own
     loop, keeps it inside the test. Connections still open are not waited for.
     """
-    stopping = [
-        connection._thread  # aiosqlite keeps no public handle on its thread
-        for connection in list(_sqlite_connections)
-        if not connection._running
-    ]
+    with _stopping_lock:
+        stopping = [thread for thread in _stopping if thread.is_alive()]
+        _stopping.intersection_update(stopping)
     for thread in stopping:
-        if thread.is_alive():
-            await asyncio.to_thread(thread.join, seconds)
+        await asyncio.to_thread(thread.join, seconds)

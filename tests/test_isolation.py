@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from admin.settings import Settings
+from tests.databases import sqlite_threads_finished
 
 pytest_plugins = ["pytester"]
 
@@ -46,3 +51,32 @@ def test_a_test_that_sets_up_logging_leaves_no_handler_on_a_closed_stream(
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+async def test_a_connection_whose_opening_was_cancelled_is_waited_for() -> None:
+    """A bot stopped mid-connect leaves an aiosqlite thread still opening the database; the
+    harness waits for it (``sqlite_threads_finished``) so that it answers this test's event
+    loop, not a closed one on whichever test runs next."""
+    opening = threading.Event()
+    may_open = threading.Event()
+
+    def slow_connector() -> sqlite3.Connection:
+        opening.set()
+        may_open.wait(30)
+        return sqlite3.connect(":memory:", check_same_thread=False)
+
+    connection = aiosqlite.Connection(slow_connector, iter_chunk_size=64)
+    connecting = asyncio.ensure_future(connection)
+    await asyncio.to_thread(opening.wait, 30)
+    connecting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    del connection, connecting  # the pool never saw it: nothing else holds it
+
+    finished = asyncio.create_task(sqlite_threads_finished())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not finished.done()  # waiting for the thread still opening
+    may_open.set()
+    async with asyncio.timeout(30):
+        await finished
