@@ -9,8 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admin.near_duplicates import CorrectionMemory
 from classifier.protocols import Prediction
 from data.db.database import Database
-from data.db.routings import CARD, record_routing
-from data.db.schema import tickets
+from tests.routed_tickets import routed_ticket
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TRIAGE = "C0TRIAGE"
@@ -20,26 +19,7 @@ UNSURE = Prediction("Technical", 0.5, (("Technical", 0.5), ("Billing", 0.3)), "m
 async def _routed(
     conn: AsyncConnection, n: int, text: str, label: str, at: datetime, channel: str = ""
 ) -> int:
-    result = await conn.execute(
-        tickets.insert()
-        .values(
-            workspace="T1",
-            channel="C1",
-            ts=f"{n}.0",
-            user="U9",
-            text=text,
-            status="routed",
-            attempts=1,
-            created_at=at,
-            updated_at=at,
-        )
-        .returning(tickets.c.id)
-    )
-    ticket_id = int(result.scalar_one())
-    await record_routing(
-        conn, ticket_id, kind=CARD, label=label, channel=channel or f"C0{label}", ts=f"{n}.1"
-    )
-    return ticket_id
+    return await routed_ticket(conn, n, label, at=at, text=text, channel=channel or None)
 
 
 async def test_confirmed_tickets_vote_once_of_age_and_are_never_near_duplicates(

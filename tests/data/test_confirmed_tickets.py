@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from data.db.database import Database
 from data.db.routings import CARD, mark_removed, record_routing, routings_for
-from data.db.schema import corrections, tickets, training_examples
+from data.db.schema import corrections, training_examples
 from data.db.training_set import confirmed_examples, is_holdout_ticket, list_training_examples
+from tests.routed_tickets import routed_ticket
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CUTOFF = T0 + timedelta(hours=1)
@@ -25,26 +26,7 @@ async def _routed(
     status: str = "routed",
     at: datetime = T0,
 ) -> int:
-    result = await conn.execute(
-        tickets.insert()
-        .values(
-            workspace="T1",
-            channel="C1",
-            ts=f"{n}.0",
-            user="U9",
-            text=f"ticket {n} about {label}",
-            status=status,
-            attempts=1,
-            created_at=at,
-            updated_at=at,
-        )
-        .returning(tickets.c.id)
-    )
-    ticket_id = int(result.scalar_one())
-    await record_routing(
-        conn, ticket_id, kind=CARD, label=label, channel=channel or f"C0{label}", ts=f"{n}.1"
-    )
-    return ticket_id
+    return await routed_ticket(conn, n, label, at=at, channel=channel, status=status)
 
 
 async def test_only_routed_uncorrected_department_cards_before_the_cutoff_count(
